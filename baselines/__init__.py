@@ -1,0 +1,1 @@
+"""Baselines the StarGAN paper compared against (DIAT, CycleGAN, IcGAN), installed as starbench.baselines."""

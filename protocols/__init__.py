@@ -1,0 +1,1 @@
+"""Evaluation protocols, installed as starbench.protocols."""

@@ -1,0 +1,44 @@
+"""Packaging: starbench, with baselines/ and protocols/ installed as starbench.baselines / .protocols."""
+from pathlib import Path
+
+from setuptools import setup
+
+ROOT = Path(__file__).parent
+version = {}
+for line in (ROOT / "starbench" / "__init__.py").read_text().splitlines():
+    if line.startswith("__version__"):
+        exec(line, version)
+
+setup(
+    name="starbench",
+    version=version["__version__"],
+    description="Benchmarking and evaluation toolkit for multi-domain image-to-image translation (StarGAN and baselines)",
+    long_description=(ROOT / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=[
+        "starbench", "starbench.data", "starbench.models", "starbench.train", "starbench.metrics",
+        "starbench.baselines", "starbench.protocols",
+    ],
+    package_dir={
+        "starbench": "starbench",
+        "starbench.baselines": "baselines",
+        "starbench.protocols": "protocols",
+    },
+    install_requires=[
+        "torch>=2.1,<3",
+        "torchvision>=0.16,<1",
+        "torch-fidelity>=0.3,<0.5",
+        "numpy>=1.24",
+        "pandas>=1.5",
+        "click>=8.1",
+        "rich>=13",
+        "omegaconf>=2.3",
+        "tabulate>=0.9",
+        "jinja2>=3.1",
+        "pillow>=9.4",
+        "scipy>=1.10",
+    ],
+    extras_require={"test": ["pytest>=7"]},
+    entry_points={"console_scripts": ["starbench=starbench.cli:main"]},
+)

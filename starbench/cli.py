@@ -1,0 +1,167 @@
+"""The ``starbench`` command: run, data, list (and, as they land, train, translate, tables).
+
+Every command takes ``key=value`` overrides resolved by ``starbench.config`` (defaults < scale
+preset < overrides). A ``StarbenchError`` is printed without a traceback and exits with code 2;
+``--debug`` shows the traceback.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from starbench import __version__
+from starbench.config import resolve, to_yaml
+from starbench.errors import StarbenchError
+from starbench.registry import DATASETS, MODELS, PROTOCOLS
+
+out = Console()
+err = Console(stderr=True)
+OVERRIDES = click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")
+
+
+class StarbenchGroup(click.Group):
+    """Turns StarbenchError into a one-line message and exit code 2 (traceback with --debug)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except StarbenchError as exc:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+            sys.exit(StarbenchError.exit_code)
+
+
+@click.group(cls=StarbenchGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.version_option(__version__, prog_name="starbench")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """starbench: train and evaluate multi-domain image-to-image translation (StarGAN and baselines).
+
+    Settings are KEY=VALUE pairs, for example `scale=smoke data.root=/data/RaFD`.
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+
+
+# ----------------------------------------------------------------------------------------- list
+@cli.command("list")
+def list_cmd() -> None:
+    """Registered models, protocols and datasets."""
+    for title, registry in (("models", MODELS), ("protocols", PROTOCOLS), ("datasets", DATASETS)):
+        table = Table(title=title, title_justify="left", show_lines=False)
+        table.add_column("name", style="bold cyan")
+        table.add_column("description")
+        entries = list(registry)
+        for entry in entries:
+            table.add_row(entry.name, entry.description)
+        if not entries:
+            table.add_row("-", "none registered yet")
+        out.print(table)
+
+
+# ----------------------------------------------------------------------------------------- run
+@cli.command("run", context_settings={"ignore_unknown_options": True})
+@OVERRIDES
+@click.option("--dry-run", is_flag=True, help="Print the resolved config and what would run, then stop.")
+def run_cmd(overrides: tuple[str, ...], dry_run: bool) -> None:
+    """Run an evaluation protocol: starbench run protocol=NAME [KEY=VALUE]..."""
+    cfg = resolve(overrides)
+    if not cfg.protocol:
+        if dry_run:
+            out.print(to_yaml(cfg), markup=False, highlight=False)
+        raise StarbenchError(f"which protocol? give protocol=NAME; available: {', '.join(PROTOCOLS.names()) or 'none'}")
+    protocol = PROTOCOLS.get(cfg.protocol)
+    if dry_run:
+        out.print(to_yaml(cfg), markup=False, highlight=False)
+        out.print(f"would run protocol '{cfg.protocol}' ({protocol.__module__}) at scale {cfg.scale}, "
+                  f"writing to {Path(cfg.results_dir) / cfg.protocol}", markup=False)
+        return
+    protocol(cfg)
+
+
+# ----------------------------------------------------------------------------------------- data
+@cli.group("data")
+def data_group() -> None:
+    """Synthetic data and checks of dataset folders."""
+
+
+@data_group.command("synth", context_settings={"ignore_unknown_options": True})
+@OVERRIDES
+def synth_cmd(overrides: tuple[str, ...]) -> None:
+    """Write the synthetic face set: out=DIR [subjects=67 seed=0 size=256 celeba=2000 layout=raw|split].
+
+    Writes DIR/RaFD (RaFD file names, or train|test/<expression>/ with layout=split) and
+    DIR/CelebA (img_align_celeba/, list_attr_celeba.txt, list_eval_partition.txt). celeba=0 skips it.
+    """
+    from starbench.config import parse_overrides
+    from starbench.data import synth
+    from starbench.progress import progress_bar
+
+    allowed = {"out": str, "subjects": int, "seed": int, "size": int, "celeba": int, "layout": str}
+    opts: dict[str, Any] = {"subjects": 67, "seed": 0, "size": 256, "celeba": 2000, "layout": "raw"}
+    for item in parse_overrides(overrides):
+        key, value = item.split("=", 1)
+        if key not in allowed:
+            raise StarbenchError(f"unknown key '{key}' for `data synth`; valid keys: {', '.join(allowed)}")
+        try:
+            opts[key] = allowed[key](value)
+        except ValueError:
+            raise StarbenchError(f"key '{key}': '{value}' is not a valid {allowed[key].__name__}") from None
+    if "out" not in opts:
+        raise StarbenchError("give out=DIR: the folder that receives RaFD/ and CelebA/")
+    root = Path(opts["out"])
+    tick: Callable[[Callable[[int], None]], Callable[[int, int], None]] = lambda adv: (lambda d, t: adv(1))
+    with progress_bar("synthetic RaFD", opts["subjects"] * 72) as advance:
+        synth.write_rafd(root / "RaFD", opts["subjects"], opts["seed"], opts["size"], opts["layout"], progress=tick(advance))
+    if opts["celeba"] > 0:
+        with progress_bar("synthetic CelebA", opts["celeba"]) as advance:
+            synth.write_celeba(root / "CelebA", opts["celeba"], opts["seed"], progress=tick(advance))
+    out.print(f"wrote {root / 'RaFD'}" + (f" and {root / 'CelebA'}" if opts["celeba"] > 0 else ""))
+
+
+@data_group.command("info", context_settings={"ignore_unknown_options": True})
+@OVERRIDES
+def info_cmd(overrides: tuple[str, ...]) -> None:
+    """What a loader finds: data=rafd|celeba|folder [data.root=DIR].
+
+    Images per domain and split, the label layout, and every file it could not use, with the reason.
+    """
+    from starbench.data import load_index
+
+    cfg = resolve(overrides)
+    index = load_index(cfg, strict=False)
+    out.print(f"[bold]{index.name}[/] at {index.root}  (layout: {index.layout})", highlight=False)
+    out.print(f"labels: {index.domains.describe()}", highlight=False)
+    counts = index.counts()
+    table = Table(title="images per domain and split", title_justify="left")
+    table.add_column("domain", style="bold")
+    splits = index.splits()
+    for split in splits:
+        table.add_column(split, justify="right")
+    for name in index.domains.names:
+        table.add_row(name, *(str(counts[s][name]) for s in splits))
+    table.add_row("[italic]images[/]", *(str(len(index.indices(s))) for s in splits))
+    out.print(table)
+    for note in index.notes:
+        out.print(f"note: {note}", highlight=False)
+    if index.problems:
+        out.print(f"[bold yellow]{len(index.problems)} file(s) could not be used:[/]")
+        for p in index.problems:
+            out.print(f"  {p}", markup=False, highlight=False)
+    else:
+        out.print("[green]every file was usable[/]")
+
+
+def main() -> None:
+    cli(prog_name="starbench")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,182 @@
+"""Configuration: dataclass schema, scale presets and ``key=value`` overrides.
+
+Resolution order is defaults < scale preset < overrides. The schema is an OmegaConf structured
+config, so a misspelt key or a badly typed value is caught before anything runs and reported as
+a ``StarbenchError`` naming the key (with the closest valid keys, or the expected type).
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
+
+from starbench.errors import StarbenchError
+
+CELEBA_DEFAULT_ATTRIBUTES = ["Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young"]
+SCALES = ("smoke", "demo", "paper")
+
+
+@dataclass
+class DataConfig:
+    """Which dataset to read and how to preprocess it (REFERENCE §2, §6)."""
+
+    name: str = "rafd"  # rafd | celeba | folder (see `starbench list`)
+    root: Optional[str] = None  # absent: the built-in synthetic set, generated once into cache_dir
+    image_size: int = 128  # side of the square network input, pixels
+    crop: Optional[list[int]] = None  # [left, top, width, height] in source pixels; absent: dataset default
+    split: str = "standard"  # celeba: standard (partition file) | stargan (seed-1234 shuffle, 1,999 test)
+    split_by: str = "subject"  # rafd/folder random split unit: subject | image
+    test_fraction: float = 0.1  # rafd/folder: share held out for test
+    split_seed: int = 1234  # seed of the rafd/folder split
+    attributes: list[str] = field(default_factory=lambda: list(CELEBA_DEFAULT_ATTRIBUTES))
+    angles: list[str] = field(default_factory=lambda: ["045", "090", "135"])  # rafd camera angles kept
+    max_images: Optional[int] = None  # cap per split after splitting (smoke runs); absent: all
+    batch_size: int = 16
+    workers: int = 2  # threads that decode images when the decoded cache is built
+    synth_subjects: int = 67  # synthetic RaFD subjects when no root is given
+    synth_celeba_images: int = 2000  # synthetic CelebA images when no root is given
+    synth_size: int = 256  # side of the synthetic RaFD images (already face-cropped)
+
+
+@dataclass
+class Config:
+    """The whole resolved configuration of one command."""
+
+    protocol: Optional[str] = None
+    model: str = "stargan"
+    scale: str = "demo"  # smoke | demo | paper
+    data: DataConfig = field(default_factory=DataConfig)
+    run_dir: str = "runs"
+    results_dir: str = "results"
+    cache_dir: Optional[str] = None  # absent: $STARBENCH_CACHE or ~/.cache/starbench
+    device: str = "auto"  # auto | cpu | cuda
+    seed: int = 0
+
+
+# Each preset is a partial config merged between the defaults and the user's overrides.
+SCALE_PRESETS: dict[str, dict[str, Any]] = {
+    "smoke": {"data": {"image_size": 32, "max_images": 256, "synth_subjects": 12, "synth_celeba_images": 300,
+                       "synth_size": 64, "batch_size": 8}},
+    "demo": {"data": {"image_size": 64, "synth_subjects": 67, "synth_celeba_images": 2000, "synth_size": 128}},
+    "paper": {"data": {"image_size": 128, "batch_size": 16}},
+}
+
+# Short forms: `data=rafd` means `data.name=rafd`.
+SHORTHANDS = {"data": "data.name"}
+
+
+def _flat_keys(node: Any, prefix: str = "") -> list[str]:
+    keys = []
+    for k in node.keys():
+        full = f"{prefix}{k}"
+        child = node[k] if not OmegaConf.is_missing(node, k) else None
+        if isinstance(child, DictConfig):
+            keys.extend(_flat_keys(child, full + "."))
+        else:
+            keys.append(full)
+    return keys
+
+
+def valid_keys(schema: Any = Config) -> list[str]:
+    """Every dotted key the schema accepts, for error messages and documentation."""
+    return _flat_keys(OmegaConf.structured(schema))
+
+
+def _closest(key: str, keys: list[str]) -> list[str]:
+    """Up to three valid keys that look like ``key`` (whole dotted key, or its last part)."""
+    close = difflib.get_close_matches(key, keys, n=3, cutoff=0.5)
+    by_leaf: dict[str, list[str]] = {}
+    for k in keys:
+        by_leaf.setdefault(k.rsplit(".", 1)[-1], []).append(k)
+    for leaf in difflib.get_close_matches(key.rsplit(".", 1)[-1], list(by_leaf), n=3, cutoff=0.6):
+        close += [k for k in by_leaf[leaf] if k not in close]
+    return close[:3]
+
+
+def parse_overrides(args: Iterable[str]) -> list[str]:
+    """Check the ``key=value`` form and expand shorthands; returns an OmegaConf dotlist."""
+    out = []
+    for arg in args:
+        if "=" not in arg:
+            raise StarbenchError(f"argument '{arg}': expected key=value (for example scale=smoke)")
+        key, value = arg.split("=", 1)
+        key = key.strip()
+        if not key:
+            raise StarbenchError(f"argument '{arg}': empty key before '='")
+        out.append(f"{SHORTHANDS.get(key, key)}={value}")
+    return out
+
+
+def _merge_dotlist(cfg: DictConfig, dotlist: list[str], schema_keys: list[str], schema: Any) -> DictConfig:
+    for item in dotlist:
+        key, value = item.split("=", 1)
+        try:
+            cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist([item]))
+        except (ConfigKeyError, ConfigAttributeError) as exc:
+            close = _closest(key, schema_keys)
+            hint = f"; closest valid keys: {', '.join(close)}" if close else ""
+            raise StarbenchError(f"unknown config key '{key}'{hint} (all keys: `starbench run --dry-run`)") from exc
+        except ValidationError as exc:
+            expected = _expected_type(key, schema)
+            raise StarbenchError(f"config key '{key}': value '{value}' is not a valid {expected}") from exc
+        except OmegaConfBaseException as exc:  # pragma: no cover - other OmegaConf parse errors
+            raise StarbenchError(f"config override '{item}': {exc.msg if hasattr(exc, 'msg') else exc}") from exc
+    return cfg
+
+
+def _expected_type(key: str, schema: Any = Config) -> str:
+    """The declared type of a dotted key, as text for an error message."""
+    node: Any = schema
+    for part in key.split("."):
+        hints = typing.get_type_hints(node) if dataclasses.is_dataclass(node) else {}
+        if part not in hints:
+            return "value"
+        node = hints[part]
+    text = getattr(node, "__name__", None) or str(node).replace("typing.", "")
+    if text.startswith("Optional["):
+        text = text[len("Optional["):-1]
+    return text
+
+
+def resolve(overrides: Iterable[str] = (), base: Optional[dict] = None, schema: Any = Config) -> DictConfig:
+    """Build the config: schema defaults < ``base`` < scale preset < overrides.
+
+    ``base`` lets a command set its own defaults (``starbench data synth`` for example).
+    """
+    dotlist = parse_overrides(overrides)
+    cfg = OmegaConf.structured(schema)
+    keys = _flat_keys(cfg)
+    if base:
+        cfg = OmegaConf.merge(cfg, base)
+    # The scale must be known before the preset is applied: look for it in the overrides first.
+    scale_items = [d for d in dotlist if d.split("=", 1)[0] == "scale"]
+    cfg = _merge_dotlist(cfg, scale_items, keys, schema)
+    if cfg.scale not in SCALES:
+        raise StarbenchError(f"config key 'scale': '{cfg.scale}' is not one of {', '.join(SCALES)}")
+    cfg = OmegaConf.merge(cfg, SCALE_PRESETS[cfg.scale])
+    cfg = _merge_dotlist(cfg, dotlist, keys, schema)
+    if cfg.device not in ("auto", "cpu", "cuda") and not str(cfg.device).startswith("cuda:"):
+        raise StarbenchError(f"config key 'device': '{cfg.device}' is not one of auto, cpu, cuda")
+    if cfg.data.image_size < 8:
+        raise StarbenchError(f"config key 'data.image_size': {cfg.data.image_size} is too small (at least 8)")
+    if not 0.0 < cfg.data.test_fraction < 1.0:
+        raise StarbenchError(f"config key 'data.test_fraction': {cfg.data.test_fraction} must lie in (0, 1)")
+    return cfg
+
+
+def to_yaml(cfg: DictConfig) -> str:
+    return OmegaConf.to_yaml(cfg, resolve=True)
+
+
+def cache_dir(cfg: Optional[DictConfig] = None) -> Path:
+    """Where decoded images, synthetic sets and other caches live."""
+    explicit = cfg.cache_dir if cfg is not None else None
+    path = explicit or os.environ.get("STARBENCH_CACHE") or Path.home() / ".cache" / "starbench"
+    return Path(path).expanduser()

@@ -1,0 +1,92 @@
+"""Data layer: loaders for real layouts, the synthetic face set, the decoded cache and batches.
+
+``load_index(cfg)`` is the one entry point: it finds the dataset folder (``data.root``, or the
+synthetic set generated once into the cache) and runs the registered loader.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from starbench.config import cache_dir
+from starbench.data.cache import decoded_images
+from starbench.data.domains import DomainSpec
+from starbench.data.index import DatasetIndex, ImageRecord, Problem
+from starbench.errors import StarbenchError
+from starbench.progress import progress_bar
+from starbench.registry import DATASETS
+
+SYNTH_VERSION = 1
+
+__all__ = ["DatasetIndex", "DomainSpec", "ImageRecord", "LoadedData", "Problem", "dataset_root", "load_data",
+           "load_index", "synthetic_root"]
+
+
+def synthetic_root(name: str, data_cfg: Any, cache: Path, show_progress: bool = True) -> Path:
+    """The synthetic set for ``name`` (rafd or celeba) in the cache, generated on first use."""
+    from starbench.data import synth
+
+    if name == "rafd":
+        params = {"subjects": data_cfg.synth_subjects, "size": data_cfg.synth_size}
+        total = data_cfg.synth_subjects * 72
+    elif name == "celeba":
+        params = {"count": data_cfg.synth_celeba_images}
+        total = data_cfg.synth_celeba_images
+    else:
+        raise StarbenchError(f"data={name} has no built-in synthetic set: give data.root=DIR")
+    key = hashlib.sha256(json.dumps({"v": SYNTH_VERSION, "name": name, **params}, sort_keys=True).encode()).hexdigest()[:12]
+    root = cache / "synth" / f"{name}-{key}"
+    if not root.exists():
+        root.parent.mkdir(parents=True, exist_ok=True)
+        with progress_bar(f"writing synthetic {name} set (once)", total=total, enabled=show_progress) as advance:
+            tick = lambda done, total: advance(1)  # noqa: E731
+            if name == "rafd":
+                synth.write_rafd(root, subjects=params["subjects"], size=params["size"], progress=tick)
+            else:
+                synth.write_celeba(root, count=params["count"], progress=tick)
+    return root
+
+
+def dataset_root(cfg: Any, show_progress: bool = True) -> tuple[Path, bool]:
+    """(folder, is_synthetic) for the configured dataset."""
+    if cfg.data.root:
+        return Path(cfg.data.root).expanduser(), False
+    return synthetic_root(cfg.data.name, cfg.data, cache_dir(cfg), show_progress), True
+
+
+def load_index(cfg: Any, strict: bool = True, show_progress: bool = True) -> DatasetIndex:
+    """Run the configured loader; ``strict`` raises on any unusable file (``data info`` lists them)."""
+    loader = DATASETS.get(cfg.data.name)
+    root, _ = dataset_root(cfg, show_progress)
+    index = loader(root, cfg.data)
+    if strict:
+        index.check()
+    return index
+
+
+@dataclass
+class LoadedData:
+    """An index with its decoded images and labels, ready for batches."""
+
+    index: DatasetIndex
+    images: np.ndarray  # (N, 3, S, S) uint8 memmap
+    labels: np.ndarray  # (N, D) float32
+
+    @property
+    def domains(self) -> DomainSpec:
+        return self.index.domains
+
+    def split(self, name: str) -> np.ndarray:
+        return self.index.indices(name)
+
+
+def load_data(cfg: Any, show_progress: bool = True) -> LoadedData:
+    """Index (strict), subset for the scale, and decode once into the cache."""
+    index = load_index(cfg, strict=True, show_progress=show_progress).subset(cfg.data.max_images, cfg.seed)
+    images = decoded_images(index, cfg.data.image_size, cache_dir(cfg), cfg.data.workers, show_progress)
+    return LoadedData(index, images, index.labels())

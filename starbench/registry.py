@@ -1,0 +1,115 @@
+"""Registries of models, protocols and datasets.
+
+Adding a model, protocol or dataset means registering it here under a name (``register_model``,
+``register_protocol``, ``register_dataset``); nothing else dispatches on names. Models can also come
+from outside the package: the ``starbench.models`` entry-point group, or ``package.module:ClassName``.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any, Callable, Generic, Iterator, TypeVar
+
+from starbench.errors import StarbenchError
+
+T = TypeVar("T")
+
+# Modules whose import registers the built-in entries; imported on first use so that importing
+# starbench stays cheap and free of cycles.
+BUILTIN_MODULES: dict[str, tuple[str, ...]] = {
+    "dataset": ("starbench.data.rafd", "starbench.data.celeba", "starbench.data.folder"),
+    "model": (),
+    "protocol": (),
+}
+ENTRY_POINT_GROUPS = {"model": "starbench.models"}
+
+
+@dataclass(frozen=True)
+class Entry(Generic[T]):
+    name: str
+    obj: T
+    description: str
+
+
+class Registry(Generic[T]):
+    """A name -> object table with helpful errors on unknown names."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: dict[str, Entry[T]] = {}
+        self._loaded = False
+
+    def register(self, name: str, obj: T, description: str = "") -> T:
+        if name in self._entries and self._entries[name].obj is not obj:
+            raise StarbenchError(f"{self.kind} '{name}' is already registered")
+        doc = description or ((getattr(obj, "__doc__", None) or "").strip().splitlines() or [""])[0]
+        self._entries[name] = Entry(name, obj, doc)
+        return obj
+
+    def _load(self) -> None:
+        if self._loaded:
+            return
+        self._loaded = True
+        for module in BUILTIN_MODULES.get(self.kind, ()):
+            importlib.import_module(module)
+        group = ENTRY_POINT_GROUPS.get(self.kind)
+        if group:
+            for ep in metadata.entry_points(group=group):
+                if ep.name not in self._entries:
+                    try:
+                        self.register(ep.name, ep.load(), f"entry point {ep.value}")
+                    except Exception as exc:  # a broken plug-in must not break `starbench list`
+                        raise StarbenchError(f"{self.kind} entry point '{ep.name}' ({ep.value}) failed to load: {exc}")
+
+    def get(self, name: str) -> T:
+        self._load()
+        if name in self._entries:
+            return self._entries[name].obj
+        if ":" in name:
+            return self._import_object(name)
+        available = ", ".join(sorted(self._entries)) or "none registered"
+        raise StarbenchError(f"unknown {self.kind} '{name}'; available: {available}")
+
+    def _import_object(self, spec: str) -> Any:
+        module_name, _, attr = spec.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise StarbenchError(f"{self.kind} '{spec}': cannot import module '{module_name}': {exc}") from exc
+        try:
+            return getattr(module, attr)
+        except AttributeError:
+            raise StarbenchError(f"{self.kind} '{spec}': module '{module_name}' has no attribute '{attr}'") from None
+
+    def names(self) -> list[str]:
+        self._load()
+        return sorted(self._entries)
+
+    def __iter__(self) -> Iterator[Entry[T]]:
+        self._load()
+        return iter(sorted(self._entries.values(), key=lambda e: e.name))
+
+    def __contains__(self, name: str) -> bool:
+        self._load()
+        return name in self._entries
+
+
+MODELS: Registry[Any] = Registry("model")
+PROTOCOLS: Registry[Callable[..., Any]] = Registry("protocol")
+DATASETS: Registry[Callable[..., Any]] = Registry("dataset")
+
+
+def register_model(name: str, description: str = "") -> Callable[[T], T]:
+    """Class decorator: make a ``TranslationModel`` selectable as ``model=name``."""
+    return lambda obj: MODELS.register(name, obj, description)
+
+
+def register_protocol(name: str, description: str = "") -> Callable[[T], T]:
+    """Function decorator: make a protocol runnable as ``starbench run protocol=name``."""
+    return lambda obj: PROTOCOLS.register(name, obj, description)
+
+
+def register_dataset(name: str, description: str = "") -> Callable[[T], T]:
+    """Function decorator: make a loader selectable as ``data=name``."""
+    return lambda obj: DATASETS.register(name, obj, description)
