@@ -137,7 +137,7 @@ def info_cmd(overrides: tuple[str, ...]) -> None:
 
     cfg = resolve(overrides)
     index = load_index(cfg, strict=False)
-    out.print(f"[bold]{index.name}[/] at {index.root}  (layout: {index.layout})", highlight=False)
+    out.print(f"[bold]{index.name}[/] at {index.root}  (layout: {index.layout})", highlight=False, soft_wrap=True)
     out.print(f"labels: {index.domains.describe()}", highlight=False)
     counts = index.counts()
     table = Table(title="images per domain and split", title_justify="left")
@@ -150,11 +150,11 @@ def info_cmd(overrides: tuple[str, ...]) -> None:
     table.add_row("[italic]images[/]", *(str(len(index.indices(s))) for s in splits))
     out.print(table)
     for note in index.notes:
-        out.print(f"note: {note}", highlight=False)
+        out.print(f"note: {note}", highlight=False, soft_wrap=True)
     if index.problems:
         out.print(f"[bold yellow]{len(index.problems)} file(s) could not be used:[/]")
         for p in index.problems:
-            out.print(f"  {p}", markup=False, highlight=False)
+            out.print(f"  {p}", markup=False, highlight=False, soft_wrap=True)
     else:
         out.print("[green]every file was usable[/]")
 
