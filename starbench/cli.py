@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import click
 from rich.console import Console
@@ -86,6 +86,82 @@ def run_cmd(overrides: tuple[str, ...], dry_run: bool) -> None:
     protocol(cfg)
 
 
+# ----------------------------------------------------------------------------------------- train
+def default_train_dir(cfg: Any, overrides: tuple[str, ...]) -> Path:
+    """An explicit run_dir=DIR is the run folder; otherwise runs/<model>-<data>-<scale>."""
+    if any(o.split("=", 1)[0] == "run_dir" for o in overrides):
+        return Path(cfg.run_dir)
+    model = str(cfg.model).replace(":", "_").replace("/", "_")
+    return Path(cfg.run_dir) / f"{model}-{cfg.data.name}-{cfg.scale}"
+
+
+@cli.command("train", context_settings={"ignore_unknown_options": True})
+@OVERRIDES
+@click.option("--dry-run", is_flag=True, help="Print the resolved config and the run folder, then stop.")
+def train_cmd(overrides: tuple[str, ...], dry_run: bool) -> None:
+    """Train a model: starbench train model=stargan data=rafd|celeba|joint|folder [KEY=VALUE]...
+
+    Resumes automatically when the run folder holds a checkpoint (train.resume=false starts over).
+    Ctrl-C saves a checkpoint and stops; run the same command again to continue.
+    """
+    from starbench.train.trainer import Trainer
+
+    cfg = resolve(overrides)
+    run_dir = default_train_dir(cfg, overrides)
+    if dry_run:
+        out.print(to_yaml(cfg), markup=False, highlight=False)
+        out.print(f"would train model '{cfg.model}' on data '{cfg.data.name}' into {run_dir}", markup=False)
+        return
+    result = Trainer(cfg, run_dir).fit()
+    if result.interrupted:
+        err.print(f"interrupted at step {result.step}/{result.total_steps}; checkpoint saved to {result.checkpoint}. "
+                  f"Run the same command again to continue.", highlight=False)
+        sys.exit(130)
+    out.print(f"trained {cfg.model} for {result.step} steps in {result.seconds:.1f} s; checkpoint "
+              f"{result.checkpoint}, losses {run_dir / 'losses.jsonl'}, samples {run_dir / 'samples'}",
+              highlight=False, soft_wrap=True)
+
+
+# ----------------------------------------------------------------------------------------- translate
+@cli.command("translate", context_settings={"ignore_unknown_options": True})
+@OVERRIDES
+def translate_cmd(overrides: tuple[str, ...]) -> None:
+    """Translate images: checkpoint=PATH input=FILE_OR_DIR target=NAME[,NAME...] out=DIR [source=NAME device=cpu].
+
+    One-hot domains (RaFD, folders): one output per target name. CelebA attributes: the names
+    together form one target (those attributes on, the rest off).
+    """
+    from starbench.translate import translate_files
+
+    opts = simple_options(overrides, {"checkpoint": str, "input": str, "target": str, "out": str, "source": str,
+                                      "device": str, "batch": int}, required=("checkpoint", "input", "target", "out"))
+    names = [t for t in opts["target"].split(",") if t]
+    source = [t for t in opts.get("source", "").split(",") if t]
+    written = translate_files(opts["checkpoint"], opts["input"], names, opts["out"], source,
+                              opts.get("device", "cpu"), opts.get("batch", 16))
+    out.print(f"wrote {len(written)} image(s) to {opts['out']}", highlight=False)
+
+
+def simple_options(overrides: tuple[str, ...], allowed: dict[str, type], required: tuple[str, ...] = (),
+                   defaults: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+    """KEY=VALUE options of a command that does not take the full config (synth, translate)."""
+    from starbench.config import parse_overrides
+
+    opts: dict[str, Any] = dict(defaults or {})
+    for item in parse_overrides(overrides):
+        key, value = item.split("=", 1)
+        if key not in allowed:
+            raise StarbenchError(f"unknown key '{key}'; valid keys: {', '.join(allowed)}")
+        try:
+            opts[key] = allowed[key](value)
+        except ValueError:
+            raise StarbenchError(f"key '{key}': '{value}' is not a valid {allowed[key].__name__}") from None
+    missing = [k for k in required if k not in opts]
+    if missing:
+        raise StarbenchError(f"missing {', '.join(k + '=...' for k in missing)}")
+    return opts
+
+
 # ----------------------------------------------------------------------------------------- data
 @cli.group("data")
 def data_group() -> None:
@@ -100,22 +176,12 @@ def synth_cmd(overrides: tuple[str, ...]) -> None:
     Writes DIR/RaFD (RaFD file names, or train|test/<expression>/ with layout=split) and
     DIR/CelebA (img_align_celeba/, list_attr_celeba.txt, list_eval_partition.txt). celeba=0 skips it.
     """
-    from starbench.config import parse_overrides
     from starbench.data import synth
     from starbench.progress import progress_bar
 
-    allowed = {"out": str, "subjects": int, "seed": int, "size": int, "celeba": int, "layout": str}
-    opts: dict[str, Any] = {"subjects": 67, "seed": 0, "size": 256, "celeba": 2000, "layout": "raw"}
-    for item in parse_overrides(overrides):
-        key, value = item.split("=", 1)
-        if key not in allowed:
-            raise StarbenchError(f"unknown key '{key}' for `data synth`; valid keys: {', '.join(allowed)}")
-        try:
-            opts[key] = allowed[key](value)
-        except ValueError:
-            raise StarbenchError(f"key '{key}': '{value}' is not a valid {allowed[key].__name__}") from None
-    if "out" not in opts:
-        raise StarbenchError("give out=DIR: the folder that receives RaFD/ and CelebA/")
+    opts = simple_options(overrides, {"out": str, "subjects": int, "seed": int, "size": int, "celeba": int,
+                                      "layout": str}, required=("out",),
+                          defaults={"subjects": 67, "seed": 0, "size": 256, "celeba": 2000, "layout": "raw"})
     root = Path(opts["out"])
     tick: Callable[[Callable[[int], None]], Callable[[int, int], None]] = lambda adv: (lambda d, t: adv(1))
     with progress_bar("synthetic RaFD", opts["subjects"] * 72) as advance:

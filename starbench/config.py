@@ -27,7 +27,7 @@ SCALES = ("smoke", "demo", "paper")
 class DataConfig:
     """Which dataset to read and how to preprocess it (REFERENCE §2, §6)."""
 
-    name: str = "rafd"  # rafd | celeba | folder (see `starbench list`)
+    name: str = "rafd"  # rafd | celeba | folder | joint (see `starbench list`)
     root: Optional[str] = None  # absent: the built-in synthetic set, generated once into cache_dir
     image_size: int = 128  # side of the square network input, pixels
     crop: Optional[list[int]] = None  # [left, top, width, height] in source pixels; absent: dataset default
@@ -43,6 +43,45 @@ class DataConfig:
     synth_subjects: int = 67  # synthetic RaFD subjects when no root is given
     synth_celeba_images: int = 2000  # synthetic CelebA images when no root is given
     synth_size: int = 256  # side of the synthetic RaFD images (already face-cropped)
+    celeba_root: Optional[str] = None  # data=joint: the CelebA folder (absent: synthetic)
+    rafd_root: Optional[str] = None  # data=joint: the RaFD folder (absent: synthetic)
+
+
+@dataclass
+class TrainConfig:
+    """The Trainer's loop: length, schedule, logging, checkpoints, speed switches."""
+
+    steps: int = 200000  # iterations; one iteration = one D step (REFERENCE §2)
+    epochs: Optional[float] = None  # when set, steps = epochs x (train images // batch size)
+    decay_start: Optional[int] = None  # constant lr until here, then linear to exactly 0; absent: steps // 2
+    log_every: int = 10  # loss log line every N steps
+    checkpoint_every: int = 1000  # also at the end and on Ctrl-C / SIGTERM
+    sample_every: int = 1000  # sample grid PNG every N steps (0: only at the end)
+    sample_images: int = 8  # test images in a sample grid
+    resume: bool = True  # continue from the run folder's checkpoint when there is one
+    amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
+    channels_last: bool = True  # channels_last memory format on CUDA
+    progress: bool = True  # rich progress bar
+
+
+@dataclass
+class StarGANConfig:
+    """StarGAN's networks and losses (REFERENCE §1-2); defaults are the paper's."""
+
+    g_conv_dim: int = 64
+    g_repeat: int = 6  # residual blocks in G's bottleneck
+    d_conv_dim: int = 64
+    d_repeat: int = 6  # strided conv layers in D (image_size / 2**d_repeat is the patch map side)
+    lambda_cls: float = 1.0
+    lambda_rec: float = 10.0
+    lambda_gp: float = 10.0
+    n_critic: int = 5  # one G step every n_critic D steps
+    g_lr: float = 1e-4
+    d_lr: float = 1e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    gp_fp32: bool = True  # compute the gradient penalty outside mixed precision
+    compile_g: bool = False  # torch.compile G on CUDA (D stays eager: it needs the double backward)
 
 
 @dataclass
@@ -53,6 +92,8 @@ class Config:
     model: str = "stargan"
     scale: str = "demo"  # smoke | demo | paper
     data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    stargan: StarGANConfig = field(default_factory=StarGANConfig)
     run_dir: str = "runs"
     results_dir: str = "results"
     cache_dir: Optional[str] = None  # absent: $STARBENCH_CACHE or ~/.cache/starbench
@@ -62,10 +103,21 @@ class Config:
 
 # Each preset is a partial config merged between the defaults and the user's overrides.
 SCALE_PRESETS: dict[str, dict[str, Any]] = {
-    "smoke": {"data": {"image_size": 32, "max_images": 256, "synth_subjects": 12, "synth_celeba_images": 300,
-                       "synth_size": 64, "batch_size": 8}},
-    "demo": {"data": {"image_size": 64, "synth_subjects": 67, "synth_celeba_images": 2000, "synth_size": 128}},
-    "paper": {"data": {"image_size": 128, "batch_size": 16}},
+    "smoke": {
+        "data": {"image_size": 32, "max_images": 256, "synth_subjects": 12, "synth_celeba_images": 300,
+                 "synth_size": 64, "batch_size": 8},
+        "train": {"steps": 40, "log_every": 5, "checkpoint_every": 20, "sample_every": 20, "sample_images": 4},
+        "stargan": {"g_conv_dim": 16, "g_repeat": 2, "d_conv_dim": 16, "d_repeat": 4},
+    },
+    "demo": {
+        "data": {"image_size": 64, "synth_subjects": 67, "synth_celeba_images": 2000, "synth_size": 128},
+        "train": {"steps": 3000, "log_every": 25, "checkpoint_every": 500, "sample_every": 500},
+        "stargan": {"g_conv_dim": 32, "g_repeat": 3, "d_conv_dim": 32, "d_repeat": 5},
+    },
+    "paper": {
+        "data": {"image_size": 128, "batch_size": 16, "synth_size": 256},
+        "train": {"steps": 200000, "log_every": 100, "checkpoint_every": 10000, "sample_every": 10000},
+    },
 }
 
 # Short forms: `data=rafd` means `data.name=rafd`.

@@ -19,7 +19,7 @@ T = TypeVar("T")
 # starbench stays cheap and free of cycles.
 BUILTIN_MODULES: dict[str, tuple[str, ...]] = {
     "dataset": ("starbench.data.rafd", "starbench.data.celeba", "starbench.data.folder"),
-    "model": (),
+    "model": ("starbench.models.stargan",),
     "protocol": (),
 }
 ENTRY_POINT_GROUPS = {"model": "starbench.models"}

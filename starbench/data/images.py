@@ -41,4 +41,4 @@ def load_image(path: str, size: int, crop: Optional[tuple[int, int, int, int]] =
     except StarbenchError as exc:
         raise StarbenchError(f"{path}: {exc}") from None
     out = rgb.resize((size, size), Image.BILINEAR, box=box, reducing_gap=None)
-    return np.asarray(out, dtype=np.uint8).transpose(2, 0, 1)
+    return np.ascontiguousarray(np.asarray(out, dtype=np.uint8).transpose(2, 0, 1))

@@ -1,0 +1,184 @@
+"""StarGAN (Choi et al., CVPR 2018): one generator and one discriminator for every domain.
+
+Networks, losses and schedule follow REFERENCE §1-3. Module names mirror the public code
+(``main``, ``conv1``, ``conv2``) so its state dicts line up with these networks.
+
+Differences from the public code, each on purpose:
+- the gradient penalty differentiates the per-sample *mean* of D's patch map (REFERENCE §2); the
+  public code differentiates its sum (``grad_outputs=ones``), a factor of the patch count (4 at 128 px);
+- the fakes for the discriminator step are made under ``no_grad`` (the public code builds and
+  discards G's graph there): same numbers, less work;
+- real and fake images go through D in one batch (D has no normalisation, so this is exact);
+- translation uses train-mode InstanceNorm (the image's own statistics), as the public code does
+  by never calling ``eval()``; running statistics are left untouched (``frozen_buffers``).
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from starbench.data.batches import Batch
+from starbench.data.domains import DomainSpec
+from starbench.errors import StarbenchError
+from starbench.models.base import TranslationModel, frozen_buffers
+from starbench.models.blocks import ResidualBlock, instance_norm, patch_trunk
+from starbench.registry import register_model
+
+
+class Generator(nn.Module):
+    """Encoder, residual bottleneck, decoder; the target label is tiled and concatenated to the image."""
+
+    def __init__(self, conv_dim: int = 64, c_dim: int = 5, repeat_num: int = 6) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.Conv2d(3 + c_dim, conv_dim, 7, 1, 3, bias=False), instance_norm(conv_dim),
+                                   nn.ReLU(inplace=True)]
+        dim = conv_dim
+        for _ in range(2):
+            layers += [nn.Conv2d(dim, dim * 2, 4, 2, 1, bias=False), instance_norm(dim * 2), nn.ReLU(inplace=True)]
+            dim *= 2
+        layers += [ResidualBlock(dim) for _ in range(repeat_num)]
+        for _ in range(2):
+            layers += [nn.ConvTranspose2d(dim, dim // 2, 4, 2, 1, bias=False), instance_norm(dim // 2),
+                       nn.ReLU(inplace=True)]
+            dim //= 2
+        layers += [nn.Conv2d(dim, 3, 7, 1, 3, bias=False), nn.Tanh()]
+        self.main = nn.Sequential(*layers)
+        self.c_dim = c_dim
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        c = c.to(x.dtype).view(c.size(0), c.size(1), 1, 1).expand(-1, -1, x.size(2), x.size(3))
+        return self.main(torch.cat([x, c], dim=1))
+
+
+class Discriminator(nn.Module):
+    """PatchGAN critic with a real/fake map (``conv1``) and a domain classifier (``conv2``)."""
+
+    def __init__(self, image_size: int = 128, conv_dim: int = 64, c_dim: int = 5, repeat_num: int = 6) -> None:
+        super().__init__()
+        if image_size % (2 ** repeat_num):
+            raise StarbenchError(f"image size {image_size} is not divisible by 2**d_repeat = {2 ** repeat_num}")
+        self.main, dim = patch_trunk(conv_dim, repeat_num)
+        k = image_size // (2 ** repeat_num)
+        self.conv1 = nn.Conv2d(dim, 1, 3, 1, 1, bias=False)
+        self.conv2 = nn.Conv2d(dim, c_dim, k, bias=False)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.main(x)
+        return self.conv1(h), self.conv2(h).view(h.size(0), -1)
+
+
+def classification_loss(logits: torch.Tensor, labels: torch.Tensor, domains: DomainSpec,
+                        dataset: Optional[str] = None) -> torch.Tensor:
+    """Domain classification loss (REFERENCE §2-3).
+
+    One-hot domains: softmax cross-entropy. Multi-label: BCE with logits summed over attributes and
+    divided by the batch size. Joint (mask vector): only the known dataset's slice of the logits
+    and labels enters, so the other dataset's outputs get no gradient.
+    """
+    logits = logits.float()
+    if domains.is_joint:
+        if dataset is None:
+            raise StarbenchError("a joint-domain batch must say which dataset it came from")
+        part = domains.slice_of(dataset)
+        return classification_loss(logits[:, part], labels[:, part], domains.part(dataset))
+    if domains.kind == "onehot":
+        return F.cross_entropy(logits, labels.argmax(1))
+    return F.binary_cross_entropy_with_logits(logits, labels, reduction="sum") / logits.size(0)
+
+
+def gradient_penalty(D: nn.Module, x_real: torch.Tensor, x_fake: torch.Tensor) -> torch.Tensor:
+    """(||grad_x mean_patch D_src(x_hat)||_2 - 1)^2 averaged over the batch, x_hat between real and fake."""
+    alpha = torch.rand(x_real.size(0), 1, 1, 1, device=x_real.device)
+    x_hat = (alpha * x_real.float() + (1 - alpha) * x_fake.float()).requires_grad_(True)
+    out_src, _ = D(x_hat)
+    grad = torch.autograd.grad(out_src.float().flatten(1).mean(1).sum(), x_hat, create_graph=True)[0]
+    return ((grad.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
+
+
+@register_model("stargan", "StarGAN: one G and one D for all domains (mask vector for joint training)")
+class StarGAN(TranslationModel):
+    config_section = "stargan"
+
+    def __init__(self, domains: DomainSpec, cfg: Any) -> None:
+        super().__init__(domains, cfg)
+        o = cfg.stargan
+        self.opt = o
+        self.G = Generator(o.g_conv_dim, domains.label_dim, o.g_repeat)
+        self.D = Discriminator(cfg.data.image_size, o.d_conv_dim, domains.class_dim, o.d_repeat)
+        self._g_fn = self.G
+        self._optims: dict[str, torch.optim.Optimizer] = {}
+
+    def networks(self) -> dict[str, nn.Module]:
+        return {"G": self.G, "D": self.D}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        if not self._optims:
+            fused = self.device.type == "cuda"
+            o = self.opt
+            self._optims = {
+                "G": torch.optim.Adam(self.G.parameters(), o.g_lr, (o.beta1, o.beta2), fused=fused),
+                "D": torch.optim.Adam(self.D.parameters(), o.d_lr, (o.beta1, o.beta2), fused=fused),
+            }
+            for opt in self._optims.values():
+                for group in opt.param_groups:
+                    group.setdefault("initial_lr", group["lr"])
+        return self._optims
+
+    def to(self, device: torch.device, channels_last: bool = False) -> "StarGAN":
+        super().to(device, channels_last)
+        if self.opt.compile_g and device.type == "cuda":
+            self._g_fn = torch.compile(self.G)
+        return self
+
+    # ------------------------------------------------------------------ training
+    def train_step(self, batch: Batch, step: int) -> dict[str, float]:
+        o, opts = self.opt, self.optimizers()
+        x_real, c_org = batch.x, batch.label
+        c_trg = c_org[torch.randperm(c_org.size(0), device=c_org.device)]
+        n = x_real.size(0)
+
+        # Discriminator: real vs fake, domain classification of real images, gradient penalty.
+        with torch.no_grad(), self.autocast():
+            x_fake = self._g_fn(x_real, c_trg)
+        with self.autocast():
+            out_src, out_cls = self.D(torch.cat([x_real, x_fake.to(x_real.dtype)]))
+        out_src = out_src.float()
+        d_real, d_fake = -out_src[:n].mean(), out_src[n:].mean()
+        d_cls = classification_loss(out_cls[:n], c_org, self.domains, batch.dataset)
+        if o.gp_fp32:
+            d_gp = gradient_penalty(self.D, x_real, x_fake)
+        else:
+            with self.autocast():
+                d_gp = gradient_penalty(self.D, x_real, x_fake)
+        d_loss = d_real + d_fake + o.lambda_cls * d_cls + o.lambda_gp * d_gp
+        opts["D"].zero_grad(set_to_none=True)
+        d_loss.backward()
+        self.grad_sync(self.D)
+        opts["D"].step()
+        losses = {"D/real": d_real.detach(), "D/fake": d_fake.detach(), "D/cls": d_cls.detach(), "D/gp": d_gp.detach()}
+
+        # Generator every n_critic steps: fool D, be classified as the target, reconstruct the input.
+        if (step + 1) % o.n_critic == 0:
+            with self.autocast():
+                x_fake = self._g_fn(x_real, c_trg)
+                g_src, g_cls_logits = self.D(x_fake)
+                x_rec = self._g_fn(x_fake, c_org)
+            g_fake = -g_src.float().mean()
+            g_cls = classification_loss(g_cls_logits, c_trg, self.domains, batch.dataset)
+            g_rec = (x_real - x_rec.float()).abs().mean()
+            g_loss = g_fake + o.lambda_cls * g_cls + o.lambda_rec * g_rec
+            opts["G"].zero_grad(set_to_none=True)
+            g_loss.backward()
+            self.grad_sync(self.G)
+            opts["G"].step()
+            losses.update({"G/fake": g_fake.detach(), "G/cls": g_cls.detach(), "G/rec": g_rec.detach()})
+        return losses  # type: ignore[return-value]  # tensors; the Trainer converts when it logs
+
+    # ------------------------------------------------------------------ inference
+    @torch.no_grad()
+    def translate(self, x: torch.Tensor, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        with frozen_buffers(self.G), self.autocast():
+            return self.G(x, target).float()

@@ -1,0 +1,111 @@
+"""Atomic checkpoints: networks, optimisers, step, RNG states, config and domains.
+
+A checkpoint is written to a temporary name in the same folder and renamed over the old one, so
+an interrupt or crash never leaves a truncated file. It carries the resolved config and the
+domain names, so that ``starbench translate`` can rebuild the model from the file alone.
+"""
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+
+from starbench.data.domains import DomainSpec
+from starbench.errors import StarbenchError
+
+FORMAT = 1
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def rng_state() -> dict[str, Any]:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def domains_to_dict(domains: DomainSpec) -> dict[str, Any]:
+    if domains.is_joint:
+        return {"kind": "joint", "parts": {n: domains_to_dict(p) for n, p in zip(domains.dataset_names, domains.parts)}}
+    return {"kind": domains.kind, "names": list(domains.names)}
+
+
+def domains_from_dict(d: dict[str, Any]) -> DomainSpec:
+    if d["kind"] == "joint":
+        return DomainSpec.joint({n: domains_from_dict(p) for n, p in d["parts"].items()})
+    return DomainSpec(tuple(d["names"]), d["kind"])
+
+
+def save_checkpoint(path: Path, model: Any, model_name: str, cfg: Any, step: int, total_steps: int) -> None:
+    atomic_torch_save({
+        "format": FORMAT,
+        "model": model_name,
+        "model_class": f"{type(model).__module__}:{type(model).__qualname__}",
+        "config": OmegaConf.to_container(cfg, resolve=True),
+        "domains": domains_to_dict(model.domains),
+        "step": step,
+        "total_steps": total_steps,
+        "networks": {k: v.state_dict() for k, v in model.networks().items()},
+        "optimizers": {k: v.state_dict() for k, v in model.optimizers().items()},
+        "extra": model.extra_state(),
+        "rng": rng_state(),
+    }, path)
+
+
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise StarbenchError(f"checkpoint {path} does not exist")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:
+        raise StarbenchError(f"checkpoint {path} cannot be read ({exc}); expected a starbench checkpoint.pt") from exc
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or "networks" not in ckpt:
+        raise StarbenchError(f"checkpoint {path} is not a starbench checkpoint (format {FORMAT})")
+    return ckpt
+
+
+def load_networks(model: Any, ckpt: dict[str, Any], path: Path) -> None:
+    """Load network weights, with an error that says which network and shape disagree."""
+    nets = model.networks()
+    missing = set(nets) - set(ckpt["networks"])
+    if missing:
+        raise StarbenchError(f"checkpoint {path} has no weights for network(s) {', '.join(sorted(missing))} "
+                             f"(it was written by model '{ckpt.get('model')}')")
+    for name, net in nets.items():
+        state = ckpt["networks"][name]
+        own = net.state_dict()
+        for key, tensor in state.items():
+            if key in own and own[key].shape != tensor.shape:
+                raise StarbenchError(
+                    f"checkpoint {path}: network {name} parameter {key} has shape {tuple(tensor.shape)}, the model "
+                    f"built from this config expects {tuple(own[key].shape)} (another image size or width?)")
+        try:
+            net.load_state_dict(state)
+        except RuntimeError as exc:
+            raise StarbenchError(f"checkpoint {path}: weights of network {name} do not fit: {exc}") from exc

@@ -1,0 +1,84 @@
+"""What the Trainer iterates over: one dataset, or CelebA + RaFD alternating with the mask vector."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+
+from starbench.data import LoadedData, load_data
+from starbench.data.batches import Batch, BatchSampler, iterate_split
+from starbench.data.domains import DomainSpec
+from starbench.errors import StarbenchError
+
+JOINT_PARTS = ("celeba", "rafd")  # order of the unified label (REFERENCE §3)
+
+
+@dataclass
+class Source:
+    name: str | None  # dataset tag for joint batches (None for a single dataset)
+    data: LoadedData
+    labels: np.ndarray  # labels in the training DomainSpec (joint: embedded with the mask)
+    sampler: BatchSampler
+
+
+class TrainingData:
+    """Batches for step ``s``: a list with one batch per dataset (two for joint training)."""
+
+    def __init__(self, cfg: Any, rank: int = 0, world_size: int = 1, show_progress: bool = True) -> None:
+        self.sources: list[Source] = []
+        if cfg.data.name == "joint":
+            parts = {}
+            loaded = {}
+            for name in JOINT_PARTS:
+                sub = OmegaConf.merge(cfg, {"data": {"name": name, "root": cfg.data[f"{name}_root"]}})
+                try:
+                    loaded[name] = load_data(sub, show_progress)
+                except StarbenchError as exc:
+                    raise StarbenchError(f"joint training needs both CelebA and RaFD; {name}: {exc}") from exc
+                parts[name] = loaded[name].domains
+            self.domains = DomainSpec.joint(parts)
+            for name in JOINT_PARTS:
+                labels = self.domains.embed(name, loaded[name].labels)
+                self.sources.append(self._source(cfg, name, loaded[name], labels, rank, world_size))
+        else:
+            data = load_data(cfg, show_progress)
+            self.domains = data.domains
+            self.sources.append(self._source(cfg, None, data, data.labels, rank, world_size))
+
+    @staticmethod
+    def _source(cfg: Any, name: str | None, data: LoadedData, labels: np.ndarray, rank: int, world: int) -> Source:
+        sampler = BatchSampler(data.images, labels, data.split("train"), cfg.data.batch_size, seed=cfg.seed,
+                               flip=True, rank=rank, world_size=world, dataset=name)
+        return Source(name, data, labels, sampler)
+
+    @property
+    def per_epoch(self) -> int:
+        return min(s.sampler.per_epoch for s in self.sources)
+
+    def batches(self, step: int) -> list[Batch]:
+        return [s.sampler.batch(step) for s in self.sources]
+
+    def fixed_batches(self, n: int) -> list[Batch]:
+        """The first ``n`` test images of each dataset (train images when there is no test split)."""
+        out = []
+        for s in self.sources:
+            idx = s.data.split("test")
+            if len(idx) == 0:
+                idx = s.data.split("train")
+            out.append(next(iterate_split(s.data.images, s.labels, idx[:n], n, s.name)))
+        return out
+
+    def fingerprint(self) -> str:
+        from starbench.data.cache import fingerprint
+
+        return "+".join(fingerprint(s.data.index, int(s.data.images.shape[-1])) for s in self.sources)
+
+
+def to_device(batch: Batch, device: torch.device, channels_last: bool) -> Batch:
+    b = batch.to(device)
+    if channels_last:
+        b.x = b.x.contiguous(memory_format=torch.channels_last)
+    return b

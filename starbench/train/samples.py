@@ -1,0 +1,80 @@
+"""Sample grids: each input followed by its translation to every target domain."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from starbench.data.batches import to_uint8
+from starbench.data.domains import DomainSpec
+
+
+def target_labels(domains: DomainSpec, labels: torch.Tensor, dataset: str | None = None) -> list[tuple[str, torch.Tensor]]:
+    """(name, target labels) for every domain a translation can aim at.
+
+    One-hot: each domain in turn. Multi-label: each attribute flipped, with the hair colours
+    treated as one-of-three (setting one clears the others; REFERENCE §2). Joint: the dataset's own
+    part, with the mask vector kept.
+    """
+    if domains.is_joint:
+        part = domains.slice_of(dataset)  # type: ignore[arg-type]
+        inner = target_labels(domains.part(dataset), labels[:, part])  # type: ignore[arg-type]
+        out = []
+        for name, t in inner:
+            full = labels.clone()
+            full[:, part] = t
+            out.append((name, full))
+        return out
+    out = []
+    for i, name in enumerate(domains.names):
+        t = labels.clone()
+        if domains.kind == "onehot":
+            t.zero_()
+            t[:, i] = 1
+        elif name.endswith("_Hair"):
+            hair = [j for j, n in enumerate(domains.names) if n.endswith("_Hair")]
+            t[:, hair] = 0
+            t[:, i] = 1
+        else:
+            t[:, i] = 1 - t[:, i]
+        out.append((name, t))
+    return out
+
+
+def save_grid(path: Path, rows: Sequence[Sequence[torch.Tensor]]) -> None:
+    """Write rows of [-1, 1] image tensors (3, S, S) as one PNG, atomically."""
+    tiles = [[to_uint8(img).permute(1, 2, 0).cpu().numpy() for img in row] for row in rows]
+    s = tiles[0][0].shape[0]
+    cols = max(len(r) for r in tiles)
+    canvas = np.full((len(tiles) * (s + 2), cols * (s + 2), 3), 255, dtype=np.uint8)
+    for r, row in enumerate(tiles):
+        for c, tile in enumerate(row):
+            canvas[r * (s + 2):r * (s + 2) + s, c * (s + 2):c * (s + 2) + s] = tile
+    write_png(path, canvas)
+
+
+def save_image(path: Path, image: torch.Tensor) -> None:
+    """Write one [-1, 1] image tensor (3, S, S) as a PNG, atomically."""
+    write_png(path, to_uint8(image).permute(1, 2, 0).cpu().numpy())
+
+
+def write_png(path: Path, array: np.ndarray) -> None:
+    """Write an (H, W, 3) uint8 array under a temporary name, then rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.png")
+    Image.fromarray(array).save(tmp)
+    os.replace(tmp, path)
+
+
+@torch.no_grad()
+def translation_grid(model, batch, device) -> list[list[torch.Tensor]]:
+    """Rows: the input, then its translation to each target domain."""
+    x = batch.x.to(device)
+    label = batch.label.to(device)
+    outs = [model.translate(x, label, t) for _, t in target_labels(model.domains, label, batch.dataset)]
+    return [[x[i]] + [o[i] for o in outs] for i in range(x.size(0))]

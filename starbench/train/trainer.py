@@ -1,0 +1,253 @@
+"""The one training loop every model uses.
+
+The Trainer owns data iteration, the learning-rate schedule, mixed precision and channels_last on
+CUDA, gradient synchronisation under torchrun, atomic checkpoints (every N steps, at the end and on
+Ctrl-C / SIGTERM), exact resume, sample grids, the loss log, the progress bar and seeds. A model
+only supplies its networks, optimisers and ``train_step``.
+
+Exact resume: batches are a pure function of the step (``BatchSampler``), and the checkpoint holds
+networks, optimisers and every RNG state, so N steps + resume + N steps gives the same weights as
+2N steps straight (bit-identical on CPU).
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from starbench.errors import StarbenchError
+from starbench.models.base import TranslationModel
+from starbench.progress import console
+from starbench.registry import MODELS
+from starbench.train import distributed as dist_util
+from starbench.train.checkpoint import (CHECKPOINT_NAME, load_networks, read_checkpoint, save_checkpoint,
+                                        set_rng_state)
+from starbench.train.data_source import TrainingData, to_device
+from starbench.train.samples import save_grid, translation_grid
+from starbench.train.schedule import apply_lr, lr_factor
+
+REQUIRED_METHODS = ("networks", "train_step", "translate")
+
+
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise StarbenchError("device=cuda was asked for but no CUDA device is available (use device=cpu or auto)")
+        return torch.device(name if ":" in name else f"cuda:{local_rank}")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def build_model(name: str, domains: Any, cfg: Any) -> TranslationModel:
+    """Instantiate a registered (or ``package.module:Class``) model, checking it fills the interface."""
+    cls = MODELS.get(name)
+    if not isinstance(cls, type) or not issubclass(cls, TranslationModel):
+        missing = [m for m in REQUIRED_METHODS if not callable(getattr(cls, m, None))]
+        what = f"lacks {', '.join(missing)}" if missing else "is not a starbench.models.base.TranslationModel subclass"
+        raise StarbenchError(f"model '{name}' ({cls!r}) {what}; see README 'Plugging in a model'")
+    abstract = sorted(getattr(cls, "__abstractmethods__", ()))
+    if abstract:
+        raise StarbenchError(f"model '{name}' does not implement {', '.join(abstract)}")
+    return cls(domains, cfg)
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    checkpoint: Path
+    step: int
+    total_steps: int
+    interrupted: bool
+    seconds: float
+    model: TranslationModel
+
+
+class Trainer:
+    """Train ``cfg.model`` on ``cfg.data`` into ``run_dir``."""
+
+    def __init__(self, cfg: Any, run_dir: Path | str, show_progress: Optional[bool] = None) -> None:
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        self.show_progress = cfg.train.progress if show_progress is None else show_progress
+        self._stop_signal: Optional[int] = None
+
+    # ------------------------------------------------------------------ setup
+    def _setup(self) -> None:
+        cfg = self.cfg
+        dev_type = "cuda" if cfg.device != "cpu" and (cfg.device.startswith("cuda") or torch.cuda.is_available()) else "cpu"
+        self.dist = dist_util.init_distributed(dev_type)
+        self.device = resolve_device(cfg.device, self.dist.local_rank)
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+            torch.backends.cudnn.benchmark = True
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+        seed_everything(cfg.seed)  # same on every rank: identical initial weights
+        self.data = TrainingData(cfg, self.dist.rank, self.dist.world_size,
+                                 show_progress=self.show_progress and self.dist.is_main)
+        self.model = build_model(cfg.model, self.data.domains, cfg)
+        self.channels_last = self.device.type == "cuda" and cfg.train.channels_last
+        self.model.to(self.device, self.channels_last)
+        if self.device.type == "cuda" and cfg.train.amp:
+            self.model.autocast_dtype = torch.bfloat16
+        if self.dist.enabled:
+            for net in self.model.networks().values():
+                dist_util.broadcast_params(net)
+            self.model.grad_sync = dist_util.all_reduce_grads
+        self.model.optimizers()  # created after .to(): fused Adam needs the parameters on the device
+        self.total = int(round(cfg.train.epochs * self.data.per_epoch)) if cfg.train.epochs else cfg.train.steps
+        if self.total < 1:
+            raise StarbenchError(f"config key 'train.steps': {self.total} steps; expected at least 1")
+        seed_everything(cfg.seed + 1000 * self.dist.rank)  # per-rank randomness from here on
+
+    def _resume(self) -> int:
+        path = self.run_dir / CHECKPOINT_NAME
+        if not (self.cfg.train.resume and path.is_file()):
+            return 0
+        ckpt = read_checkpoint(path)
+        if ckpt["model"] != self.cfg.model:
+            raise StarbenchError(f"run folder {self.run_dir} holds a checkpoint of model '{ckpt['model']}', not "
+                                 f"'{self.cfg.model}'; use another run_dir or resume=false")
+        load_networks(self.model, ckpt, path)
+        for name, opt in self.model.optimizers().items():
+            opt.load_state_dict(ckpt["optimizers"][name])
+        self.model.load_extra_state(ckpt.get("extra", {}))
+        set_rng_state(ckpt["rng"])
+        if self.dist.enabled:  # the saved RNG is rank 0's: keep per-rank streams distinct
+            torch.manual_seed(int(torch.randint(0, 2**31, (1,))) + self.dist.rank)
+        return int(ckpt["step"])
+
+    # ------------------------------------------------------------------ helpers
+    def _log(self, step: int, losses: dict[str, Any], rate: float, lr: float) -> None:
+        if not self.dist.is_main:
+            return
+        row = {"step": step, **{k: round(float(v), 6) for k, v in losses.items()}, "lr_factor": round(lr, 6),
+               "it_per_s": round(rate, 3)}
+        with open(self.run_dir / "losses.jsonl", "a") as f:
+            f.write(json.dumps(row) + "\n")
+
+    def _truncate_log(self, start: int) -> None:
+        path = self.run_dir / "losses.jsonl"
+        if not path.exists():
+            return
+        keep = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= start]
+        tmp = path.with_name(".losses.jsonl.tmp")
+        tmp.write_text("".join(line + "\n" for line in keep))
+        os.replace(tmp, path)
+
+    def _checkpoint(self, step: int) -> None:
+        if self.dist.is_main:
+            save_checkpoint(self.run_dir / CHECKPOINT_NAME, self.model, self.cfg.model, self.cfg, step, self.total)
+
+    def _samples(self, step: int) -> None:
+        if not self.dist.is_main:
+            return
+        rows: list = []
+        for batch in self._fixed:
+            rows += translation_grid(self.model, to_device(batch, self.device, self.channels_last), self.device)
+        save_grid(self.run_dir / "samples" / f"step_{step:07d}.png", rows)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if self._stop_signal is not None:  # second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self._stop_signal = signum
+
+    def _should_stop(self) -> bool:
+        flag = self._stop_signal is not None
+        if self.dist.enabled:
+            t = torch.tensor([1.0 if flag else 0.0], device=self.device if self.device.type == "cuda" else "cpu")
+            torch.distributed.all_reduce(t)
+            flag = bool(t.item() > 0)
+        return flag
+
+    # ------------------------------------------------------------------ the loop
+    def fit(self) -> TrainResult:
+        t_start = time.perf_counter()
+        self._setup()
+        cfg, tc = self.cfg, self.cfg.train
+        if self.dist.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        start = self._resume()
+        if self.dist.is_main:
+            self._truncate_log(start)
+        self._fixed = self.data.fixed_batches(tc.sample_images)
+        handlers = {}
+        import threading
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                handlers[sig] = signal.signal(sig, self._on_signal)
+        step, interrupted = start, False
+        losses: dict[str, Any] = {}
+        try:
+            with self._progress(start) as advance:
+                t_last, s_last = time.perf_counter(), start
+                while step < self.total:
+                    factor = lr_factor(step, self.total, tc.decay_start)
+                    apply_lr(self.model.optimizers(), factor)
+                    for batch in self.data.batches(step):
+                        losses.update(self.model.train_step(to_device(batch, self.device, self.channels_last), step))
+                    step += 1
+                    if step % tc.log_every == 0 or step == self.total:
+                        now = time.perf_counter()
+                        rate = (step - s_last) / max(now - t_last, 1e-9)
+                        t_last, s_last = now, step
+                        self._log(step, losses, rate, factor)
+                        advance(step, losses, rate)
+                    if step % tc.checkpoint_every == 0 and step < self.total:
+                        self._checkpoint(step)
+                    if tc.sample_every and step % tc.sample_every == 0 and step < self.total:
+                        self._samples(step)
+                    if self._should_stop():
+                        interrupted = True
+                        break
+            self._checkpoint(step)
+            if not interrupted:
+                self._samples(step)
+        finally:
+            for sig, h in handlers.items():
+                signal.signal(sig, h)
+        return TrainResult(self.run_dir, self.run_dir / CHECKPOINT_NAME, step, self.total, interrupted,
+                           time.perf_counter() - t_start, self.model)
+
+    def _progress(self, start: int):
+        """Context yielding ``advance(step, losses, rate)``; a bar with losses, it/s and ETA."""
+        import contextlib
+
+        enabled = self.show_progress and self.dist.is_main
+
+        @contextlib.contextmanager
+        def bar():
+            if not enabled:
+                yield lambda *a: None
+                return
+            prog = Progress(TextColumn(f"[bold]train {self.cfg.model}"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("eta"),
+                            TimeRemainingColumn(), TextColumn("{task.fields[losses]}"), console=console)
+            with prog:
+                task = prog.add_task("train", total=self.total, completed=start, rate="", losses="")
+
+                def advance(step: int, losses: dict[str, Any], rate: float) -> None:
+                    text = " ".join(f"{k}={float(v):.3f}" for k, v in sorted(losses.items()))
+                    prog.update(task, completed=step, rate=f"{rate:.1f} it/s", losses=text)
+
+                yield advance
+
+        return bar()
