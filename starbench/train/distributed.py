@@ -53,6 +53,18 @@ def all_reduce_grads(net: nn.Module) -> None:
         offset += g.numel()
 
 
+def average_buffers(net: nn.Module) -> None:
+    """Average floating-point buffers (InstanceNorm running statistics) over all processes.
+
+    Each rank sees other images, so the running statistics drift apart; they never enter the
+    computation (StarGAN normalises with each image's own statistics) but they are saved.
+    """
+    for b in net.buffers():
+        if b.is_floating_point():
+            dist.all_reduce(b.data)
+            b.data /= dist.get_world_size()
+
+
 def broadcast_params(net: nn.Module) -> None:
     """Start every rank from rank 0's weights and buffers."""
     for t in list(net.parameters()) + list(net.buffers()):

@@ -100,8 +100,13 @@ class Trainer:
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
         seed_everything(cfg.seed)  # same on every rank: identical initial weights
+        # Rank 0 generates/decodes the caches first; the others then read them.
+        if not self.dist.is_main:
+            dist_util.barrier()
         self.data = TrainingData(cfg, self.dist.rank, self.dist.world_size,
                                  show_progress=self.show_progress and self.dist.is_main)
+        if self.dist.is_main:
+            dist_util.barrier()
         self.model = build_model(cfg.model, self.data.domains, cfg)
         self.channels_last = self.device.type == "cuda" and cfg.train.channels_last
         self.model.to(self.device, self.channels_last)
@@ -153,6 +158,9 @@ class Trainer:
         os.replace(tmp, path)
 
     def _checkpoint(self, step: int) -> None:
+        if self.dist.enabled:  # every rank takes part: running statistics are averaged over ranks
+            for net in self.model.networks().values():
+                dist_util.average_buffers(net)
         if self.dist.is_main:
             save_checkpoint(self.run_dir / CHECKPOINT_NAME, self.model, self.cfg.model, self.cfg, step, self.total)
 
@@ -163,6 +171,15 @@ class Trainer:
         for batch in self._fixed:
             rows += translation_grid(self.model, to_device(batch, self.device, self.channels_last), self.device)
         save_grid(self.run_dir / "samples" / f"step_{step:07d}.png", rows)
+
+    def _dump_rank_weights(self) -> None:
+        """Debug aid for distributed runs: STARBENCH_DUMP_RANK_WEIGHTS=DIR saves each rank's weights."""
+        folder = os.environ.get("STARBENCH_DUMP_RANK_WEIGHTS")
+        if folder:
+            Path(folder).mkdir(parents=True, exist_ok=True)
+            state = {f"{n}.{k}": v.detach().cpu() for n, net in self.model.networks().items()
+                     for k, v in net.state_dict().items()}
+            torch.save(state, Path(folder) / f"rank{self.dist.rank}.pt")
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         if self._stop_signal is not None:  # second Ctrl-C: stop now
@@ -178,7 +195,8 @@ class Trainer:
         return flag
 
     # ------------------------------------------------------------------ the loop
-    def fit(self) -> TrainResult:
+    def fit(self, until: Optional[int] = None) -> TrainResult:
+        """Train to ``train.steps`` (or stop early after step ``until``, checkpointed, as on Ctrl-C)."""
         t_start = time.perf_counter()
         self._setup()
         cfg, tc = self.cfg, self.cfg.train
@@ -215,12 +233,13 @@ class Trainer:
                         self._checkpoint(step)
                     if tc.sample_every and step % tc.sample_every == 0 and step < self.total:
                         self._samples(step)
-                    if self._should_stop():
+                    if self._should_stop() or (until is not None and step >= until and step < self.total):
                         interrupted = True
                         break
             self._checkpoint(step)
             if not interrupted:
                 self._samples(step)
+            self._dump_rank_weights()
         finally:
             for sig, h in handlers.items():
                 signal.signal(sig, h)
