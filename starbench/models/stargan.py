@@ -7,7 +7,8 @@ Differences from the public code, each on purpose:
 - the gradient penalty differentiates the per-sample *mean* of D's patch map (REFERENCE §2); the
   public code differentiates its sum (``grad_outputs=ones``), a factor of the patch count (4 at 128 px);
 - the fakes for the discriminator step are made under ``no_grad`` (the public code builds and
-  discards G's graph there): same numbers, less work;
+  discards G's graph there), except on G-step iterations, where that same fake (G has not changed)
+  serves the G step too instead of being computed again: same numbers, less work;
 - real and fake images go through D in one batch (D has no normalisation, so this is exact);
 - translation uses train-mode InstanceNorm (the image's own statistics), as the public code does
   by never calling ``eval()``; running statistics are left untouched (``frozen_buffers``).
@@ -140,9 +141,14 @@ class StarGAN(TranslationModel):
         c_trg = c_org[torch.randperm(c_org.size(0), device=c_org.device)]
         n = x_real.size(0)
 
+        # G is not updated by the D step, so on G-step iterations the fake made here (with its graph)
+        # is exactly the one the G step needs: made once, not twice as in the public code.
+        g_step = (step + 1) % o.n_critic == 0
+        with torch.set_grad_enabled(g_step), self.autocast():
+            x_fake_g = self._g_fn(x_real, c_trg)
+        x_fake = x_fake_g.detach()
+
         # Discriminator: real vs fake, domain classification of real images, gradient penalty.
-        with torch.no_grad(), self.autocast():
-            x_fake = self._g_fn(x_real, c_trg)
         with self.autocast():
             out_src, out_cls = self.D(torch.cat([x_real, x_fake.to(x_real.dtype)]))
         out_src = out_src.float()
@@ -161,11 +167,10 @@ class StarGAN(TranslationModel):
         losses = {"D/real": d_real.detach(), "D/fake": d_fake.detach(), "D/cls": d_cls.detach(), "D/gp": d_gp.detach()}
 
         # Generator every n_critic steps: fool D, be classified as the target, reconstruct the input.
-        if (step + 1) % o.n_critic == 0:
+        if g_step:
             with self.autocast():
-                x_fake = self._g_fn(x_real, c_trg)
-                g_src, g_cls_logits = self.D(x_fake)
-                x_rec = self._g_fn(x_fake, c_org)
+                g_src, g_cls_logits = self.D(x_fake_g)
+                x_rec = self._g_fn(x_fake_g, c_org)
             g_fake = -g_src.float().mean()
             g_cls = classification_loss(g_cls_logits, c_trg, self.domains, batch.dataset)
             g_rec = (x_real - x_rec.float()).abs().mean()
