@@ -40,19 +40,24 @@ def sync(device: torch.device) -> None:
 
 
 def measure(step: Callable[[int], None], warmup: int, iters: int, device: torch.device) -> dict[str, float]:
+    """it/s over ``iters`` after ``warmup``; peak memory of the warm-up (cudnn autotuning, compilation)
+    and of the steady state separately."""
     if device.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
     for i in range(warmup):
         step(i)
     sync(device)
+    warm_peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     start = time.perf_counter()
     for i in range(warmup, warmup + iters):
         step(i)
     sync(device)
     secs = time.perf_counter() - start
     peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")
-    return {"it_per_s": iters / secs, "peak_gib": peak}
+    return {"it_per_s": iters / secs, "peak_gib": peak, "warmup_peak_gib": warm_peak}
 
 
 def reference_step_fn(cfg: Any, data: Any, device: torch.device) -> Callable[[int], None]:
@@ -117,8 +122,8 @@ def starbench_step_fn(trainer: Trainer) -> Callable[[int], None]:
     return step
 
 
-VARIANTS = {"starbench": [], "gp-bf16": ["stargan.gp_fp32=false"], "compile-g": ["stargan.compile_g=true"],
-            "compile-g+gp-bf16": ["stargan.compile_g=true", "stargan.gp_fp32=false"]}
+VARIANTS = {"starbench": [], "eager-g": ["stargan.compile_g=false"], "gp-bf16": ["stargan.gp_fp32=false"],
+            "compile-d": ["stargan.compile_d=true"], "compile-d+gp-bf16": ["stargan.compile_d=true", "stargan.gp_fp32=false"]}
 
 
 def main() -> None:
@@ -140,6 +145,8 @@ def main() -> None:
                  "stargan.d_repeat=5", "data.synth_celeba_images=400", "data.synth_subjects=12"]
     base += args.overrides
     results: dict[str, dict[str, float]] = {}
+    plain_flags = (torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32,
+                   torch.backends.cudnn.allow_tf32)  # PyTorch's defaults, before the Trainer sets its own
     trainer = Trainer(resolve(base + ["train.steps=1000000"]), "/tmp/starbench-bench-unused")
     trainer._setup()
     device = trainer.device
@@ -148,17 +155,20 @@ def main() -> None:
     print(f"device: {torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'}, "
           f"torch {torch.__version__}, {cfg_text(trainer.cfg)}, {iters} iterations after {warmup} warm-up")
     for name in args.variants.split(","):
-        if name == "ref":
+        if name == "ref":  # the public code runs with PyTorch's default backend flags
+            (torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32,
+             torch.backends.cudnn.allow_tf32) = plain_flags
             fn = reference_step_fn(trainer.cfg, trainer.data, device)
         else:
             if name not in VARIANTS:
                 raise SystemExit(f"unknown variant {name}; known: ref, {', '.join(VARIANTS)}")
             tr = Trainer(resolve(base + ["train.steps=1000000"] + VARIANTS[name]), "/tmp/starbench-bench-unused")
-            tr._setup()
+            tr._setup()  # sets starbench's backend flags (cudnn autotuning, TF32)
             fn = starbench_step_fn(tr)
         results[name] = measure(fn, warmup, iters, device)
         r = results[name]
-        print(f"{name:>20}: {r['it_per_s']:7.2f} it/s   peak memory {r['peak_gib']:.2f} GiB", flush=True)
+        print(f"{name:>20}: {r['it_per_s']:7.2f} it/s   peak memory {r['peak_gib']:.2f} GiB "
+              f"(warm-up {r['warmup_peak_gib']:.2f} GiB)", flush=True)
     if "ref" in results:
         for name, r in results.items():
             if name != "ref":

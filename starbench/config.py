@@ -81,7 +81,8 @@ class StarGANConfig:
     beta1: float = 0.5
     beta2: float = 0.999
     gp_fp32: bool = True  # compute the gradient penalty outside mixed precision
-    compile_g: bool = False  # torch.compile G on CUDA (D stays eager: it needs the double backward)
+    compile_g: bool = True  # torch.compile G (CUDA only; ignored on CPU)
+    compile_d: bool = False  # torch.compile D for the adversarial passes (CUDA only; the penalty stays eager)
 
 
 @dataclass

@@ -109,7 +109,8 @@ class StarGAN(TranslationModel):
         self.opt = o
         self.G = Generator(o.g_conv_dim, domains.label_dim, o.g_repeat)
         self.D = Discriminator(cfg.data.image_size, o.d_conv_dim, domains.class_dim, o.d_repeat)
-        self._g_fn = self.G
+        self._g_fn = self.G  # compiled wrappers on CUDA (same parameters); the penalty always uses eager D
+        self._d_fn = self.D
         self._optims: dict[str, torch.optim.Optimizer] = {}
 
     def networks(self) -> dict[str, nn.Module]:
@@ -132,6 +133,8 @@ class StarGAN(TranslationModel):
         super().to(device, channels_last)
         if self.opt.compile_g and device.type == "cuda":
             self._g_fn = torch.compile(self.G)
+        if self.opt.compile_d and device.type == "cuda":
+            self._d_fn = torch.compile(self.D)
         return self
 
     # ------------------------------------------------------------------ training
@@ -150,7 +153,7 @@ class StarGAN(TranslationModel):
 
         # Discriminator: real vs fake, domain classification of real images, gradient penalty.
         with self.autocast():
-            out_src, out_cls = self.D(torch.cat([x_real, x_fake.to(x_real.dtype)]))
+            out_src, out_cls = self._d_fn(torch.cat([x_real, x_fake.to(x_real.dtype)]))
         out_src = out_src.float()
         d_real, d_fake = -out_src[:n].mean(), out_src[n:].mean()
         d_cls = classification_loss(out_cls[:n], c_org, self.domains, batch.dataset)
@@ -169,7 +172,7 @@ class StarGAN(TranslationModel):
         # Generator every n_critic steps: fool D, be classified as the target, reconstruct the input.
         if g_step:
             with self.autocast():
-                g_src, g_cls_logits = self.D(x_fake_g)
+                g_src, g_cls_logits = self._d_fn(x_fake_g)
                 x_rec = self._g_fn(x_fake_g, c_org)
             g_fake = -g_src.float().mean()
             g_cls = classification_loss(g_cls_logits, c_trg, self.domains, batch.dataset)
