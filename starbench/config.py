@@ -86,6 +86,53 @@ class StarGANConfig:
 
 
 @dataclass
+class CycleGANConfig:
+    """CycleGAN as the paper ran it (REFERENCE §5): ResNet G, StarGAN-style PatchGAN D without class head."""
+
+    g_conv_dim: int = 64
+    g_blocks: int = 6  # residual blocks (6 at 128 px)
+    d_conv_dim: int = 64
+    d_repeat: int = 6
+    lambda_cycle: float = 10.0
+    lambda_identity: float = 0.5  # times lambda_cycle; 0 disables the identity loss
+    pool_size: int = 50  # image pool of earlier fakes shown to D
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+
+
+@dataclass
+class DIATConfig:
+    """DIAT: one-directional transform G with adversarial loss and identity regulariser ||F(x) - F(G(x))||_1."""
+
+    g_conv_dim: int = 64
+    g_blocks: int = 6
+    d_conv_dim: int = 64
+    d_repeat: int = 6
+    lambda_id: float = 10.0  # weight of the identity regulariser (mean absolute feature difference)
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    identity_weights: Optional[str] = None  # your own F: a torchvision ResNet-18 state dict; absent: trained here
+    identity_epochs: int = 10  # epochs of the subject-identity ResNet-18 trained when no weights are given
+
+
+@dataclass
+class IcGANConfig:
+    """IcGAN: conditional DCGAN G(z, y) with encoders E_z and E_y; editing x' = G(E_z(x), y')."""
+
+    z_dim: int = 100
+    g_conv_dim: int = 64  # G's last hidden width; it doubles per layer towards the 4x4 input
+    d_conv_dim: int = 64
+    e_conv_dim: int = 64  # encoders' first width
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    lambda_ez: float = 1.0  # E_z regression loss weight (on generated pairs)
+    lambda_ey: float = 1.0  # E_y classification loss weight (on real images)
+
+
+@dataclass
 class Config:
     """The whole resolved configuration of one command."""
 
@@ -95,6 +142,11 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     stargan: StarGANConfig = field(default_factory=StarGANConfig)
+    cyclegan: CycleGANConfig = field(default_factory=CycleGANConfig)
+    diat: DIATConfig = field(default_factory=DIATConfig)
+    icgan: IcGANConfig = field(default_factory=IcGANConfig)
+    pair: Optional[str] = None  # two-domain models: train/use only this pair, e.g. neutral,happy
+    models: list[str] = field(default_factory=lambda: ["stargan", "diat", "cyclegan", "icgan"])  # compared by protocols
     run_dir: str = "runs"
     results_dir: str = "results"
     cache_dir: Optional[str] = None  # absent: $STARBENCH_CACHE or ~/.cache/starbench
@@ -109,11 +161,17 @@ SCALE_PRESETS: dict[str, dict[str, Any]] = {
                  "synth_size": 64, "batch_size": 8},
         "train": {"steps": 40, "log_every": 5, "checkpoint_every": 20, "sample_every": 20, "sample_images": 4},
         "stargan": {"g_conv_dim": 16, "g_repeat": 2, "d_conv_dim": 16, "d_repeat": 4},
+        "cyclegan": {"g_conv_dim": 8, "g_blocks": 1, "d_conv_dim": 8, "d_repeat": 4, "pool_size": 8},
+        "diat": {"g_conv_dim": 8, "g_blocks": 1, "d_conv_dim": 8, "d_repeat": 4, "identity_epochs": 1},
+        "icgan": {"g_conv_dim": 16, "d_conv_dim": 16, "e_conv_dim": 8},
     },
     "demo": {
         "data": {"image_size": 64, "synth_subjects": 67, "synth_celeba_images": 2000, "synth_size": 128},
         "train": {"steps": 3000, "log_every": 25, "checkpoint_every": 500, "sample_every": 500},
         "stargan": {"g_conv_dim": 32, "g_repeat": 3, "d_conv_dim": 32, "d_repeat": 5},
+        "cyclegan": {"g_conv_dim": 32, "g_blocks": 3, "d_conv_dim": 32, "d_repeat": 5},
+        "diat": {"g_conv_dim": 32, "g_blocks": 3, "d_conv_dim": 32, "d_repeat": 5, "identity_epochs": 4},
+        "icgan": {"g_conv_dim": 32, "d_conv_dim": 32, "e_conv_dim": 32},
     },
     "paper": {
         "data": {"image_size": 128, "batch_size": 16, "synth_size": 256},

@@ -19,8 +19,9 @@ T = TypeVar("T")
 # starbench stays cheap and free of cycles.
 BUILTIN_MODULES: dict[str, tuple[str, ...]] = {
     "dataset": ("starbench.data.rafd", "starbench.data.celeba", "starbench.data.folder"),
-    "model": ("starbench.models.stargan",),
-    "protocol": (),
+    "model": ("starbench.models.stargan", "starbench.baselines.cyclegan", "starbench.baselines.diat",
+              "starbench.baselines.icgan"),
+    "protocol": ("starbench.protocols.params",),
 }
 ENTRY_POINT_GROUPS = {"model": "starbench.models"}
 

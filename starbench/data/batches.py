@@ -23,11 +23,12 @@ class Batch:
     x: torch.Tensor
     label: torch.Tensor
     index: torch.Tensor
-    dataset: Optional[str] = None
+    dataset: Optional[str] = None  # joint training: which dataset the batch came from
+    pair: Optional[str] = None  # two-domain models: which instance the batch is for (halves: source, target)
 
     def to(self, device: torch.device | str) -> "Batch":
         return Batch(self.x.to(device, non_blocking=True), self.label.to(device, non_blocking=True),
-                     self.index, self.dataset)
+                     self.index, self.dataset, self.pair)
 
 
 def to_float(images_u8: torch.Tensor) -> torch.Tensor:

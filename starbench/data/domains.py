@@ -112,6 +112,22 @@ class DomainSpec:
         out[:, self.class_dim + self.dataset_names.index(dataset)] = 1.0
         return out
 
+    def select(self, labels: np.ndarray, expr: str) -> np.ndarray:
+        """Boolean mask of the rows in domain ``expr``.
+
+        One-hot: ``expr`` is a domain name. Multi-label: an attribute name means the attribute is
+        set, ``-Name`` that it is not (``-Male`` is female, ``-Young`` is aged).
+        """
+        labels = np.asarray(labels)
+        negate = expr.startswith("-")
+        name = expr[1:] if negate else expr
+        if self.kind == "onehot":
+            if negate:
+                raise StarbenchError(f"domain '{expr}': negation is only for multi-label attributes")
+            return labels.argmax(1) == self.index(name)
+        on = labels[:, self.index(name)] > 0.5
+        return ~on if negate else on
+
     def describe(self, labels: Optional[np.ndarray] = None) -> str:
         """Human-readable layout, e.g. for ``starbench data info``."""
         if self.is_joint:

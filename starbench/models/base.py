@@ -55,6 +55,25 @@ class TranslationModel(abc.ABC):
         """Optimisers by name (checkpointed; their ``initial_lr`` is scaled by the schedule)."""
         return {}
 
+    def prepare_training(self, data: Any) -> None:
+        """Hook the Trainer calls with its ``TrainingData`` before the first step (DIAT trains its
+        identity network here)."""
+
+    def pair_requests(self) -> list[tuple[str, str, str]]:
+        """Two-domain models: (tag, domain a, domain b) for each instance; the Trainer then feeds
+        each step one batch per tag (``Batch.pair``), a-images in the first half, b-images in the second."""
+        return []
+
+    def sample_source(self) -> str | None:
+        """Domain the sample-grid inputs are drawn from (None: any test image)."""
+        return None
+
+    def sample_targets(self, labels: torch.Tensor, dataset: str | None = None) -> list[tuple[str, torch.Tensor]]:
+        """(name, target labels) shown in sample grids: by default every domain."""
+        from starbench.train.samples import target_labels
+
+        return target_labels(self.domains, labels, dataset)
+
     def to(self, device: torch.device, channels_last: bool = False) -> "TranslationModel":
         self.device = device
         for net in self.networks().values():

@@ -29,6 +29,8 @@ class TrainingData:
 
     def __init__(self, cfg: Any, rank: int = 0, world_size: int = 1, show_progress: bool = True) -> None:
         self.sources: list[Source] = []
+        self._pairs: list[tuple[str, BatchSampler, BatchSampler]] = []
+        self._rank, self._world = rank, world_size
         if cfg.data.name == "joint":
             parts = {}
             loaded = {}
@@ -54,20 +56,50 @@ class TrainingData:
                                flip=True, rank=rank, world_size=world, dataset=name)
         return Source(name, data, labels, sampler)
 
+    def use_pairs(self, pairs: list[tuple[str, str, str]], cfg: Any) -> None:
+        """Two-domain models: one batch per (tag, domain a, domain b) per step, a-images then b-images."""
+        if len(self.sources) != 1 or self.sources[0].name is not None:
+            raise StarbenchError("two-domain models train on one dataset, not on data=joint")
+        src = self.sources[0]
+        train = src.data.split("train")
+        self._pairs = []
+        for i, (tag, a, b) in enumerate(pairs):
+            sides = []
+            for j, expr in enumerate((a, b)):
+                rows = train[self.domains.select(src.labels[train], expr)]
+                if len(rows) < cfg.data.batch_size:
+                    raise StarbenchError(f"pair {tag}: domain '{expr}' has {len(rows)} training images, fewer than "
+                                         f"one batch of {cfg.data.batch_size}")
+                sides.append(BatchSampler(src.data.images, src.labels, rows, cfg.data.batch_size,
+                                          seed=cfg.seed * 1009 + 17 * i + j, flip=True, rank=self._rank,
+                                          world_size=self._world))
+            self._pairs.append((tag, sides[0], sides[1]))
+
     @property
     def per_epoch(self) -> int:
+        if self._pairs:
+            return min(min(a.per_epoch, b.per_epoch) for _, a, b in self._pairs)
         return min(s.sampler.per_epoch for s in self.sources)
 
     def batches(self, step: int) -> list[Batch]:
+        if self._pairs:
+            out = []
+            for tag, sa, sb in self._pairs:
+                ba, bb = sa.batch(step), sb.batch(step)
+                out.append(Batch(torch.cat([ba.x, bb.x]), torch.cat([ba.label, bb.label]),
+                                 torch.cat([ba.index, bb.index]), pair=tag))
+            return out
         return [s.sampler.batch(step) for s in self.sources]
 
-    def fixed_batches(self, n: int) -> list[Batch]:
-        """The first ``n`` test images of each dataset (train images when there is no test split)."""
+    def fixed_batches(self, n: int, source: str | None = None) -> list[Batch]:
+        """The first ``n`` test images of each dataset (of domain ``source`` when given)."""
         out = []
         for s in self.sources:
             idx = s.data.split("test")
             if len(idx) == 0:
                 idx = s.data.split("train")
+            if source is not None:
+                idx = idx[self.domains.select(s.labels[idx], source)]
             out.append(next(iterate_split(s.data.images, s.labels, idx[:n], n, s.name)))
         return out
 

@@ -76,5 +76,5 @@ def translation_grid(model, batch, device) -> list[list[torch.Tensor]]:
     """Rows: the input, then its translation to each target domain."""
     x = batch.x.to(device)
     label = batch.label.to(device)
-    outs = [model.translate(x, label, t) for _, t in target_labels(model.domains, label, batch.dataset)]
+    outs = [model.translate(x, label, t) for _, t in model.sample_targets(label, batch.dataset)]
     return [[x[i]] + [o[i] for o in outs] for i in range(x.size(0))]

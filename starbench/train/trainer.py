@@ -108,6 +108,8 @@ class Trainer:
         if self.dist.is_main:
             dist_util.barrier()
         self.model = build_model(cfg.model, self.data.domains, cfg)
+        if self.model.pair_requests():
+            self.data.use_pairs(self.model.pair_requests(), cfg)
         self.channels_last = self.device.type == "cuda" and cfg.train.channels_last
         self.model.to(self.device, self.channels_last)
         if self.device.type == "cuda" and cfg.train.amp:
@@ -117,6 +119,7 @@ class Trainer:
                 dist_util.broadcast_params(net)
             self.model.grad_sync = dist_util.all_reduce_grads
         self.model.optimizers()  # created after .to(): fused Adam needs the parameters on the device
+        self.model.prepare_training(self.data)
         self.total = int(round(cfg.train.epochs * self.data.per_epoch)) if cfg.train.epochs else cfg.train.steps
         if self.total < 1:
             raise StarbenchError(f"config key 'train.steps': {self.total} steps; expected at least 1")
@@ -206,7 +209,7 @@ class Trainer:
         start = self._resume()
         if self.dist.is_main:
             self._truncate_log(start)
-        self._fixed = self.data.fixed_batches(tc.sample_images)
+        self._fixed = self.data.fixed_batches(tc.sample_images, self.model.sample_source())
         handlers = {}
         import threading
         if threading.current_thread() is threading.main_thread():

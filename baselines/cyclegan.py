@@ -1,0 +1,94 @@
+"""CycleGAN (Zhu et al. 2017) as the StarGAN paper ran it: one bidirectional model per domain pair.
+
+Per pair: G_AB, G_BA (ResNet generators, 6 blocks at 128 px), D_A, D_B (StarGAN's PatchGAN without
+the class head), LSGAN losses, cycle loss weight 10, identity loss 0.5 x 10, an image pool of 50
+fakes per direction, Adam 2e-4 (0.5, 0.999); the Trainer's schedule (constant, then linear to 0).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from starbench.baselines.networks import ImagePool, PatchDiscriminator, ResnetGenerator, adam, lsgan_loss
+from starbench.baselines.pairwise import PairInstance, Pairwise
+from starbench.registry import register_model
+
+
+class CycleGANPair(PairInstance):
+    bidirectional = True
+
+    def __init__(self, cfg: Any, a: str, b: str) -> None:
+        super().__init__(cfg, a, b)
+        o = cfg.cyclegan
+        self.o = o
+        self.nets = {"G_AB": ResnetGenerator(o.g_conv_dim, o.g_blocks), "G_BA": ResnetGenerator(o.g_conv_dim, o.g_blocks),
+                     "D_A": PatchDiscriminator(o.d_conv_dim, o.d_repeat), "D_B": PatchDiscriminator(o.d_conv_dim, o.d_repeat)}
+        self.pool_a, self.pool_b = ImagePool(o.pool_size), ImagePool(o.pool_size)
+
+    def make_optimizers(self, device: torch.device) -> dict[str, torch.optim.Optimizer]:
+        o = self.o
+        g = list(self.nets["G_AB"].parameters()) + list(self.nets["G_BA"].parameters())
+        d = list(self.nets["D_A"].parameters()) + list(self.nets["D_B"].parameters())
+        return {"G": adam(g, o.lr, o.beta1, o.beta2, device), "D": adam(d, o.lr, o.beta1, o.beta2, device)}
+
+    def train_step(self, xa: torch.Tensor, xb: torch.Tensor, step: int, model: Any) -> dict[str, torch.Tensor]:
+        n, o = self.nets, self.o
+        G_AB, G_BA, D_A, D_B = n["G_AB"], n["G_BA"], n["D_A"], n["D_B"]
+        opt = self.optimizers
+        # Generators: fool both critics, cycle back, and (optionally) leave target-domain images alone.
+        with model.autocast():
+            fake_b, fake_a = G_AB(xa), G_BA(xb)
+            rec_a, rec_b = G_BA(fake_b), G_AB(fake_a)
+            adv = lsgan_loss(D_B(fake_b), True) + lsgan_loss(D_A(fake_a), True)
+            cyc = (rec_a.float() - xa).abs().mean() + (rec_b.float() - xb).abs().mean()
+            loss = adv + o.lambda_cycle * cyc
+            idt = torch.zeros((), device=xa.device)
+            if o.lambda_identity > 0:
+                idt = (G_AB(xb).float() - xb).abs().mean() + (G_BA(xa).float() - xa).abs().mean()
+                loss = loss + o.lambda_cycle * o.lambda_identity * idt
+        for d in (D_A, D_B):
+            d.requires_grad_(False)
+        opt["G"].zero_grad(set_to_none=True)
+        loss.backward()
+        for d in (D_A, D_B):
+            d.requires_grad_(True)
+        model.grad_sync(G_AB), model.grad_sync(G_BA)
+        opt["G"].step()
+        # Critics: real vs pooled fakes, halved as in the original code.
+        with model.autocast():
+            pa, pb = self.pool_a.query(fake_a), self.pool_b.query(fake_b)
+            d_a = 0.5 * (lsgan_loss(D_A(xa), True) + lsgan_loss(D_A(pa), False))
+            d_b = 0.5 * (lsgan_loss(D_B(xb), True) + lsgan_loss(D_B(pb), False))
+        opt["D"].zero_grad(set_to_none=True)
+        (d_a + d_b).backward()
+        model.grad_sync(D_A), model.grad_sync(D_B)
+        opt["D"].step()
+        return {"G/adv": adv.detach(), "G/cycle": cyc.detach(), "G/idt": idt.detach(), "D/A": d_a.detach(),
+                "D/B": d_b.detach()}
+
+    def forward_ab(self, x: torch.Tensor) -> torch.Tensor:
+        return self.nets["G_AB"](x)
+
+    def forward_ba(self, x: torch.Tensor) -> torch.Tensor:
+        return self.nets["G_BA"](x)
+
+    def translators(self) -> list[nn.Module]:
+        return [self.nets["G_AB"], self.nets["G_BA"]]
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"pool_a": self.pool_a.state(), "pool_b": self.pool_b.state()}
+
+    def load_extra_state(self, state: dict[str, Any], device: torch.device) -> None:
+        self.pool_a.load(state.get("pool_a", []), device)
+        self.pool_b.load(state.get("pool_b", []), device)
+
+    def instance_networks(self) -> dict[str, list[str]]:
+        return {"A->B": ["G_AB", "D_B"], "B->A": ["G_BA", "D_A"]}
+
+
+@register_model("cyclegan", "CycleGAN: one bidirectional two-domain model per domain pair (x14 for RaFD)")
+class CycleGAN(Pairwise):
+    config_section = "cyclegan"
+    instance_class = CycleGANPair

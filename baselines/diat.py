@@ -1,0 +1,146 @@
+"""DIAT (Li et al. 2016, "Deep identity-aware transfer of facial attributes"), one direction per model.
+
+Per direction a -> b: a transform network G (the CycleGAN ResNet generator: the paper's "same size
+class", 7,837,699 parameters at 128 px), a critic D on domain b (StarGAN's PatchGAN without the class
+head), an LSGAN adversarial loss, and the identity regulariser lambda_id * mean |F(x) - F(G(x))|.
+
+F, the identity feature extractor: the DIAT paper uses a network trained for face recognition. No
+pretrained face-recognition weights can be downloaded here, so by default starbench trains F itself:
+a ResNet-18 (from scratch) classifying the subject identities of the training split (RaFD and the
+synthetic set carry subject ids; CelebA uses ``identity_CelebA.txt`` when it is present), cached
+under the cache folder; its 512-d pooled features are F(x). ``diat.identity_weights=PATH`` uses your
+own torchvision ResNet-18 state dict instead. Which F was used is stored in the checkpoint. F is
+fixed during DIAT training and is not counted in DIAT's parameters (the paper does not count it).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import torch
+from torch import nn
+
+from starbench.baselines.networks import PatchDiscriminator, ResnetGenerator, adam, lsgan_loss
+from starbench.baselines.pairwise import PairInstance, Pairwise
+from starbench.config import cache_dir
+from starbench.errors import StarbenchError
+from starbench.metrics.classifier import ClassifierRecipe, cache_key, cached_classifier, features, resnet18, train_classifier
+from starbench.registry import register_model
+
+
+class DIATPair(PairInstance):
+    def __init__(self, cfg: Any, a: str, b: str) -> None:
+        super().__init__(cfg, a, b)
+        o = cfg.diat
+        self.o = o
+        self.nets = {"G": ResnetGenerator(o.g_conv_dim, o.g_blocks), "D": PatchDiscriminator(o.d_conv_dim, o.d_repeat)}
+        self.identity: Optional[nn.Module] = None
+
+    def make_optimizers(self, device: torch.device) -> dict[str, torch.optim.Optimizer]:
+        o = self.o
+        return {"G": adam(self.nets["G"].parameters(), o.lr, o.beta1, o.beta2, device),
+                "D": adam(self.nets["D"].parameters(), o.lr, o.beta1, o.beta2, device)}
+
+    def train_step(self, xa: torch.Tensor, xb: torch.Tensor, step: int, model: Any) -> dict[str, torch.Tensor]:
+        if self.identity is None:
+            raise StarbenchError("DIAT's identity network F is missing: train through the Trainer")
+        G, D, o, opt = self.nets["G"], self.nets["D"], self.o, self.optimizers
+        with model.autocast():
+            fake = G(xa)
+            adv = lsgan_loss(D(fake), True)
+            with torch.no_grad():
+                f_real = features(self.identity, xa)
+            ident = (features(self.identity, fake).float() - f_real.float()).abs().mean()
+            loss = adv + o.lambda_id * ident
+        D.requires_grad_(False)
+        opt["G"].zero_grad(set_to_none=True)
+        loss.backward()
+        D.requires_grad_(True)
+        model.grad_sync(G)
+        opt["G"].step()
+        with model.autocast():
+            d_loss = 0.5 * (lsgan_loss(D(xb), True) + lsgan_loss(D(fake.detach()), False))
+        opt["D"].zero_grad(set_to_none=True)
+        d_loss.backward()
+        model.grad_sync(D)
+        opt["D"].step()
+        return {"G/adv": adv.detach(), "G/identity": ident.detach(), "D": d_loss.detach()}
+
+    def forward_ab(self, x: torch.Tensor) -> torch.Tensor:
+        return self.nets["G"](x)
+
+    def instance_networks(self) -> dict[str, list[str]]:
+        return {"A->B": ["G", "D"]}
+
+
+def subject_ids(index: Any) -> Optional[np.ndarray]:
+    """Identity per record: RaFD/synthetic subject ids, or CelebA's identity_CelebA.txt; None if unknown."""
+    if all("subject" in r.meta for r in index.records):
+        return np.array([int(r.meta["subject"]) for r in index.records])
+    ident_file = Path(index.root) / "identity_CelebA.txt"
+    if ident_file.is_file():
+        table = {}
+        for lineno, line in enumerate(ident_file.read_text().splitlines(), 1):
+            parts = line.split()
+            if len(parts) != 2 or not parts[1].isdigit():
+                raise StarbenchError(f"{ident_file}, line {lineno}: expected '<file name> <identity number>'")
+            table[parts[0]] = int(parts[1])
+        missing = [r.path for r in index.records if Path(r.path).name not in table]
+        if missing:
+            raise StarbenchError(f"{ident_file}: no identity for {missing[0]} (and {len(missing) - 1} more)")
+        return np.array([table[Path(r.path).name] for r in index.records])
+    return None
+
+
+@register_model("diat", "DIAT: one-directional transform per domain pair with an identity regulariser (x7 for RaFD)")
+class DIAT(Pairwise):
+    config_section = "diat"
+    instance_class = DIATPair
+
+    def __init__(self, domains: Any, cfg: Any) -> None:
+        super().__init__(domains, cfg)
+        self.identity_info: dict[str, Any] = {}
+
+    def prepare_training(self, data: Any) -> None:
+        net, info = self.identity_network(data)
+        net.requires_grad_(False)
+        self.identity_info = info
+        for inst in self.instances.values():
+            inst.identity = net  # type: ignore[attr-defined]
+
+    def identity_network(self, data: Any) -> tuple[nn.Module, dict[str, Any]]:
+        o = self.cfg.diat
+        if o.identity_weights:
+            path = Path(o.identity_weights)
+            try:
+                state = torch.load(path, map_location="cpu", weights_only=True)
+                net = resnet18(state["fc.weight"].shape[0])
+                net.load_state_dict(state)
+            except Exception as exc:
+                raise StarbenchError(f"diat.identity_weights {path}: expected a torchvision ResNet-18 state dict ({exc})")
+            return net.to(self.device).eval(), {"F": f"user weights {path}"}
+        src = data.sources[0].data
+        ids = subject_ids(src.index)
+        if ids is None:
+            raise StarbenchError(f"DIAT needs subject identities to train its identity network F: {src.index.root} has "
+                                 f"none (CelebA: add identity_CelebA.txt), or give diat.identity_weights=PATH")
+        train = src.split("train")
+        classes, inverse = np.unique(ids[train], return_inverse=True)
+        targets = np.zeros((len(ids), len(classes)), dtype=np.float32)
+        targets[train, inverse] = 1.0
+        recipe = ClassifierRecipe(epochs=o.identity_epochs, seed=self.cfg.seed)
+        key = cache_key(kind="identity", data=data.fingerprint(), subjects=classes.tolist(), recipe=vars(recipe),
+                        size=int(src.images.shape[-1]))
+
+        def train_fn():
+            net = train_classifier(src.images, targets, train, "onehot", recipe, self.device,
+                                   description="DIAT identity network F", show_progress=self.cfg.train.progress)
+            return net, {"F": f"ResNet-18 trained here on {len(classes)} subject identities of the train split",
+                          "key": key}
+
+        net, info = cached_classifier(cache_dir(self.cfg), key, len(classes), self.device, train_fn)
+        return net, info
+
+    def extra_state(self) -> dict[str, Any]:
+        return {**super().extra_state(), "identity_network": self.identity_info}

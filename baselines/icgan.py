@@ -1,0 +1,204 @@
+"""IcGAN (Perarnau et al. 2016, "Invertible conditional GANs for image editing").
+
+A conditional DCGAN G(z, y) -> x with z of 100 dimensions, a conditional discriminator D(x, y), and
+two encoders: E_z (x -> z, trained on generated pairs (G(z, y), z)) and E_y (x -> y, trained on real
+labelled images). Editing: x' = G(E_z(x), y'). All four train together in each step.
+
+Layer sizes at image side S (n = log2(S / 4) up-sampling stages; widths from ``icgan.*_conv_dim``):
+- G: [z, y] -> convT 4x4 to 4x4 x (g * 2^(n-1)), BN, ReLU; then n-1 convT 4x4 s2 halving the width
+  with BN + ReLU; then convT 4x4 s2 to 3 channels, tanh. At 128 px, g = 64: 1024-512-256-128-64-3.
+- D: conv 4x4 s2 3 -> d, LeakyReLU(0.2); y tiled and concatenated; n-1 conv 4x4 s2 doubling the
+  width with BN + LeakyReLU; conv 4x4 to 1 logit. At 128 px, d = 64: 64-128-256-512-1024.
+- E_z, E_y: conv 4x4 s2 from 3 -> e, doubling, BN + LeakyReLU(0.2), down to 4x4; a linear layer to
+  z (E_z) or to the label logits (E_y).
+The paper's 67.8M parameters could not be derived from its text (REFERENCE §5); `starbench run
+protocol=params` reports this implementation's count beside it.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from starbench.baselines.networks import adam
+from starbench.data.batches import Batch
+from starbench.data.domains import DomainSpec
+from starbench.errors import StarbenchError
+from starbench.models.base import TranslationModel
+from starbench.models.stargan import classification_loss
+from starbench.registry import register_model
+
+
+def _stages(image_size: int) -> int:
+    n = int(round(math.log2(image_size / 4)))
+    if image_size < 16 or 4 * 2 ** n != image_size:
+        raise StarbenchError(f"IcGAN needs a power-of-two image size of at least 16, got {image_size}")
+    return n
+
+
+class CondGenerator(nn.Module):
+    def __init__(self, z_dim: int, y_dim: int, image_size: int, conv_dim: int = 64) -> None:
+        super().__init__()
+        n = _stages(image_size)
+        dim = conv_dim * 2 ** (n - 1)
+        layers: list[nn.Module] = [nn.ConvTranspose2d(z_dim + y_dim, dim, 4, 1, 0, bias=False), nn.BatchNorm2d(dim),
+                                   nn.ReLU(True)]
+        for _ in range(n - 1):
+            layers += [nn.ConvTranspose2d(dim, dim // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(dim // 2), nn.ReLU(True)]
+            dim //= 2
+        layers += [nn.ConvTranspose2d(dim, 3, 4, 2, 1, bias=False), nn.Tanh()]
+        self.main = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.main(torch.cat([z, y.to(z.dtype)], 1)[:, :, None, None])
+
+
+class CondDiscriminator(nn.Module):
+    def __init__(self, y_dim: int, image_size: int, conv_dim: int = 64) -> None:
+        super().__init__()
+        n = _stages(image_size)
+        self.first = nn.Sequential(nn.Conv2d(3, conv_dim, 4, 2, 1), nn.LeakyReLU(0.2, True))
+        layers: list[nn.Module] = []
+        dim = conv_dim + y_dim
+        out = conv_dim * 2
+        for _ in range(n - 1):
+            layers += [nn.Conv2d(dim, out, 4, 2, 1, bias=False), nn.BatchNorm2d(out), nn.LeakyReLU(0.2, True)]
+            dim, out = out, out * 2
+        layers += [nn.Conv2d(dim, 1, 4, 1, 0)]
+        self.rest = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        h = self.first(x)
+        y = y.to(h.dtype)[:, :, None, None].expand(-1, -1, h.size(2), h.size(3))
+        return self.rest(torch.cat([h, y], 1)).flatten(1)
+
+
+class Encoder(nn.Module):
+    def __init__(self, out_dim: int, image_size: int, conv_dim: int = 64) -> None:
+        super().__init__()
+        n = _stages(image_size)
+        layers: list[nn.Module] = [nn.Conv2d(3, conv_dim, 4, 2, 1), nn.LeakyReLU(0.2, True)]
+        dim = conv_dim
+        for _ in range(n - 1):
+            layers += [nn.Conv2d(dim, dim * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(dim * 2), nn.LeakyReLU(0.2, True)]
+            dim *= 2
+        self.main = nn.Sequential(*layers)
+        self.fc = nn.Linear(dim * 4 * 4, out_dim)  # the last stage ends at 4x4
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.main(x).flatten(1))
+
+
+@register_model("icgan", "IcGAN: conditional GAN with encoders; edits by G(E_z(x), y')")
+class IcGAN(TranslationModel):
+    config_section = "icgan"
+
+    def __init__(self, domains: DomainSpec, cfg: Any) -> None:
+        super().__init__(domains, cfg)
+        if domains.is_joint:
+            raise StarbenchError("IcGAN does not train on data=joint")
+        o, size = cfg.icgan, cfg.data.image_size
+        self.o = o
+        self.G = CondGenerator(o.z_dim, domains.label_dim, size, o.g_conv_dim)
+        self.D = CondDiscriminator(domains.label_dim, size, o.d_conv_dim)
+        self.E_z = Encoder(o.z_dim, size, o.e_conv_dim)
+        self.E_y = Encoder(domains.label_dim, size, o.e_conv_dim)
+        self._optims: dict[str, torch.optim.Optimizer] = {}
+
+    def networks(self) -> dict[str, nn.Module]:
+        return {"G": self.G, "D": self.D, "E_z": self.E_z, "E_y": self.E_y}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        if not self._optims:
+            o = self.o
+            self._optims = {name: adam(net.parameters(), o.lr, o.beta1, o.beta2, self.device)
+                            for name, net in self.networks().items()}
+        return self._optims
+
+    def train_step(self, batch: Batch, step: int) -> dict[str, float]:
+        x, y = batch.x, batch.label
+        n, o, opt = x.size(0), self.o, self.optimizers()
+        y_fake = y[torch.randperm(n, device=y.device)]
+        z = torch.randn(n, o.z_dim, device=x.device)
+        ones, zeros = torch.ones(n, 1, device=x.device), torch.zeros(n, 1, device=x.device)
+        # D: real (x, y) vs generated (G(z, y'), y').
+        with self.autocast():
+            fake = self.G(z, y_fake)
+            d_loss = (F.binary_cross_entropy_with_logits(self.D(x, y).float(), ones)
+                      + F.binary_cross_entropy_with_logits(self.D(fake.detach(), y_fake).float(), zeros))
+        opt["D"].zero_grad(set_to_none=True)
+        d_loss.backward()
+        self.grad_sync(self.D)
+        opt["D"].step()
+        # G: non-saturating loss.
+        with self.autocast():
+            g_loss = F.binary_cross_entropy_with_logits(self.D(fake, y_fake).float(), ones)
+        self.D.requires_grad_(False)
+        opt["G"].zero_grad(set_to_none=True)
+        g_loss.backward()
+        self.D.requires_grad_(True)
+        self.grad_sync(self.G)
+        opt["G"].step()
+        # E_z on generated pairs, E_y on real labelled images.
+        with self.autocast():
+            ez_loss = F.mse_loss(self.E_z(fake.detach()).float(), z)
+            ey_loss = classification_loss(self.E_y(x), y, self.domains)
+            e_loss = o.lambda_ez * ez_loss + o.lambda_ey * ey_loss
+        opt["E_z"].zero_grad(set_to_none=True)
+        opt["E_y"].zero_grad(set_to_none=True)
+        e_loss.backward()
+        self.grad_sync(self.E_z), self.grad_sync(self.E_y)
+        opt["E_z"].step()
+        opt["E_y"].step()
+        return {"D": d_loss.detach(), "G": g_loss.detach(), "E_z": ez_loss.detach(), "E_y": ey_loss.detach()}
+
+    @torch.no_grad()
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(z, y) of real images: E_z(x) and E_y's label estimate (one-hot argmax or sigmoid > 0.5)."""
+        self.E_z.eval(), self.E_y.eval()
+        try:
+            with self.autocast():
+                z, logits = self.E_z(x).float(), self.E_y(x).float()
+        finally:
+            self.E_z.train(), self.E_y.train()
+        if self.domains.kind == "onehot":
+            y = F.one_hot(logits.argmax(1), logits.size(1)).float()
+        else:
+            y = (logits > 0).float()
+        return z, y
+
+    @torch.no_grad()
+    def generate(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        self.G.eval()
+        try:
+            with self.autocast():
+                return self.G(z, y).float()
+        finally:
+            self.G.train()
+
+    @torch.no_grad()
+    def translate(self, x: torch.Tensor, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """x' = G(E_z(x), y') with BatchNorm in eval mode (running statistics)."""
+        z, _ = self.encode(x)
+        return self.generate(z, target)
+
+    def load_encoders(self, path: Path | str) -> None:
+        """Take E_z and E_y from another IcGAN checkpoint, checking they fit this generator."""
+        from starbench.train.checkpoint import read_checkpoint
+
+        ckpt = read_checkpoint(Path(path))
+        if ckpt.get("model") != "icgan":
+            raise StarbenchError(f"{path} holds model '{ckpt.get('model')}', not IcGAN encoders")
+        for name in ("E_z", "E_y"):
+            own = getattr(self, name).state_dict()
+            theirs = ckpt["networks"].get(name)
+            if theirs is None or any(k not in theirs or theirs[k].shape != v.shape for k, v in own.items()):
+                raise StarbenchError(
+                    f"{path}: encoder {name} does not match this IcGAN generator (z of {self.o.z_dim}, "
+                    f"{self.domains.label_dim} labels, {self.cfg.data.image_size} px); train the encoders with the "
+                    f"same icgan.z_dim, data and image size")
+            getattr(self, name).load_state_dict(theirs)

@@ -1,0 +1,124 @@
+"""ResNet-18 classifiers trained from scratch on a split of the decoded cache.
+
+Used for the expression / attribute classifiers of the protocols (REFERENCE §4: ResNet-18 on the
+90/10 split) and for DIAT's identity feature extractor (trained on subject ids). Trained networks
+are cached under ``<cache>/classifiers/<key>.pt``, the key being a hash of everything that decides
+the result (data fingerprint, labels, split, recipe), so a rerun loads instead of training.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import torchvision
+from torch import nn
+
+from starbench.data.batches import to_float
+from starbench.progress import progress_bar
+from starbench.train.checkpoint import atomic_torch_save
+
+
+@dataclass
+class ClassifierRecipe:
+    """How a classifier is trained; part of its cache key."""
+
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    seed: int = 0
+
+
+def resnet18(num_outputs: int) -> nn.Module:
+    """torchvision ResNet-18, randomly initialised (no pretrained weights are downloaded)."""
+    return torchvision.models.resnet18(weights=None, num_classes=num_outputs)
+
+
+def features(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The 512-d pooled features of a torchvision ResNet (the input of its ``fc`` layer)."""
+    x = net.maxpool(net.relu(net.bn1(net.conv1(x))))
+    x = net.layer4(net.layer3(net.layer2(net.layer1(x))))
+    return torch.flatten(net.avgpool(x), 1)
+
+
+def loss_fn(logits: torch.Tensor, targets: torch.Tensor, kind: str) -> torch.Tensor:
+    if kind == "onehot":
+        return F.cross_entropy(logits, targets.argmax(1))
+    return F.binary_cross_entropy_with_logits(logits, targets)
+
+
+def train_classifier(images: np.ndarray, targets: np.ndarray, rows: np.ndarray, kind: str, recipe: ClassifierRecipe,
+                     device: torch.device, description: str = "classifier", show_progress: bool = True) -> nn.Module:
+    """Train a ResNet-18 on ``images[rows]`` with ``targets[rows]`` (one-hot or multi-label)."""
+    g = torch.Generator().manual_seed(recipe.seed)
+    torch.manual_seed(recipe.seed)
+    net = resnet18(targets.shape[1]).to(device)
+    opt = torch.optim.AdamW(net.parameters(), recipe.lr, weight_decay=recipe.weight_decay)
+    steps_per_epoch = max(1, len(rows) // recipe.batch_size)
+    total = recipe.epochs * steps_per_epoch
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, recipe.lr, total_steps=total)
+    net.train()
+    with progress_bar(description, total=total, enabled=show_progress) as advance:
+        for _ in range(recipe.epochs):
+            perm = torch.randperm(len(rows), generator=g).numpy()
+            for k in range(steps_per_epoch):
+                idx = np.sort(rows[perm[k * recipe.batch_size:(k + 1) * recipe.batch_size]])
+                x = to_float(torch.from_numpy(images[idx]))
+                flip = torch.rand(len(idx), generator=g) < 0.5
+                x[flip] = x[flip].flip(-1)
+                y = torch.from_numpy(targets[idx])
+                loss = loss_fn(net(x.to(device)), y.to(device), kind)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                advance(1)
+    return net.eval()
+
+
+@torch.no_grad()
+def predict_logits(net: nn.Module, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """Logits for float images in [-1, 1] (any device; returned on the CPU)."""
+    device = next(net.parameters()).device
+    net.eval()
+    return torch.cat([net(x[i:i + batch_size].to(device)).float().cpu() for i in range(0, len(x), batch_size)])
+
+
+def cache_key(**parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def cached_classifier(cache_root: Path, key: str, num_outputs: int, device: torch.device,
+                      train: Any) -> tuple[nn.Module, dict[str, Any]]:
+    """Load the classifier stored under ``key`` or call ``train()`` (-> (net, info)) and store it."""
+    path = Path(cache_root) / "classifiers" / f"{key}.pt"
+    if path.is_file():
+        blob = torch.load(path, map_location="cpu", weights_only=False)
+        net = resnet18(num_outputs)
+        net.load_state_dict(blob["state"])
+        return net.to(device).eval(), {**blob["info"], "cached": True}
+    start = time.perf_counter()
+    net, info = train()
+    info = {**info, "train_seconds": round(time.perf_counter() - start, 2)}
+    atomic_torch_save({"state": {k: v.cpu() for k, v in net.state_dict().items()}, "info": info}, path)
+    return net, {**info, "cached": False}
+
+
+def error_rate(logits: torch.Tensor, targets: torch.Tensor, kind: str) -> float:
+    """Share of wrong predictions: argmax for one-hot, any wrong attribute for multi-label."""
+    if kind == "onehot":
+        return float((logits.argmax(1) != targets.argmax(1)).float().mean())
+    return float(((logits > 0).float() != targets).any(1).float().mean())
+
+
+def default_device(name: Optional[str] = "auto") -> torch.device:
+    if name in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)

@@ -1,0 +1,114 @@
+"""Writing results: tables (csv, md, tex), figures and provenance, never half-written.
+
+A protocol writes into a fresh temporary folder beside ``results/<protocol>/``; only when every file
+is written does ``results_folder`` swap it into place, so a failed or interrupted run leaves the
+previous results untouched.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterator, Optional, Sequence
+
+import pandas as pd
+from omegaconf import OmegaConf
+
+@dataclass
+class ProtocolResult:
+    """What a protocol returns: where it wrote, its tables, and how long it took."""
+
+    name: str
+    folder: Path
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+PACKAGES = ("torch", "torchvision", "torch-fidelity", "numpy", "scipy", "pandas", "pillow", "omegaconf", "starbench")
+
+
+@contextlib.contextmanager
+def results_folder(results_dir: Path | str, name: str) -> Iterator[Path]:
+    """Yield an empty temporary folder; on success it replaces ``results_dir/name``."""
+    final = Path(results_dir) / name
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".{name}.tmp-{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = final.with_name(f".{name}.old-{os.getpid()}")
+    if final.exists():
+        os.replace(final, old)
+    os.replace(tmp, final)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def write_table(df: pd.DataFrame, folder: Path, stem: str, caption: str = "", notes: Sequence[str] = ()) -> None:
+    """``stem``.csv (machine-readable), .md (with caption and notes) and .tex (a booktabs table)."""
+    folder = Path(folder)
+    df.to_csv(folder / f"{stem}.csv", index=False)
+    md = (f"**{caption}**\n\n" if caption else "") + df.to_markdown(index=False, disable_numparse=True) + "\n"
+    if notes:
+        md += "\n" + "\n".join(f"- {n}" for n in notes) + "\n"
+    (folder / f"{stem}.md").write_text(md)
+    tex = df.to_latex(index=False, caption=caption or None, label=f"tab:{stem}", escape=True)
+    (folder / f"{stem}.tex").write_text(tex)
+
+
+def git_commit() -> Optional[str]:
+    try:
+        here = Path(__file__).resolve().parent.parent
+        out = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def package_versions() -> dict[str, Optional[str]]:
+    out: dict[str, Optional[str]] = {}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def provenance(cfg: Any, **extra: Any) -> dict[str, Any]:
+    """Config, code and environment of a run, plus whatever the protocol adds."""
+    return {
+        "config": OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else cfg,
+        "git_commit": git_commit(),
+        "packages": package_versions(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **extra,
+    }
+
+
+def write_json(path: Path, obj: Any) -> None:
+    Path(path).write_text(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def plt():
+    """matplotlib.pyplot with a non-interactive backend (figures are files, never windows)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as pyplot
+
+    return pyplot
