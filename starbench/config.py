@@ -52,6 +52,7 @@ class TrainConfig:
     """The Trainer's loop: length, schedule, logging, checkpoints, speed switches."""
 
     steps: int = 200000  # iterations; one iteration = one D step (REFERENCE §2)
+    model_steps: dict[str, int] = field(default_factory=dict)  # per-model overrides of steps, e.g. {cyclegan: 300}
     epochs: Optional[float] = None  # when set, steps = epochs x (train images // batch size)
     decay_start: Optional[int] = None  # constant lr until here, then linear to exactly 0; absent: steps // 2
     log_every: int = 10  # loss log line every N steps
@@ -133,6 +134,27 @@ class IcGANConfig:
 
 
 @dataclass
+class ClassifierConfig:
+    """The protocols' ResNet-18 classifier (expressions / attributes), trained from scratch."""
+
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 1e-3
+
+
+@dataclass
+class FIDConfig:
+    """FID settings (REFERENCE §7); see starbench/metrics/fid.py for how the weights are found."""
+
+    weights: Optional[str] = None  # Inception weights file; else $STARBENCH_INCEPTION_WEIGHTS, hub cache, download
+    required: bool = False  # no weights: error instead of "n/a"
+    download: bool = True  # let torch-fidelity download the weights when none are found
+    download_timeout: float = 20.0  # seconds before a download attempt gives up
+    check_hash: bool = True  # the file's sha256 must be the standard weights' (6726825d...)
+    batch_size: int = 64
+
+
+@dataclass
 class Config:
     """The whole resolved configuration of one command."""
 
@@ -147,6 +169,9 @@ class Config:
     icgan: IcGANConfig = field(default_factory=IcGANConfig)
     pair: Optional[str] = None  # two-domain models: train/use only this pair, e.g. neutral,happy
     models: list[str] = field(default_factory=lambda: ["stargan", "diat", "cyclegan", "icgan"])  # compared by protocols
+    classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
+    fid: FIDConfig = field(default_factory=FIDConfig)
+    grid_inputs: int = 4  # input rows in translations.png
     run_dir: str = "runs"
     results_dir: str = "results"
     cache_dir: Optional[str] = None  # absent: $STARBENCH_CACHE or ~/.cache/starbench
@@ -164,14 +189,20 @@ SCALE_PRESETS: dict[str, dict[str, Any]] = {
         "cyclegan": {"g_conv_dim": 8, "g_blocks": 1, "d_conv_dim": 8, "d_repeat": 4, "pool_size": 8},
         "diat": {"g_conv_dim": 8, "g_blocks": 1, "d_conv_dim": 8, "d_repeat": 4, "identity_epochs": 1},
         "icgan": {"g_conv_dim": 16, "d_conv_dim": 16, "e_conv_dim": 8},
+        "classifier": {"epochs": 2},
+        "grid_inputs": 3,
     },
     "demo": {
-        "data": {"image_size": 64, "synth_subjects": 67, "synth_celeba_images": 2000, "synth_size": 128},
-        "train": {"steps": 3000, "log_every": 25, "checkpoint_every": 500, "sample_every": 500},
-        "stargan": {"g_conv_dim": 32, "g_repeat": 3, "d_conv_dim": 32, "d_repeat": 5},
-        "cyclegan": {"g_conv_dim": 32, "g_blocks": 3, "d_conv_dim": 32, "d_repeat": 5},
-        "diat": {"g_conv_dim": 32, "g_blocks": 3, "d_conv_dim": 32, "d_repeat": 5, "identity_epochs": 4},
-        "icgan": {"g_conv_dim": 32, "d_conv_dim": 32, "e_conv_dim": 32},
+        # 32 px and one learning rate (5e-4) for every method, so that each learns within a few minutes of CPU;
+        # steps per method give each a similar wall-clock budget (two-domain methods train 7 instances per step).
+        "data": {"image_size": 32, "synth_subjects": 67, "synth_celeba_images": 2000, "synth_size": 128},
+        "train": {"steps": 1200, "log_every": 25, "checkpoint_every": 400, "sample_every": 400,
+                  "model_steps": {"cyclegan": 72, "diat": 160}},
+        "stargan": {"g_conv_dim": 32, "g_repeat": 3, "d_conv_dim": 32, "d_repeat": 4, "g_lr": 5e-4, "d_lr": 5e-4},
+        "cyclegan": {"g_conv_dim": 16, "g_blocks": 2, "d_conv_dim": 32, "d_repeat": 4, "lr": 5e-4},
+        "diat": {"g_conv_dim": 16, "g_blocks": 2, "d_conv_dim": 32, "d_repeat": 4, "lr": 5e-4, "identity_epochs": 2},
+        "icgan": {"g_conv_dim": 32, "d_conv_dim": 32, "e_conv_dim": 32, "lr": 5e-4},
+        "classifier": {"epochs": 4},
     },
     "paper": {
         "data": {"image_size": 128, "batch_size": 16, "synth_size": 256},

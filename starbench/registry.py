@@ -21,7 +21,7 @@ BUILTIN_MODULES: dict[str, tuple[str, ...]] = {
     "dataset": ("starbench.data.rafd", "starbench.data.celeba", "starbench.data.folder"),
     "model": ("starbench.models.stargan", "starbench.baselines.cyclegan", "starbench.baselines.diat",
               "starbench.baselines.icgan"),
-    "protocol": ("starbench.protocols.params",),
+    "protocol": ("starbench.protocols.params", "starbench.protocols.rafd_expression"),
 }
 ENTRY_POINT_GROUPS = {"model": "starbench.models"}
 

@@ -61,8 +61,10 @@ def domains_from_dict(d: dict[str, Any]) -> DomainSpec:
     return DomainSpec(tuple(d["names"]), d["kind"])
 
 
-def save_checkpoint(path: Path, model: Any, model_name: str, cfg: Any, step: int, total_steps: int) -> None:
+def save_checkpoint(path: Path, model: Any, model_name: str, cfg: Any, step: int, total_steps: int,
+                    train_seconds: float = 0.0) -> None:
     atomic_torch_save({
+        "train_seconds": round(train_seconds, 2),
         "format": FORMAT,
         "model": model_name,
         "model_class": f"{type(model).__module__}:{type(model).__qualname__}",

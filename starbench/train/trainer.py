@@ -77,6 +77,8 @@ class TrainResult:
     interrupted: bool
     seconds: float
     model: TranslationModel
+    reused: bool = False  # the run folder already held a finished run: nothing was trained
+    train_seconds: float = 0.0  # training-loop wall time over all sessions of this run (from the checkpoint)
 
 
 class Trainer:
@@ -87,6 +89,8 @@ class Trainer:
         self.run_dir = Path(run_dir)
         self.show_progress = cfg.train.progress if show_progress is None else show_progress
         self._stop_signal: Optional[int] = None
+        self._seconds_before = 0.0
+        self._loop_start = time.perf_counter()
 
     # ------------------------------------------------------------------ setup
     def _setup(self) -> None:
@@ -120,7 +124,8 @@ class Trainer:
             self.model.grad_sync = dist_util.all_reduce_grads
         self.model.optimizers()  # created after .to(): fused Adam needs the parameters on the device
         self.model.prepare_training(self.data)
-        self.total = int(round(cfg.train.epochs * self.data.per_epoch)) if cfg.train.epochs else cfg.train.steps
+        steps = cfg.train.model_steps.get(cfg.model, cfg.train.steps)
+        self.total = int(round(cfg.train.epochs * self.data.per_epoch)) if cfg.train.epochs else int(steps)
         if self.total < 1:
             raise StarbenchError(f"config key 'train.steps': {self.total} steps; expected at least 1")
         seed_everything(cfg.seed + 1000 * self.dist.rank)  # per-rank randomness from here on
@@ -138,6 +143,7 @@ class Trainer:
             opt.load_state_dict(ckpt["optimizers"][name])
         self.model.load_extra_state(ckpt.get("extra", {}))
         set_rng_state(ckpt["rng"])
+        self._seconds_before = float(ckpt.get("train_seconds", 0.0))
         if self.dist.enabled:  # the saved RNG is rank 0's: keep per-rank streams distinct
             torch.manual_seed(int(torch.randint(0, 2**31, (1,))) + self.dist.rank)
         return int(ckpt["step"])
@@ -165,7 +171,11 @@ class Trainer:
             for net in self.model.networks().values():
                 dist_util.average_buffers(net)
         if self.dist.is_main:
-            save_checkpoint(self.run_dir / CHECKPOINT_NAME, self.model, self.cfg.model, self.cfg, step, self.total)
+            save_checkpoint(self.run_dir / CHECKPOINT_NAME, self.model, self.cfg.model, self.cfg, step, self.total,
+                            self._train_seconds())
+
+    def _train_seconds(self) -> float:
+        return self._seconds_before + time.perf_counter() - self._loop_start
 
     def _samples(self, step: int) -> None:
         if not self.dist.is_main:
@@ -217,6 +227,7 @@ class Trainer:
                 handlers[sig] = signal.signal(sig, self._on_signal)
         step, interrupted = start, False
         losses: dict[str, Any] = {}
+        self._loop_start = time.perf_counter()
         try:
             with self._progress(start) as advance:
                 t_last, s_last = time.perf_counter(), start
@@ -239,15 +250,17 @@ class Trainer:
                     if self._should_stop() or (until is not None and step >= until and step < self.total):
                         interrupted = True
                         break
-            self._checkpoint(step)
-            if not interrupted:
-                self._samples(step)
+            if step > start:  # a finished run that is only loaded is left as it is
+                self._checkpoint(step)
+                if not interrupted:
+                    self._samples(step)
             self._dump_rank_weights()
         finally:
             for sig, h in handlers.items():
                 signal.signal(sig, h)
         return TrainResult(self.run_dir, self.run_dir / CHECKPOINT_NAME, step, self.total, interrupted,
-                           time.perf_counter() - t_start, self.model)
+                           time.perf_counter() - t_start, self.model, reused=step == start and start >= self.total,
+                           train_seconds=round(self._train_seconds() if step > start else self._seconds_before, 2))
 
     def _progress(self, start: int):
         """Context yielding ``advance(step, losses, rate)``; a bar with losses, it/s and ETA."""

@@ -1,0 +1,84 @@
+"""The main job at smoke scale: tables with the paper's rows and columns, reuse, bad input, both layouts."""
+import json
+import shutil
+
+import pandas as pd
+import pytest
+
+from starbench.config import resolve
+from starbench.data import synth
+from starbench.errors import StarbenchError
+from starbench.registry import PROTOCOLS
+
+COLUMNS = ["method", "classification error % [95% CI]", "paper error %", "FID (mean of 7 targets)",
+           "classifier Frechet (not FID)", "L1 to ground truth", "PSNR dB", "SSIM", "McNemar p vs stargan",
+           "parameters", "paper parameters"]
+FAST = ["scale=smoke", "fid.download=false", "train.progress=false", "data.synth_subjects=6", "train.steps=10",
+        "classifier.epochs=1"]
+
+
+def run(tmp_path, *extra):
+    cfg = resolve(FAST + [f"run_dir={tmp_path / 'runs'}", f"results_dir={tmp_path / 'results'}", *extra])
+    return PROTOCOLS.get("rafd_expression")(cfg)
+
+
+def test_smoke_protocol_writes_table3_and_reuses_its_steps(tmp_path):
+    first = run(tmp_path)
+    out = tmp_path / "results" / "rafd_expression"
+    table = pd.read_csv(out / "table3.csv", keep_default_na=False)
+    assert list(table.columns) == COLUMNS
+    assert list(table["method"]) == ["stargan", "diat", "cyclegan", "icgan", "real images"]
+    by = table.set_index("method")
+    assert by.loc["stargan", "paper error %"] == "2.12" and by.loc["diat", "paper error %"] == "4.10 (recalled)"
+    assert by.loc["real images", "paper error %"] == "0.45"
+    assert by.loc["cyclegan", "parameters"].endswith("x 14") and by.loc["diat", "parameters"].endswith("x 7")
+    assert (by["FID (mean of 7 targets)"].iloc[:4] == "n/a").all()  # offline, download disabled
+    assert all(float(v) >= 0 for v in by["classifier Frechet (not FID)"].iloc[:4])
+    assert by.loc["stargan", "McNemar p vs stargan"] == "-" and by.loc["icgan", "McNemar p vs stargan"] != "-"
+    per_target = pd.read_csv(out / "per_target.csv")
+    assert len(per_target) == 4 * 7 and set(per_target["target"]) == {
+        "angry", "contemptuous", "disgusted", "fearful", "happy", "sad", "surprised"}
+    prov = json.loads((out / "provenance.json").read_text())
+    assert prov["inception"]["path"] is None and "no Inception weights" in prov["inception"]["problem"]
+    assert prov["n"]["translations_per_method"] == prov["n"]["neutral_test_inputs"] * 7
+    assert prov["n"]["paired_per_method"] == prov["n"]["translations_per_method"]  # every translation has its photo
+    assert set(prov["wall_seconds_per_step"]) >= {"data", "expression classifier", "metrics", "report"}
+    md = (out / "table3.md").read_text()
+    assert "no Inception weights (fid.weights=PATH)" in md and "(recalled)" in md
+    assert (out / "translations.png").is_file() and (out / "table3.tex").read_text().startswith("\\begin{table}")
+    # the same config again: every step is reused
+    second = run(tmp_path)
+    assert all(r["reused"] for r in json.loads((out / "provenance.json").read_text())["runs"].values())
+    assert second.seconds < 0.5 * first.seconds
+    assert pd.read_csv(out / "table3.csv", keep_default_na=False).equals(table)
+
+
+def test_split_layout_and_bad_inputs(tmp_path):
+    root = synth.write_rafd(tmp_path / "RaFD", subjects=5, size=40, seed=1, layout="split")
+    run(tmp_path, f"data.root={root}", "models=[stargan]")
+    table = pd.read_csv(tmp_path / "results" / "rafd_expression" / "table3.csv", keep_default_na=False)
+    assert list(table["method"]) == ["stargan", "real images"]
+    before = (tmp_path / "results" / "rafd_expression" / "table3.csv").read_bytes()
+    with pytest.raises(StarbenchError, match="unknown model 'stargann'; available: cyclegan, diat, icgan, stargan"):
+        run(tmp_path, f"data.root={root}", "models=[stargann]")
+    bad = tmp_path / "weights.pth"
+    bad.write_bytes(b"not inception")
+    with pytest.raises(StarbenchError, match="sha256"):
+        run(tmp_path, f"data.root={root}", "models=[stargan]", f"fid.weights={bad}")
+    with pytest.raises(StarbenchError, match="fid.required=true"):
+        run(tmp_path, f"data.root={root}", "models=[stargan]", "fid.required=true")
+    # too few neutral test images
+    for p in (root / "test" / "neutral").iterdir():
+        if not p.name.startswith("Rafd090"):
+            p.unlink()
+    for p in list((root / "test" / "neutral").iterdir())[1:]:
+        p.unlink()
+    with pytest.raises(StarbenchError, match="1 neutral test image"):
+        run(tmp_path, f"data.root={root}", "models=[stargan]")
+    not_rafd = tmp_path / "holiday"
+    not_rafd.mkdir()
+    (not_rafd / "beach.jpg").write_bytes(b"")
+    with pytest.raises(StarbenchError, match="does not parse as RaFD"):
+        run(tmp_path, f"data.root={not_rafd}", "models=[stargan]")
+    # none of the failures touched the earlier results
+    assert (tmp_path / "results" / "rafd_expression" / "table3.csv").read_bytes() == before
