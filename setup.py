@@ -38,6 +38,7 @@ setup(
         "jinja2>=3.1",
         "pillow>=9.4",
         "scipy>=1.10",
+        "matplotlib>=3.6",
     ],
     extras_require={"test": ["pytest>=7"]},
     entry_points={"console_scripts": ["starbench=starbench.cli:main"]},
