@@ -14,6 +14,7 @@ read. Writes ``results/params/``:
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -26,7 +27,7 @@ from starbench.data.domains import DomainSpec
 from starbench.data.rafd import rafd_domains
 from starbench.paper import TABLE3_PARAMS, params_text
 from starbench.registry import MODELS, register_protocol
-from starbench.report import ProtocolResult, plt, provenance, results_folder, write_json, write_table
+from starbench.report import ProtocolResult, plt, provenance, results_folder, save_record, write_json, write_table
 from starbench.train.trainer import build_model
 
 PAPER_SIZE = 128
@@ -72,7 +73,42 @@ def millions(n: float) -> str:
     return f"{n / 1e6:.1f}M"
 
 
-@register_protocol("params", "parameter counts per method and instance vs the paper's Table 3 (no data, seconds)")
+NOTES = [
+    "RaFD instances follow the paper's protocol: neutral -> each of the 7 other expressions (DIAT one-directional: 7; "
+    "CycleGAN bidirectional: 7 pairs, 14 directions).",
+    "A two-domain instance counts one direction's generator and discriminator. DIAT's identity network F is not "
+    "counted (fixed, auxiliary); IcGAN's encoders E_z and E_y are (editing needs them).",
+    "IcGAN's paper figure (67.8M) could not be derived from its text (REFERENCE §5); the layer sizes used are "
+    "documented in starbench/baselines/icgan.py.",
+]
+
+
+def render(record: dict[str, Any], arrays: dict[str, Any], folder: Path) -> None:
+    """params.{csv,md,tex}, params_vs_domains.csv and params.png from the run record."""
+    write_table(pd.DataFrame(record["params"]), folder, "params",
+                caption="Parameters per method (128 px, RaFD's 8 expressions)", notes=NOTES)
+    sweep_df = pd.DataFrame(record["sweep"])
+    sweep_df.to_csv(folder / "params_vs_domains.csv", index=False)
+    pyplot = plt()
+    fig, ax = pyplot.subplots(figsize=(6, 4))
+    styles = [("-", "o", 6), ("--", "s", 9), (":", "^", 5), ("-.", "d", 6)]
+    for i, (name, grp) in enumerate(sweep_df.groupby("method", sort=False)):
+        ls, marker, size = styles[i % len(styles)]
+        ax.plot(grp["k"], grp["total parameters"] / 1e6, linestyle=ls, marker=marker, markersize=size,
+                fillstyle="none" if i % 2 else "full", label=name)
+    ax.set_yscale("log")
+    ax.set_xlabel("number of domains k (all-pairs translation)")
+    ax.set_ylabel("total parameters (millions, log scale)")
+    ax.set_title("Models needed to translate among k domains")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(folder / "params.png", dpi=120, metadata={"Software": None})
+    pyplot.close(fig)
+
+
+@register_protocol("params", "parameter counts per method and instance vs the paper's Table 3 (no data, seconds)",
+                   render=render)
 def run(cfg: Any) -> ProtocolResult:
     start = time.perf_counter()
     pcfg = paper_sized(cfg)
@@ -98,32 +134,10 @@ def run(cfg: Any) -> ProtocolResult:
             sweep.append({"k": k, "method": name, "instances": len(per_instance),
                           "total parameters": sum(per_instance)})
     sweep_df = pd.DataFrame(sweep)
+    record = {"protocol": "params", "params": rows, "sweep": sweep}
     with results_folder(cfg.results_dir, "params") as folder:
-        write_table(table, folder, "params", caption="Parameters per method (128 px, RaFD's 8 expressions)",
-                    notes=["RaFD instances follow the paper's protocol: neutral -> each of the 7 other expressions "
-                           "(DIAT one-directional: 7; CycleGAN bidirectional: 7 pairs, 14 directions).",
-                           "A two-domain instance counts one direction's generator and discriminator; DIAT's "
-                           "identity network F and IcGAN's encoders: F is not counted (fixed, auxiliary); IcGAN's "
-                           "E_z and E_y are (they are needed to edit).",
-                           "IcGAN's paper figure (67.8M) could not be derived from its text (REFERENCE §5); the "
-                           "layer sizes used are documented in starbench/baselines/icgan.py."])
-        sweep_df.to_csv(folder / "params_vs_domains.csv", index=False)
-        pyplot = plt()
-        fig, ax = pyplot.subplots(figsize=(6, 4))
-        styles = [("-", "o", 6), ("--", "s", 9), (":", "^", 5), ("-.", "d", 6)]
-        for i, (name, grp) in enumerate(sweep_df.groupby("method", sort=False)):
-            ls, marker, size = styles[i % len(styles)]
-            ax.plot(grp["k"], grp["total parameters"] / 1e6, linestyle=ls, marker=marker, markersize=size,
-                    fillstyle="none" if i % 2 else "full", label=name)
-        ax.set_yscale("log")
-        ax.set_xlabel("number of domains k (all-pairs translation)")
-        ax.set_ylabel("total parameters (millions, log scale)")
-        ax.set_title("Models needed to translate among k domains")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(folder / "params.png", dpi=120)
-        pyplot.close(fig)
+        save_record(folder, record)
+        render(record, {}, folder)
         write_json(folder / "provenance.json", provenance(pcfg, protocol="params", image_size=PAPER_SIZE,
                                                           paper_params=TABLE3_PARAMS,
                                                           wall_seconds=round(time.perf_counter() - start, 2)))

@@ -42,9 +42,9 @@ from starbench.metrics.classifier import (ClassifierRecipe, cache_key, cached_cl
 from starbench.metrics.stats import error_rate, mcnemar
 from starbench.paper import TABLE3_ERROR, params_text
 from starbench.progress import console
-from starbench.registry import MODELS, register_protocol
-from starbench.report import ProtocolResult, provenance, results_folder, write_json, write_table
-from starbench.train.trainer import Trainer
+from starbench.registry import register_protocol
+from starbench.report import ProtocolResult, provenance, results_folder, save_record, write_json, write_table
+from starbench.train.trainer import Trainer, model_class
 
 NAME = "rafd_expression"
 SOURCE = "neutral"
@@ -87,7 +87,7 @@ def check_inputs(cfg: Any) -> None:
     if not cfg.models:
         raise StarbenchError("config key 'models' is empty; give e.g. models=[stargan,cyclegan]")
     for m in cfg.models:
-        MODELS.get(m)  # raises with the registered names
+        model_class(m)  # unknown names and classes that miss the interface fail here
 
 
 # ------------------------------------------------------------------------------------ classifier
@@ -187,8 +187,19 @@ def fmt(x: Optional[float], digits: int = 2) -> str:
     return f"{x:.{digits}f}"
 
 
+def render(record: dict[str, Any], arrays: dict[str, np.ndarray], folder: Path) -> None:
+    """Tables and figure from the run record (also what ``starbench tables`` calls)."""
+    write_table(pd.DataFrame(record["table3"]), folder, "table3",
+                caption="Table 3 (RaFD): expression translation from neutral", notes=record["notes"])
+    pd.DataFrame(record["per_target"]).to_csv(folder / "per_target.csv", index=False)
+    fakes = {k.split(":", 1)[1]: torch.from_numpy(v) for k, v in arrays.items() if k.startswith("fake:")}
+    grid_image(torch.from_numpy(arrays["inputs"]), fakes, record["targets"], len(arrays["inputs"])).save(
+        folder / "translations.png")
+
+
 # ------------------------------------------------------------------------------------ the protocol
-@register_protocol(NAME, "RaFD expression translation (the paper's Table 3): classifier error, FID, paired GT, params")
+@register_protocol(NAME, "RaFD expression translation (the paper's Table 3): classifier error, FID, paired GT, params",
+                   render=render)
 def run(cfg: Any) -> ProtocolResult:
     start = time.perf_counter()
     check_inputs(cfg)
@@ -327,12 +338,13 @@ def run(cfg: Any) -> ProtocolResult:
                 r["instances"] > 1 for r in runs.values()) else "."))
         if runs.get("diat", {}).get("identity_network"):
             notes.append(f"DIAT identity network F: {runs['diat']['identity_network'].get('F')}.")
-        per_target_df = pd.DataFrame(per_target)
+        record = {"protocol": NAME, "table3": table_rows, "notes": notes, "per_target": per_target,
+                  "targets": targets}
+        grid_rows = min(cfg.grid_inputs, inputs.size(0))
+        arrays = {"inputs": inputs[:grid_rows].numpy(), **{f"fake:{m}": f[:grid_rows].numpy() for m, f in fakes.items()}}
         with results_folder(cfg.results_dir, NAME) as folder:
-            write_table(table, folder, "table3", caption="Table 3 (RaFD): expression translation from neutral",
-                        notes=notes)
-            per_target_df.to_csv(folder / "per_target.csv", index=False)
-            grid_image(inputs, fakes, targets, cfg.grid_inputs).save(folder / "translations.png")
+            save_record(folder, record, arrays)
+            render(record, arrays, folder)
             write_json(folder / "provenance.json", provenance(
                 cfg, protocol=NAME, seed=cfg.seed, dataset={"root": str(data.index.root), "layout": data.index.layout,
                                                             "fingerprint": fp, "notes": data.index.notes,
@@ -344,5 +356,5 @@ def run(cfg: Any) -> ProtocolResult:
                 inception=weights.describe(), runs=runs, wall_seconds_per_step=steps.times,
                 wall_seconds=round(time.perf_counter() - start, 2)))
     console.print(table.to_markdown(index=False), highlight=False, soft_wrap=True)
-    return ProtocolResult(NAME, Path(cfg.results_dir) / NAME, {"table3": table, "per_target": per_target_df},
+    return ProtocolResult(NAME, Path(cfg.results_dir) / NAME, {"table3": table, "per_target": pd.DataFrame(per_target)},
                           time.perf_counter() - start)

@@ -162,6 +162,32 @@ def simple_options(overrides: tuple[str, ...], allowed: dict[str, type], require
     return opts
 
 
+# ----------------------------------------------------------------------------------------- tables
+@cli.command("tables", context_settings={"ignore_unknown_options": True})
+@OVERRIDES
+def tables_cmd(overrides: tuple[str, ...]) -> None:
+    """Regenerate tables and figures in results/ from the stored run records: [protocol=NAME] [results_dir=DIR].
+
+    Nothing is trained or translated: each protocol folder's record.json is rendered again.
+    """
+    from starbench.report import RECORD_FILE, rerender
+
+    cfg = resolve(overrides)
+    names = [cfg.protocol] if cfg.protocol else [e.name for e in PROTOCOLS]
+    done = 0
+    for name in names:
+        protocol = PROTOCOLS.get(name)
+        render = getattr(protocol, "render", None)
+        folder = Path(cfg.results_dir) / name
+        if render is None or (not cfg.protocol and not (folder / RECORD_FILE).is_file()):
+            continue
+        rerender(cfg.results_dir, name, render)
+        out.print(f"regenerated {folder}", highlight=False)
+        done += 1
+    if not done:
+        raise StarbenchError(f"no run records found under {cfg.results_dir}/ (run a protocol first)")
+
+
 # ----------------------------------------------------------------------------------------- data
 @cli.group("data")
 def data_group() -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from importlib import metadata
-from typing import Any, Callable, Generic, Iterator, TypeVar
+from typing import Any, Callable, Generic, Iterator, Optional, TypeVar
 
 from starbench.errors import StarbenchError
 
@@ -106,9 +106,17 @@ def register_model(name: str, description: str = "") -> Callable[[T], T]:
     return lambda obj: MODELS.register(name, obj, description)
 
 
-def register_protocol(name: str, description: str = "") -> Callable[[T], T]:
-    """Function decorator: make a protocol runnable as ``starbench run protocol=name``."""
-    return lambda obj: PROTOCOLS.register(name, obj, description)
+def register_protocol(name: str, description: str = "", render: Optional[Callable[..., Any]] = None) -> Callable[[T], T]:
+    """Function decorator: make a protocol runnable as ``starbench run protocol=name``.
+
+    ``render(record, arrays, folder)`` writes its tables and figures from a stored run record, so that
+    ``starbench tables`` can regenerate them without running anything again.
+    """
+    def wrap(obj: T) -> T:
+        if render is not None:
+            obj.render = render  # type: ignore[attr-defined]
+        return PROTOCOLS.register(name, obj, description)
+    return wrap
 
 
 def register_dataset(name: str, description: str = "") -> Callable[[T], T]:

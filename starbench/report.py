@@ -18,6 +18,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterator, Optional, Sequence
 
+import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
 
@@ -54,6 +55,47 @@ def results_folder(results_dir: Path | str, name: str) -> Iterator[Path]:
     os.replace(tmp, final)
     if old.exists():
         shutil.rmtree(old)
+
+
+RECORD_FILE = "record.json"
+ARRAYS_FILE = "record_arrays.npz"
+KEEP_ON_RERENDER = ("provenance.json", RECORD_FILE, ARRAYS_FILE)
+
+
+def save_record(folder: Path, record: dict[str, Any], arrays: Optional[dict[str, np.ndarray]] = None) -> None:
+    """The run record a protocol's tables and figures are rendered from (``starbench tables`` reads it)."""
+    write_json(Path(folder) / RECORD_FILE, record)
+    if arrays:
+        np.savez_compressed(Path(folder) / ARRAYS_FILE, **arrays)
+
+
+def load_record(folder: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    from starbench.errors import StarbenchError
+
+    path = Path(folder) / RECORD_FILE
+    if not path.is_file():
+        raise StarbenchError(f"{path} does not exist: run the protocol first (starbench run protocol=...)")
+    try:
+        record = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise StarbenchError(f"{path}: not a valid run record ({exc})") from exc
+    arrays: dict[str, np.ndarray] = {}
+    if (Path(folder) / ARRAYS_FILE).is_file():
+        with np.load(Path(folder) / ARRAYS_FILE) as z:
+            arrays = {k: z[k] for k in z.files}
+    return record, arrays
+
+
+def rerender(results_dir: Path | str, name: str, render: Any) -> Path:
+    """Regenerate a protocol's tables and figures from its stored record, without training or translating."""
+    folder = Path(results_dir) / name
+    record, arrays = load_record(folder)
+    with results_folder(results_dir, name) as tmp:
+        for keep in KEEP_ON_RERENDER:
+            if (folder / keep).is_file():
+                shutil.copy2(folder / keep, tmp / keep)
+        render(record, arrays, tmp)
+    return folder
 
 
 def write_table(df: pd.DataFrame, folder: Path, stem: str, caption: str = "", notes: Sequence[str] = ()) -> None:

@@ -160,3 +160,9 @@ def test_params_protocol_matches_the_paper_column(tmp_path):
     for f in ("params.md", "params.tex", "params.png", "provenance.json"):
         assert (tmp_path / "params" / f).is_file()
     assert res.folder == tmp_path / "params"
+    # regenerated from the record, byte for byte
+    from starbench.report import rerender
+    files = sorted(p.name for p in (tmp_path / "params").iterdir())
+    before = {f: (tmp_path / "params" / f).read_bytes() for f in files}
+    rerender(tmp_path, "params", PROTOCOLS.get("params").render)
+    assert {f: (tmp_path / "params" / f).read_bytes() for f in files} == before

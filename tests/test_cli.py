@@ -65,3 +65,10 @@ def test_data_info_lists_unusable_files(rafd_raw):
     res = run("data", "info", "data=rafd", f"data.root={rafd_raw}")
     assert res.exit_code == 0
     assert "1 file(s) could not be used" in res.output and "notes_final.jpg" in res.output
+
+
+def test_tables_without_records(tmp_path):
+    res = run("tables", f"results_dir={tmp_path}")
+    assert res.exit_code == 2 and "no run records" in res.output
+    res = run("tables", "protocol=params", f"results_dir={tmp_path}")
+    assert res.exit_code == 2 and "record.json does not exist" in res.output

@@ -46,6 +46,16 @@ def test_smoke_protocol_writes_table3_and_reuses_its_steps(tmp_path):
     md = (out / "table3.md").read_text()
     assert "no Inception weights (fid.weights=PATH)" in md and "(recalled)" in md
     assert (out / "translations.png").is_file() and (out / "table3.tex").read_text().startswith("\\begin{table}")
+    # `starbench tables` regenerates every table and the figure byte for byte from the run record
+    from click.testing import CliRunner
+    from starbench.cli import cli
+    files = ["table3.csv", "table3.md", "table3.tex", "per_target.csv", "translations.png"]
+    before = {f: (out / f).read_bytes() for f in files}
+    (out / "table3.md").write_text("edited by hand")
+    res = CliRunner().invoke(cli, ["tables", "protocol=rafd_expression", f"results_dir={tmp_path / 'results'}"])
+    assert res.exit_code == 0, res.output
+    assert {f: (out / f).read_bytes() for f in files} == before
+    assert (out / "provenance.json").is_file()
     # the same config again: every step is reused
     second = run(tmp_path)
     assert all(r["reused"] for r in json.loads((out / "provenance.json").read_text())["runs"].values())

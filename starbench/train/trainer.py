@@ -55,17 +55,24 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def build_model(name: str, domains: Any, cfg: Any) -> TranslationModel:
-    """Instantiate a registered (or ``package.module:Class``) model, checking it fills the interface."""
+def model_class(name: str) -> type[TranslationModel]:
+    """The registered (or ``package.module:Class``) model class, checked against the interface."""
     cls = MODELS.get(name)
     if not isinstance(cls, type) or not issubclass(cls, TranslationModel):
         missing = [m for m in REQUIRED_METHODS if not callable(getattr(cls, m, None))]
-        what = f"lacks {', '.join(missing)}" if missing else "is not a starbench.models.base.TranslationModel subclass"
-        raise StarbenchError(f"model '{name}' ({cls!r}) {what}; see README 'Plugging in a model'")
+        what = (f"does not implement {', '.join(missing)}" if missing
+                else "is not a subclass of starbench.models.base.TranslationModel")
+        raise StarbenchError(f"model '{name}' ({getattr(cls, '__qualname__', cls)!r}) {what}; see README "
+                             f"'Plugging in a model'")
     abstract = sorted(getattr(cls, "__abstractmethods__", ()))
     if abstract:
         raise StarbenchError(f"model '{name}' does not implement {', '.join(abstract)}")
-    return cls(domains, cfg)
+    return cls
+
+
+def build_model(name: str, domains: Any, cfg: Any) -> TranslationModel:
+    """Instantiate a model by name for ``domains``."""
+    return model_class(name)(domains, cfg)
 
 
 @dataclass
