@@ -3,6 +3,8 @@
 Per direction a -> b: a transform network G (the CycleGAN ResNet generator: the paper's "same size
 class", 7,837,699 parameters at 128 px), a critic D on domain b (StarGAN's PatchGAN without the class
 head), an LSGAN adversarial loss, and the identity regulariser lambda_id * mean |F(x) - F(G(x))|.
+The weight is not given in the material starbench follows; lambda_id = 1 is the default because 10
+drove the generator to noise that matches F's features (seen at demo scale, neutral -> happy).
 
 F, the identity feature extractor: the DIAT paper uses a network trained for face recognition. No
 pretrained face-recognition weights can be downloaded here, so by default starbench trains F itself:

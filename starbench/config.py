@@ -110,7 +110,7 @@ class DIATConfig:
     g_blocks: int = 6
     d_conv_dim: int = 64
     d_repeat: int = 6
-    lambda_id: float = 10.0  # weight of the identity regulariser (mean absolute feature difference)
+    lambda_id: float = 1.0  # weight of the identity regulariser (mean absolute feature difference)
     lr: float = 2e-4
     beta1: float = 0.5
     beta2: float = 0.999
@@ -202,7 +202,7 @@ SCALE_PRESETS: dict[str, dict[str, Any]] = {
         "cyclegan": {"g_conv_dim": 16, "g_blocks": 2, "d_conv_dim": 32, "d_repeat": 4, "lr": 5e-4},
         "diat": {"g_conv_dim": 16, "g_blocks": 2, "d_conv_dim": 32, "d_repeat": 4, "lr": 5e-4, "identity_epochs": 2},
         "icgan": {"g_conv_dim": 32, "d_conv_dim": 32, "e_conv_dim": 32, "lr": 5e-4},
-        "classifier": {"epochs": 4},
+        "classifier": {"epochs": 8},
     },
     "paper": {
         "data": {"image_size": 128, "batch_size": 16, "synth_size": 256},
