@@ -1,6 +1,5 @@
 """The main job at smoke scale: tables with the paper's rows and columns, reuse, bad input, both layouts."""
 import json
-import shutil
 
 import pandas as pd
 import pytest

@@ -52,8 +52,8 @@ def decoded_images(index: DatasetIndex, size: int, cache_root: Path, workers: in
     try:
         arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(index.records), 3, size, size))
 
-        def work(i: int) -> int:
-            arr[i] = load_image(index.records[i].path, size, index.crop)
+        def work(i: int, out: np.ndarray = arr) -> int:
+            out[i] = load_image(index.records[i].path, size, index.crop)
             return i
 
         with progress_bar(f"decoding {index.name} images ({size}px)", total=len(index.records),

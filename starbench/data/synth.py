@@ -16,7 +16,6 @@ exactly like the real datasets so that the real loaders read them.
 """
 from __future__ import annotations
 
-import math
 import os
 import shutil
 from dataclasses import dataclass
