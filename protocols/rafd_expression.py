@@ -17,18 +17,13 @@ Steps (each expensive one keyed by a hash of what determines it, and reused on a
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
-from omegaconf import OmegaConf
-from PIL import Image, ImageDraw
 
 from starbench.config import cache_dir
 from starbench.data import LoadedData, load_data
@@ -38,46 +33,19 @@ from starbench.errors import StarbenchError
 from starbench.metrics import fid as fidm
 from starbench.metrics import paired
 from starbench.metrics.classifier import (ClassifierRecipe, cache_key, cached_classifier, default_device,
-                                          predict_logits, train_classifier)
+                                          train_classifier)
 from starbench.metrics.stats import error_rate, mcnemar
 from starbench.paper import TABLE3_ERROR, params_text
 from starbench.progress import console
 from starbench.registry import register_protocol
 from starbench.report import ProtocolResult, provenance, results_folder, save_record, write_json, write_table
-from starbench.train.trainer import Trainer, model_class
+from starbench.protocols.common import Steps, classify, data_fingerprint, fmt, grid_image, train_method, uint8_rows
+from starbench.train.trainer import model_class
 
 NAME = "rafd_expression"
 SOURCE = "neutral"
 CHANCE_ERROR = 7 / 8  # an 8-way classifier guessing
 NOT_LEARNED = 0.75  # error at or above this: the method did not learn at this scale
-# Settings that do not change what a trained model is (left out of run keys).
-NOT_IN_RUN_KEY = ("protocol", "models", "results_dir", "run_dir", "classifier", "fid", "grid_inputs", "device",
-                  "cache_dir")
-
-
-class Steps:
-    """Announces each step and records its wall time (for provenance)."""
-
-    def __init__(self, total: int) -> None:
-        self.total, self.n, self.times = total, 0, {}
-
-    @contextmanager
-    def __call__(self, name: str) -> Iterator[None]:
-        self.n += 1
-        console.print(f"[bold cyan][{self.n}/{self.total}][/] {name}", highlight=False)
-        start = time.perf_counter()
-        yield
-        self.times[name] = round(time.perf_counter() - start, 2)
-
-
-def run_key(cfg: Any, model: str, data_fingerprint: str) -> str:
-    c = OmegaConf.to_container(cfg, resolve=True)
-    for k in NOT_IN_RUN_KEY:
-        c.pop(k, None)
-    c["train"].pop("progress", None)
-    c["model"] = model
-    c["data_fingerprint"] = data_fingerprint
-    return hashlib.sha256(json.dumps(c, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 def check_inputs(cfg: Any) -> None:
@@ -95,7 +63,7 @@ def expression_classifier(cfg: Any, data: LoadedData, device: torch.device) -> t
     recipe = ClassifierRecipe(epochs=cfg.classifier.epochs, batch_size=cfg.classifier.batch_size,
                               lr=cfg.classifier.lr, seed=cfg.seed)
     size = int(data.images.shape[-1])
-    key = cache_key(kind="expression", data=_fingerprint(data), recipe=vars(recipe), size=size)
+    key = cache_key(kind="expression", data=data_fingerprint(data), recipe=vars(recipe), size=size)
     train = data.split("train")
 
     def fit():
@@ -112,32 +80,7 @@ def expression_classifier(cfg: Any, data: LoadedData, device: torch.device) -> t
     return net, info, extractor_file
 
 
-def _fingerprint(data: LoadedData) -> str:
-    from starbench.data.cache import fingerprint
-    return fingerprint(data.index, int(data.images.shape[-1]))
-
-
-def uint8_rows(data: LoadedData, rows: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(data.images[np.sort(rows)]))[np.argsort(np.argsort(rows))]
-
-
-def classify(net: torch.nn.Module, images_u8: torch.Tensor) -> np.ndarray:
-    return predict_logits(net, to_float(images_u8.clone())).argmax(1).numpy()
-
-
 # ------------------------------------------------------------------------------------ methods
-def train_method(cfg: Any, model: str, fp: str, show: bool) -> tuple[Any, Path, dict]:
-    key = run_key(cfg, model, fp)
-    run_dir = Path(cfg.run_dir) / NAME / f"{model.replace(':', '_')}-{key}"
-    mcfg = OmegaConf.merge(cfg, {"model": model, "train": {"resume": True}})
-    res = Trainer(mcfg, run_dir, show_progress=show).fit()
-    if res.interrupted:
-        raise StarbenchError(f"interrupted while training {model}; its checkpoint is in {run_dir}: run the protocol "
-                             f"again to continue")
-    return res.model, run_dir, {"run_dir": str(run_dir), "key": key, "steps": res.step,
-                                "reused": res.reused, "train_seconds": res.train_seconds}
-
-
 @torch.no_grad()
 def translate_all(model: Any, inputs_u8: torch.Tensor, targets: list[str], batch: int = 64) -> torch.Tensor:
     """(N inputs, T targets, 3, S, S) uint8 translations of neutral inputs."""
@@ -156,37 +99,6 @@ def translate_all(model: Any, inputs_u8: torch.Tensor, targets: list[str], batch
 
 
 # ------------------------------------------------------------------------------------ report
-def grid_image(inputs: torch.Tensor, fakes: dict[str, torch.Tensor], targets: list[str], rows: int) -> Image.Image:
-    """Figure 5 of the paper: per method a block of rows (input, then its 7 translations)."""
-    rows = min(rows, inputs.size(0))
-    s = inputs.size(-1)
-    scale = max(1, 64 // s)
-    cell = s * scale + 4
-    label_h, left = 16, 90
-    cols = 1 + len(targets)
-    height = label_h + len(fakes) * (rows * cell + 6)
-    canvas = Image.new("RGB", (left + cols * cell, height), "white")
-    draw = ImageDraw.Draw(canvas)
-    for c, name in enumerate(["input"] + targets):
-        draw.text((left + c * cell + 2, 2), name[:10], fill="black")
-    y = label_h
-    for method, fake in fakes.items():
-        draw.text((4, y + rows * cell // 2 - 6), method[:14], fill="black")
-        for r in range(rows):
-            tiles = [inputs[r]] + [fake[r, t] for t in range(len(targets))]
-            for c, tile in enumerate(tiles):
-                img = Image.fromarray(tile.permute(1, 2, 0).numpy()).resize((s * scale, s * scale), Image.NEAREST)
-                canvas.paste(img, (left + c * cell + 2, y + r * cell + 2))
-        y += rows * cell + 6
-    return canvas
-
-
-def fmt(x: Optional[float], digits: int = 2) -> str:
-    if x is None or (isinstance(x, float) and not np.isfinite(x)):
-        return "n/a"
-    return f"{x:.{digits}f}"
-
-
 def render(record: dict[str, Any], arrays: dict[str, np.ndarray], folder: Path) -> None:
     """Tables and figure from the run record (also what ``starbench tables`` calls)."""
     write_table(pd.DataFrame(record["table3"]), folder, "table3",
@@ -212,7 +124,7 @@ def run(cfg: Any) -> ProtocolResult:
 
     with steps("data"):
         data = load_data(cfg, show_progress=show)
-        fp = _fingerprint(data)
+        fp = data_fingerprint(data)
         test = data.split("test")
         expr = np.array([r.meta.get("expression") for r in data.index.records])
         neutral_rows = test[expr[test] == SOURCE]
@@ -233,7 +145,7 @@ def run(cfg: Any) -> ProtocolResult:
     params: dict[str, str] = {}
     for m in cfg.models:
         with steps(f"method {m}: train or load, translate {len(neutral_rows)} inputs x {len(targets)} targets"):
-            model, _, info = train_method(cfg, m, fp, show)
+            model, _, info = train_method(cfg, NAME, m, fp, show)
             fakes[m] = translate_all(model, inputs, targets)
             from starbench.baselines.pairwise import count_instances
             counts = count_instances(model)

@@ -21,7 +21,7 @@ from starbench.errors import StarbenchError
 from starbench.progress import progress_bar
 from starbench.registry import DATASETS
 
-SYNTH_VERSION = 1
+SYNTH_VERSION = 2
 
 __all__ = ["DatasetIndex", "DomainSpec", "ImageRecord", "LoadedData", "Problem", "dataset_root", "load_data",
            "load_index", "synthetic_root"]

@@ -16,6 +16,7 @@ exactly like the real datasets so that the real loaders read them.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 from dataclasses import dataclass
@@ -312,7 +313,10 @@ def write_rafd(out: str | Path, subjects: int = 67, seed: int = 0, size: int = 2
 
 def write_celeba(out: str | Path, count: int = 2000, seed: int = 0,
                  progress: Optional[Callable[[int, int], None]] = None) -> Path:
-    """Write a synthetic CelebA set: ``img_align_celeba/``, the attribute and partition lists.
+    """Write a synthetic CelebA set: ``img_align_celeba/``, the attribute, partition and identity lists.
+
+    About eight images per person (``identity_CelebA.txt``): face, skin and gender are the person's;
+    hair colour, age, smile and glasses vary from image to image.
 
     Images are 178x218 like aligned CelebA. The five attributes the paper uses are drawn visibly;
     Gray_Hair, Smiling, Eyeglasses, Bangs, No_Beard, 5_o_Clock_Shadow, Wearing_Lipstick and
@@ -324,17 +328,21 @@ def write_celeba(out: str | Path, count: int = 2000, seed: int = 0,
     tmp = _atomic_dir(out)
     (tmp / "img_align_celeba").mkdir()
     rng = np.random.default_rng([seed, 7])
-    attr_lines, part_lines = [], []
+    attr_lines, part_lines, id_lines = [], [], []
     col = {name: i for i, name in enumerate(CELEBA_ATTRIBUTES)}
+    n_people = max(2, count // 8)  # like CelebA, each person appears in several images
     for i in range(1, count + 1):
         r = np.random.default_rng([seed, 7, i])
-        male = bool(r.random() < 0.42)
+        person = int(r.integers(1, n_people + 1))
+        pr = np.random.default_rng([seed, 8, person])  # the person's own traits: face, skin, gender
+        male = bool(pr.random() < 0.42)
+        base = random_identity(pr, str(pr.choice(["Caucasian", "Moroccan"], p=[0.7, 0.3])), male=male)
         young = bool(r.random() < 0.75)
         hair = str(r.choice(["black", "blond", "brown", "gray", "red"], p=[0.3, 0.25, 0.25, 0.1, 0.1]))
         if hair == "gray" and young:
             hair = "brown"
-        ident = random_identity(r, str(r.choice(["Caucasian", "Moroccan"], p=[0.7, 0.3])), male=male, hair=hair,
-                                aged=not young)
+        ident = dataclasses.replace(base, hair=_jitter(r, HAIR_COLOURS[hair], 10), aged=not young,
+                                    skin=base.skin if young else tuple(int(c * 0.9 + 20) for c in base.skin))
         smiling = bool(r.random() < 0.45)
         glasses = bool(r.random() < 0.08)
         stubble = male and bool(r.random() < 0.6)
@@ -353,6 +361,7 @@ def write_celeba(out: str | Path, count: int = 2000, seed: int = 0,
                          ("Bags_Under_Eyes", not young)):
             vals[col[attr]] = 1 if on else -1
         attr_lines.append(name + " " + " ".join(f"{v:2d}" for v in vals))
+        id_lines.append(f"{name} {person}")
         u = rng.random()
         part_lines.append(f"{name} {0 if u < 0.8 else 1 if u < 0.9 else 2}")
         if progress:
@@ -361,5 +370,7 @@ def write_celeba(out: str | Path, count: int = 2000, seed: int = 0,
         f.write(f"{count}\n" + " ".join(CELEBA_ATTRIBUTES) + "\n" + "\n".join(attr_lines) + "\n")
     with open(tmp / "list_eval_partition.txt", "w") as f:
         f.write("\n".join(part_lines) + "\n")
+    with open(tmp / "identity_CelebA.txt", "w") as f:
+        f.write("\n".join(id_lines) + "\n")
     _publish(tmp, out)
     return out

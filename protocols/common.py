@@ -1,0 +1,109 @@
+"""Steps shared by the protocols: step timing, run keys, training-or-loading a method, image rows, figures."""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+from PIL import Image, ImageDraw
+
+from starbench.data import LoadedData
+from starbench.data.batches import to_float
+from starbench.errors import StarbenchError
+from starbench.metrics.classifier import predict_logits
+from starbench.progress import console
+from starbench.train.trainer import Trainer
+
+# Settings that do not change what a trained model is (left out of run keys).
+NOT_IN_RUN_KEY = ("protocol", "models", "results_dir", "run_dir", "classifier", "fid", "grid_inputs", "device",
+                  "cache_dir")
+
+
+class Steps:
+    """Announces each step and records its wall time (for provenance)."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.n, self.times = total, 0, {}
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        self.n += 1
+        console.print(f"[bold cyan][{self.n}/{self.total}][/] {name}", highlight=False)
+        start = time.perf_counter()
+        yield
+        self.times[name] = round(time.perf_counter() - start, 2)
+
+
+def run_key(cfg: Any, model: str, fingerprint: str) -> str:
+    """Hash of everything that decides a trained model (config without reporting keys, data fingerprint)."""
+    c = OmegaConf.to_container(cfg, resolve=True)
+    for k in NOT_IN_RUN_KEY:
+        c.pop(k, None)
+    c["train"].pop("progress", None)
+    c["model"] = model
+    c["data_fingerprint"] = fingerprint
+    return hashlib.sha256(json.dumps(c, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def data_fingerprint(data: LoadedData) -> str:
+    from starbench.data.cache import fingerprint
+    return fingerprint(data.index, int(data.images.shape[-1]))
+
+
+def uint8_rows(data: LoadedData, rows: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(data.images[np.sort(rows)]))[np.argsort(np.argsort(rows))]
+
+
+def classify(net: torch.nn.Module, images_u8: torch.Tensor) -> np.ndarray:
+    return predict_logits(net, to_float(images_u8.clone())).argmax(1).numpy()
+
+
+def train_method(cfg: Any, protocol: str, model: str, fp: str, show: bool) -> tuple[Any, Path, dict]:
+    key = run_key(cfg, model, fp)
+    run_dir = Path(cfg.run_dir) / protocol / f"{model.replace(':', '_')}-{key}"
+    mcfg = OmegaConf.merge(cfg, {"model": model, "train": {"resume": True}})
+    res = Trainer(mcfg, run_dir, show_progress=show).fit()
+    if res.interrupted:
+        raise StarbenchError(f"interrupted while training {model}; its checkpoint is in {run_dir}: run the protocol "
+                             f"again to continue")
+    return res.model, run_dir, {"run_dir": str(run_dir), "key": key, "steps": res.step,
+                                "reused": res.reused, "train_seconds": res.train_seconds}
+
+
+def grid_image(inputs: torch.Tensor, fakes: dict[str, torch.Tensor], targets: list[str], rows: int) -> Image.Image:
+    """Figure 5 of the paper: per method a block of rows (input, then its 7 translations)."""
+    rows = min(rows, inputs.size(0))
+    s = inputs.size(-1)
+    scale = max(1, 64 // s)
+    cell = s * scale + 4
+    label_h, left = 16, 90
+    cols = 1 + len(targets)
+    height = label_h + len(fakes) * (rows * cell + 6)
+    canvas = Image.new("RGB", (left + cols * cell, height), "white")
+    draw = ImageDraw.Draw(canvas)
+    for c, name in enumerate(["input"] + targets):
+        draw.text((left + c * cell + 2, 2), name[:10], fill="black")
+    y = label_h
+    for method, fake in fakes.items():
+        draw.text((4, y + rows * cell // 2 - 6), method[:14], fill="black")
+        for r in range(rows):
+            tiles = [inputs[r]] + [fake[r, t] for t in range(len(targets))]
+            for c, tile in enumerate(tiles):
+                img = Image.fromarray(tile.permute(1, 2, 0).numpy()).resize((s * scale, s * scale), Image.NEAREST)
+                canvas.paste(img, (left + c * cell + 2, y + r * cell + 2))
+        y += rows * cell + 6
+    return canvas
+
+
+def fmt(x: Optional[float], digits: int = 2) -> str:
+    if x is None or (isinstance(x, float) and not np.isfinite(x)):
+        return "n/a"
+    return f"{x:.{digits}f}"
+
+
