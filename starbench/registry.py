@@ -21,7 +21,8 @@ BUILTIN_MODULES: dict[str, tuple[str, ...]] = {
     "dataset": ("starbench.data.rafd", "starbench.data.celeba", "starbench.data.folder"),
     "model": ("starbench.models.stargan", "starbench.baselines.cyclegan", "starbench.baselines.diat",
               "starbench.baselines.icgan"),
-    "protocol": ("starbench.protocols.params", "starbench.protocols.rafd_expression"),
+    "protocol": ("starbench.protocols.params", "starbench.protocols.rafd_expression",
+                 "starbench.protocols.celeba_attributes"),
 }
 ENTRY_POINT_GROUPS = {"model": "starbench.models"}
 

@@ -1,0 +1,49 @@
+"""CelebA attribute protocol at smoke scale: the paper's rows and columns, bad input, re-rendering."""
+import pandas as pd
+import pytest
+
+from starbench.config import resolve
+from starbench.errors import StarbenchError
+from starbench.registry import PROTOCOLS
+from starbench.report import rerender
+
+FAST = ["data=celeba", "scale=smoke", "fid.download=false", "train.progress=false", "data.synth_celeba_images=200",
+        "train.steps=6", "classifier.epochs=1"]
+
+
+def run(tmp_path, *extra):
+    cfg = resolve(FAST + [f"run_dir={tmp_path / 'runs'}", f"results_dir={tmp_path / 'results'}", *extra])
+    return PROTOCOLS.get("celeba_attributes")(cfg)
+
+
+def test_smoke_tables_have_the_paper_rows_and_columns(tmp_path):
+    run(tmp_path)
+    out = tmp_path / "results" / "celeba_attributes"
+    t1 = pd.read_csv(out / "table1.csv", keep_default_na=False)
+    t2 = pd.read_csv(out / "table2.csv", keep_default_na=False)
+    assert list(t1["method"]) == ["stargan", "diat", "cyclegan", "icgan"] == list(t2["method"])
+    for group in ("hair colour", "gender", "aged"):
+        for col in ("target %", "kept %", "FID", "classifier Frechet", "L1 to input", "paper votes % (human study)"):
+            assert f"{group}: {col}" in t1.columns
+    for group in ("H+G", "H+A", "G+A", "H+G+A"):
+        assert f"{group}: paper votes % (human study)" in t2.columns
+    by1, by2 = t1.set_index("method"), t2.set_index("method")
+    assert by1.loc["stargan", "gender: paper votes % (human study)"] == "39.1"  # checked number
+    assert by2.loc["icgan", "G+A: paper votes % (human study)"] == "20.3"
+    assert by1.loc["diat", "hair colour: paper votes % (human study)"] == "9.3 (recalled)"
+    assert all(0 <= float(v) <= 100 for v in by1["aged: target %"])
+    per_edit = pd.read_csv(out / "per_edit.csv", keep_default_na=False)
+    assert set(per_edit["edit"]) == {"hair->black", "hair->blond", "hair->brown", "gender", "aged", "H+G", "H+A",
+                                     "G+A", "H+G+A"}
+    assert "human study" in (out / "table1.md").read_text()
+    files = ["table1.csv", "table1.md", "table1.tex", "table2.md", "per_edit.csv", "translations.png"]
+    before = {f: (out / f).read_bytes() for f in files}
+    rerender(tmp_path / "results", "celeba_attributes", PROTOCOLS.get("celeba_attributes").render)
+    assert {f: (out / f).read_bytes() for f in files} == before
+
+
+def test_missing_attribute_and_wrong_data(tmp_path):
+    with pytest.raises(StarbenchError, match="needs data.attributes=.*missing: Young"):
+        run(tmp_path, "data.attributes=[Black_Hair,Blond_Hair,Brown_Hair,Male]")
+    with pytest.raises(StarbenchError, match="runs on CelebA"):
+        run(tmp_path, "data=rafd")
