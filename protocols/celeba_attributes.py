@@ -205,7 +205,7 @@ def run(cfg: Any) -> ProtocolResult:
     runs: dict[str, dict] = {}
     for m in cfg.models:
         with steps(f"method {m}: train or load, apply {len(edit_list)} edits"):
-            model, _, info = train_method(cfg, NAME, m, fp, show)
+            model, _, info = train_method(cfg, m, fp, show)
             runs[m] = info
             grid = np.zeros((grid_rows, len(edit_list)) + tuple(inputs_all.shape[1:]), dtype=np.uint8)
             for k, (ename, group, edited, applies, target_of) in enumerate(edit_list):

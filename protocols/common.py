@@ -64,9 +64,14 @@ def classify(net: torch.nn.Module, images_u8: torch.Tensor) -> np.ndarray:
     return predict_logits(net, to_float(images_u8.clone())).argmax(1).numpy()
 
 
-def train_method(cfg: Any, protocol: str, model: str, fp: str, show: bool) -> tuple[Any, Path, dict]:
+def train_method(cfg: Any, model: str, fp: str, show: bool) -> tuple[Any, Path, dict]:
+    """Train ``model`` with ``cfg`` through the Trainer, or load it when its run is complete.
+
+    Runs live in ``run_dir/models/<model>-<data>-<key>``: protocols that need the same model trained
+    the same way on the same data share it.
+    """
     key = run_key(cfg, model, fp)
-    run_dir = Path(cfg.run_dir) / protocol / f"{model.replace(':', '_')}-{key}"
+    run_dir = Path(cfg.run_dir) / "models" / f"{model.replace(':', '_')}-{cfg.data.name}-{key}"
     mcfg = OmegaConf.merge(cfg, {"model": model, "train": {"resume": True}})
     res = Trainer(mcfg, run_dir, show_progress=show).fit()
     if res.interrupted:

@@ -5,7 +5,7 @@ Steps (each expensive one keyed by a hash of what determines it, and reused on a
 2. classifier: ResNet-18 from scratch on the train split (``classifier.*``); its error on the real
    test images is the "real images" row;
 3. methods (``models=[...]``, default StarGAN, DIAT, CycleGAN, IcGAN, or any registered model):
-   each trained by the Trainer into ``run_dir/rafd_expression/<model>-<key>/``, or loaded from there;
+   each trained by the Trainer into ``run_dir/models/<model>-rafd-<key>/``, or loaded from there;
 4. translation: every neutral test image to each of the 7 other expressions;
 5. metrics: classification error (95% Clopper-Pearson interval) and McNemar's paired test against
    StarGAN; FID per target expression (generated vs real test images of that expression, averaged
@@ -145,7 +145,7 @@ def run(cfg: Any) -> ProtocolResult:
     params: dict[str, str] = {}
     for m in cfg.models:
         with steps(f"method {m}: train or load, translate {len(neutral_rows)} inputs x {len(targets)} targets"):
-            model, _, info = train_method(cfg, NAME, m, fp, show)
+            model, _, info = train_method(cfg, m, fp, show)
             fakes[m] = translate_all(model, inputs, targets)
             from starbench.baselines.pairwise import count_instances
             counts = count_instances(model)

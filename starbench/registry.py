@@ -22,7 +22,7 @@ BUILTIN_MODULES: dict[str, tuple[str, ...]] = {
     "model": ("starbench.models.stargan", "starbench.baselines.cyclegan", "starbench.baselines.diat",
               "starbench.baselines.icgan"),
     "protocol": ("starbench.protocols.params", "starbench.protocols.rafd_expression",
-                 "starbench.protocols.celeba_attributes"),
+                 "starbench.protocols.celeba_attributes", "starbench.protocols.joint_training"),
 }
 ENTRY_POINT_GROUPS = {"model": "starbench.models"}
 
