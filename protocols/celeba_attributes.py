@@ -280,6 +280,8 @@ def run(cfg: Any) -> ProtocolResult:
             + "; against real test images carrying the edit's target attributes. classifier Frechet: on the attribute "
               "classifier's features; needs no download; not comparable with FID.",
             "Two-domain baselines chain their instances (hair, gender, age) for multiple edits, as the paper did.",
+            "translations.png: where an edit does not apply to an input (aging an aged face, dyeing hair its own "
+            "colour) the input itself is shown.",
             "Paper numbers marked (recalled) were not re-checked against the paper's text.",
             "Training budget per method: " + "; ".join(f"{m} {r['steps']} steps, {r['train_seconds']:.0f} s"
                                                         for m, r in runs.items()) + ".",
