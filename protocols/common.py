@@ -82,12 +82,12 @@ def train_method(cfg: Any, model: str, fp: str, show: bool) -> tuple[Any, Path, 
 
 
 def grid_image(inputs: torch.Tensor, fakes: dict[str, torch.Tensor], targets: list[str], rows: int) -> Image.Image:
-    """Figure 5 of the paper: per method a block of rows (input, then its 7 translations)."""
+    """The paper's Figures 4 and 5: per method a block of rows, each an input then its translations."""
     rows = min(rows, inputs.size(0))
     s = inputs.size(-1)
     scale = max(1, 64 // s)
     cell = s * scale + 4
-    label_h, left = 16, 90
+    label_h, left = 16, 8 + 6 * max(len(m) for m in fakes)
     cols = 1 + len(targets)
     height = label_h + len(fakes) * (rows * cell + 6)
     canvas = Image.new("RGB", (left + cols * cell, height), "white")
@@ -96,7 +96,7 @@ def grid_image(inputs: torch.Tensor, fakes: dict[str, torch.Tensor], targets: li
         draw.text((left + c * cell + 2, 2), name[:10], fill="black")
     y = label_h
     for method, fake in fakes.items():
-        draw.text((4, y + rows * cell // 2 - 6), method[:14], fill="black")
+        draw.text((4, y + rows * cell // 2 - 6), method, fill="black")
         for r in range(rows):
             tiles = [inputs[r]] + [fake[r, t] for t in range(len(targets))]
             for c, tile in enumerate(tiles):
