@@ -27,6 +27,11 @@ def test_sng_and_jnt_on_the_same_inputs(tmp_path):
     from PIL import Image
     w, h = Image.open(out / "translations.png").size
     assert w > h  # input + 8 expressions per row, two blocks (right and wrong mask)
+    from starbench.report import rerender
+    files = ["joint.csv", "joint.md", "joint.tex", "translations.png"]
+    before = {f: (out / f).read_bytes() for f in files}
+    rerender(tmp_path / "results", "joint_training", PROTOCOLS.get("joint_training").render)
+    assert {f: (out / f).read_bytes() for f in files} == before
     runs = sorted(p.name for p in (tmp_path / "runs" / "models").iterdir())
     assert any(r.startswith("stargan-rafd-") for r in runs) and any(r.startswith("stargan-joint-") for r in runs)
 
