@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from starbench.baselines.pairwise import count_instances
 from starbench.config import cache_dir
 from starbench.data import LoadedData, load_data
 from starbench.data.batches import to_float, to_uint8
@@ -147,7 +148,6 @@ def run(cfg: Any) -> ProtocolResult:
         with steps(f"method {m}: train or load, translate {len(neutral_rows)} inputs x {len(targets)} targets"):
             model, _, info = train_method(cfg, m, fp, show)
             fakes[m] = translate_all(model, inputs, targets)
-            from starbench.baselines.pairwise import count_instances
             counts = count_instances(model)
             info["parameters_per_instance"] = next(iter(counts.values()))
             info["instances"] = len(counts)

@@ -44,7 +44,8 @@ class TranslationModel(abc.ABC):
 
     @abc.abstractmethod
     def train_step(self, batch: Batch, step: int) -> dict[str, float]:
-        """One training iteration on ``batch``; returns the losses to log."""
+        """One training iteration on ``batch``; returns the losses to log (floats or 0-d tensors: the
+        Trainer converts them only when it logs, so a GPU step need not wait for them)."""
 
     @abc.abstractmethod
     def translate(self, x: torch.Tensor, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -11,10 +11,12 @@ networks, optimisers and every RNG state, so N steps + resume + N steps gives th
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
 import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -228,7 +230,6 @@ class Trainer:
             self._truncate_log(start)
         self._fixed = self.data.fixed_batches(tc.sample_images, self.model.sample_source())
         handlers = {}
-        import threading
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 handlers[sig] = signal.signal(sig, self._on_signal)
@@ -271,8 +272,6 @@ class Trainer:
 
     def _progress(self, start: int):
         """Context yielding ``advance(step, losses, rate)``; a bar with losses, it/s and ETA."""
-        import contextlib
-
         enabled = self.show_progress and self.dist.is_main
 
         @contextlib.contextmanager
