@@ -34,7 +34,8 @@ from starbench.metrics import fid as fidm
 from starbench.metrics import paired
 from starbench.metrics.classifier import ClassifierRecipe, cache_key, cached_classifier, default_device, predict_logits, train_classifier
 from starbench.paper import TABLE1_VOTES, TABLE2_VOTES
-from starbench.protocols.common import Steps, data_fingerprint, fmt, grid_image, train_method, uint8_rows
+from starbench.protocols.common import (Steps, data_fingerprint, fmt, inception_weights, save_grid_figure,
+                                       train_method, uint8_rows)
 from starbench.registry import register_protocol
 from starbench.report import ProtocolResult, provenance, results_folder, save_record, write_json, write_table
 from starbench.train.checkpoint import atomic_torch_save
@@ -159,9 +160,7 @@ def render(record: dict[str, Any], arrays: dict[str, np.ndarray], folder: Path) 
                 caption="Table 2 (CelebA, multi-attribute edits): automatic measures beside the paper's user study",
                 notes=record["notes"])
     pd.DataFrame(record["per_edit"]).to_csv(folder / "per_edit.csv", index=False)
-    fakes = {k.split(":", 1)[1]: torch.from_numpy(v) for k, v in arrays.items() if k.startswith("fake:")}
-    grid_image(torch.from_numpy(arrays["inputs"]), fakes, record["columns"], len(arrays["inputs"])).save(
-        folder / "translations.png")
+    save_grid_figure(arrays, record["columns"], folder)
 
 
 @register_protocol(NAME, "CelebA attribute edits (stand-in for the paper's Tables 1-2): accuracy, preservation, FID",
@@ -172,9 +171,7 @@ def run(cfg: Any) -> ProtocolResult:
     steps = Steps(4 + len(cfg.models))
     device = default_device(cfg.device)
     show = bool(cfg.train.progress)
-    weights = fidm.resolve_inception_weights(cfg.fid)
-    if not weights.available and cfg.fid.required:
-        raise StarbenchError(f"fid.required=true but {weights.problem}")
+    weights = inception_weights(cfg)
 
     with steps("data"):
         data = load_data(cfg, show_progress=show)

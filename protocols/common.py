@@ -14,8 +14,9 @@ from omegaconf import OmegaConf
 from PIL import Image, ImageDraw
 
 from starbench.data import LoadedData
-from starbench.data.batches import to_float
+from starbench.data.batches import to_float, to_uint8
 from starbench.errors import StarbenchError
+from starbench.metrics import fid as fidm
 from starbench.metrics.classifier import predict_logits
 from starbench.progress import console
 from starbench.train.trainer import Trainer
@@ -104,6 +105,36 @@ def grid_image(inputs: torch.Tensor, fakes: dict[str, torch.Tensor], targets: li
                 canvas.paste(img, (left + c * cell + 2, y + r * cell + 2))
         y += rows * cell + 6
     return canvas
+
+
+def inception_weights(cfg: Any) -> "fidm.InceptionWeights":
+    """Resolve the FID weights before any work: a wrong file, or none with fid.required=true, fails here."""
+    weights = fidm.resolve_inception_weights(cfg.fid)
+    if not weights.available and cfg.fid.required:
+        raise StarbenchError(f"fid.required=true but {weights.problem}")
+    return weights
+
+
+@torch.no_grad()
+def translate_grid(model: Any, inputs_u8: torch.Tensor, source: np.ndarray, targets: list[np.ndarray],
+                   batch: int = 64) -> torch.Tensor:
+    """(N inputs, T targets, 3, S, S) uint8: every input, labelled ``source``, translated to every target label."""
+    out = torch.empty((inputs_u8.size(0), len(targets)) + tuple(inputs_u8.shape[1:]), dtype=torch.uint8)
+    src = torch.from_numpy(np.asarray(source, dtype=np.float32)).to(model.device)
+    for t, target in enumerate(targets):
+        tgt = torch.from_numpy(np.asarray(target, dtype=np.float32)).to(model.device)
+        for i in range(0, inputs_u8.size(0), batch):
+            x = to_float(inputs_u8[i:i + batch].clone()).to(model.device)
+            n = x.size(0)
+            out[i:i + n, t] = to_uint8(model.translate(x, src.expand(n, -1), tgt.expand(n, -1))).cpu()
+    return out
+
+
+def save_grid_figure(arrays: dict[str, np.ndarray], columns: list[str], folder: Path) -> None:
+    """translations.png from a run record's arrays: ``inputs`` and one ``fake:<method>`` block per method."""
+    fakes = {k.split(":", 1)[1]: torch.from_numpy(v) for k, v in arrays.items() if k.startswith("fake:")}
+    grid_image(torch.from_numpy(arrays["inputs"]), fakes, columns, len(arrays["inputs"])).save(
+        folder / "translations.png")
 
 
 def fmt(x: Optional[float], digits: int = 2) -> str:

@@ -27,7 +27,6 @@ from omegaconf import OmegaConf
 
 from starbench.config import cache_dir
 from starbench.data import load_data
-from starbench.data.batches import to_float, to_uint8
 from starbench.data.domains import DomainSpec
 from starbench.data.rafd import rafd_domains
 from starbench.errors import StarbenchError
@@ -35,7 +34,8 @@ from starbench.metrics import fid as fidm
 from starbench.metrics import paired
 from starbench.metrics.classifier import default_device
 from starbench.metrics.stats import error_rate, mcnemar
-from starbench.protocols.common import Steps, classify, data_fingerprint, fmt, grid_image, train_method, uint8_rows
+from starbench.protocols.common import (Steps, classify, data_fingerprint, fmt, inception_weights, save_grid_figure,
+                                       train_method, translate_grid, uint8_rows)
 from starbench.protocols.rafd_expression import SOURCE, expression_classifier
 from starbench.registry import register_protocol
 from starbench.report import ProtocolResult, provenance, results_folder, save_record, write_json, write_table
@@ -51,26 +51,11 @@ def variant_cfg(cfg: Any, data_name: str) -> Any:
     return OmegaConf.merge(cfg, {"model": "stargan", "data": {"name": "joint", "root": None, "rafd_root": rafd_root}})
 
 
-@torch.no_grad()
-def translate(model: Any, inputs: torch.Tensor, labels: list[np.ndarray], batch: int = 64) -> torch.Tensor:
-    """(N, T, 3, S, S) uint8: each input under each target label vector."""
-    out = torch.empty((inputs.size(0), len(labels)) + tuple(inputs.shape[1:]), dtype=torch.uint8)
-    for t, lab in enumerate(labels):
-        lab_t = torch.from_numpy(lab).to(model.device)
-        for i in range(0, inputs.size(0), batch):
-            x = to_float(inputs[i:i + batch].clone()).to(model.device)
-            n = x.size(0)
-            out[i:i + n, t] = to_uint8(model.translate(x, lab_t.expand(n, -1), lab_t.expand(n, -1))).cpu()
-    return out
-
-
 def render(record: dict[str, Any], arrays: dict[str, np.ndarray], folder: Path) -> None:
     write_table(pd.DataFrame(record["table"]), folder, "joint",
                 caption="Joint training with the mask vector: RaFD expression translation, SNG vs JNT",
                 notes=record["notes"])
-    fakes = {k.split(":", 1)[1]: torch.from_numpy(v) for k, v in arrays.items() if k.startswith("fake:")}
-    grid_image(torch.from_numpy(arrays["inputs"]), fakes, record["columns"], len(arrays["inputs"])).save(
-        folder / "translations.png")
+    save_grid_figure(arrays, record["columns"], folder)
 
 
 @register_protocol(NAME, "StarGAN-SNG vs StarGAN-JNT (mask vector) on RaFD; CelebA faces given RaFD expressions",
@@ -80,9 +65,7 @@ def run(cfg: Any) -> ProtocolResult:
     steps = Steps(5)
     device = default_device(cfg.device)
     show = bool(cfg.train.progress)
-    weights = fidm.resolve_inception_weights(cfg.fid)
-    if not weights.available and cfg.fid.required:
-        raise StarbenchError(f"fid.required=true but {weights.problem}")
+    weights = inception_weights(cfg)
     sng_cfg, jnt_cfg = variant_cfg(cfg, "rafd"), variant_cfg(cfg, "joint")
     dom = rafd_domains()
     targets = [e for e in dom.names if e != SOURCE]
@@ -121,9 +104,9 @@ def run(cfg: Any) -> ProtocolResult:
                 wrong = [lab.copy() for lab in right]
                 for w in wrong:  # the CelebA mask while asking for an RaFD expression
                     w[joint.mask_slice()] = [1.0, 0.0]
-                grid["JNT, RaFD mask"] = translate(model, celeba_inputs, right)
-                grid["JNT, CelebA mask (wrong)"] = translate(model, celeba_inputs, wrong)
-            fakes[variant] = translate(model, inputs, labels)
+                grid["JNT, RaFD mask"] = translate_grid(model, celeba_inputs, right[0], right)
+                grid["JNT, CelebA mask (wrong)"] = translate_grid(model, celeba_inputs, wrong[0], wrong)
+            fakes[variant] = translate_grid(model, inputs, labels[0], labels)
             del model
 
     with steps("metrics"):

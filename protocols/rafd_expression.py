@@ -28,7 +28,6 @@ import torch
 from starbench.baselines.pairwise import count_instances
 from starbench.config import cache_dir
 from starbench.data import LoadedData, load_data
-from starbench.data.batches import to_float, to_uint8
 from starbench.data.rafd import rafd_domains
 from starbench.errors import StarbenchError
 from starbench.metrics import fid as fidm
@@ -40,7 +39,8 @@ from starbench.paper import TABLE3_ERROR, params_text
 from starbench.progress import console
 from starbench.registry import register_protocol
 from starbench.report import ProtocolResult, provenance, results_folder, save_record, write_json, write_table
-from starbench.protocols.common import Steps, classify, data_fingerprint, fmt, grid_image, train_method, uint8_rows
+from starbench.protocols.common import (Steps, classify, data_fingerprint, fmt, inception_weights, save_grid_figure,
+                                       train_method, translate_grid, uint8_rows)
 from starbench.train.trainer import model_class
 
 NAME = "rafd_expression"
@@ -82,32 +82,13 @@ def expression_classifier(cfg: Any, data: LoadedData, device: torch.device) -> t
 
 
 # ------------------------------------------------------------------------------------ methods
-@torch.no_grad()
-def translate_all(model: Any, inputs_u8: torch.Tensor, targets: list[str], batch: int = 64) -> torch.Tensor:
-    """(N inputs, T targets, 3, S, S) uint8 translations of neutral inputs."""
-    dom = rafd_domains()
-    device = model.device
-    out = torch.empty((inputs_u8.size(0), len(targets)) + tuple(inputs_u8.shape[1:]), dtype=torch.uint8)
-    src_label = torch.from_numpy(dom.label(SOURCE))
-    for t, name in enumerate(targets):
-        tgt = torch.from_numpy(dom.label(name))
-        for i in range(0, inputs_u8.size(0), batch):
-            x = to_float(inputs_u8[i:i + batch].clone()).to(device)
-            n = x.size(0)
-            y = model.translate(x, src_label.expand(n, -1).to(device), tgt.expand(n, -1).to(device))
-            out[i:i + n, t] = to_uint8(y).cpu()
-    return out
-
-
 # ------------------------------------------------------------------------------------ report
 def render(record: dict[str, Any], arrays: dict[str, np.ndarray], folder: Path) -> None:
     """Tables and figure from the run record (also what ``starbench tables`` calls)."""
     write_table(pd.DataFrame(record["table3"]), folder, "table3",
                 caption="Table 3 (RaFD): expression translation from neutral", notes=record["notes"])
     pd.DataFrame(record["per_target"]).to_csv(folder / "per_target.csv", index=False)
-    fakes = {k.split(":", 1)[1]: torch.from_numpy(v) for k, v in arrays.items() if k.startswith("fake:")}
-    grid_image(torch.from_numpy(arrays["inputs"]), fakes, record["targets"], len(arrays["inputs"])).save(
-        folder / "translations.png")
+    save_grid_figure(arrays, record["targets"], folder)
 
 
 # ------------------------------------------------------------------------------------ the protocol
@@ -119,9 +100,7 @@ def run(cfg: Any) -> ProtocolResult:
     steps = Steps(4 + len(cfg.models))
     device = default_device(cfg.device)
     show = bool(cfg.train.progress)
-    weights = fidm.resolve_inception_weights(cfg.fid)  # a wrong file fails here, before any training
-    if not weights.available and cfg.fid.required:
-        raise StarbenchError(f"fid.required=true but {weights.problem}")
+    weights = inception_weights(cfg)  # a wrong file fails here, before any training
 
     with steps("data"):
         data = load_data(cfg, show_progress=show)
@@ -147,7 +126,8 @@ def run(cfg: Any) -> ProtocolResult:
     for m in cfg.models:
         with steps(f"method {m}: train or load, translate {len(neutral_rows)} inputs x {len(targets)} targets"):
             model, _, info = train_method(cfg, m, fp, show)
-            fakes[m] = translate_all(model, inputs, targets)
+            fakes[m] = translate_grid(model, inputs, rafd_domains().label(SOURCE),
+                                      [rafd_domains().label(t) for t in targets])
             counts = count_instances(model)
             info["parameters_per_instance"] = next(iter(counts.values()))
             info["instances"] = len(counts)
