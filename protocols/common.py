@@ -17,6 +17,7 @@ from starbench.data import LoadedData
 from starbench.data.batches import to_float, to_uint8
 from starbench.errors import StarbenchError
 from starbench.metrics import fid as fidm
+from starbench.metrics import paired
 from starbench.metrics.classifier import predict_logits
 from starbench.progress import console
 from starbench.train.trainer import Trainer
@@ -105,6 +106,31 @@ def grid_image(inputs: torch.Tensor, fakes: dict[str, torch.Tensor], targets: li
                 canvas.paste(img, (left + c * cell + 2, y + r * cell + 2))
         y += rows * cell + 6
     return canvas
+
+
+class PairedTruth:
+    """RaFD's real photo of each input's subject, gaze and angle in each target expression.
+
+    Built once per protocol run; ``scores`` gives L1, PSNR and SSIM of any method's translations
+    (N inputs x T targets) against the photos that exist.
+    """
+
+    def __init__(self, data: LoadedData, input_rows: np.ndarray, targets: list[str]) -> None:
+        meta = [r.meta for r in data.index.records]
+        where = {(m.get("subject"), m.get("gaze"), m.get("angle"), m.get("expression")): i
+                 for i, m in enumerate(meta) if m.get("subject") is not None}
+        rows = np.array([[where.get((meta[n].get("subject"), meta[n].get("gaze"), meta[n].get("angle"), t), -1)
+                          for t in targets] for n in input_rows])
+        self.have = rows >= 0
+        self.n = int(self.have.sum())
+        self.photos = uint8_rows(data, rows[self.have]) if self.n else None
+
+    def scores(self, fakes: torch.Tensor) -> tuple[float, float, float]:
+        """Mean (L1, PSNR dB, SSIM) over the pairs; NaN when the data has no ground truth."""
+        if self.photos is None:
+            return float("nan"), float("nan"), float("nan")
+        gen = fakes[torch.from_numpy(self.have)]
+        return tuple(float(f(gen, self.photos).mean()) for f in (paired.l1, paired.psnr, paired.ssim))  # type: ignore
 
 
 def inception_weights(cfg: Any) -> "fidm.InceptionWeights":

@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 from omegaconf import OmegaConf
 
 from starbench.config import cache_dir
@@ -31,11 +30,10 @@ from starbench.data.domains import DomainSpec
 from starbench.data.rafd import rafd_domains
 from starbench.errors import StarbenchError
 from starbench.metrics import fid as fidm
-from starbench.metrics import paired
 from starbench.metrics.classifier import default_device
 from starbench.metrics.stats import error_rate, mcnemar
-from starbench.protocols.common import (Steps, classify, data_fingerprint, fmt, inception_weights, save_grid_figure,
-                                       train_method, translate_grid, uint8_rows)
+from starbench.protocols.common import (PairedTruth, Steps, classify, data_fingerprint, fmt, inception_weights,
+                                       save_grid_figure, train_method, translate_grid, uint8_rows)
 from starbench.protocols.rafd_expression import SOURCE, expression_classifier
 from starbench.registry import register_protocol
 from starbench.report import ProtocolResult, provenance, results_folder, save_record, write_json, write_table
@@ -110,13 +108,7 @@ def run(cfg: Any) -> ProtocolResult:
             del model
 
     with steps("metrics"):
-        meta = [r.meta for r in rafd.index.records]
-        lookup = {(m.get("subject"), m.get("gaze"), m.get("angle"), m.get("expression")): i
-                  for i, m in enumerate(meta) if m.get("subject") is not None}
-        gt_rows = np.array([[lookup.get((meta[n].get("subject"), meta[n].get("gaze"), meta[n].get("angle"), t), -1)
-                             for t in targets] for n in neutral])
-        have = gt_rows >= 0
-        gt = uint8_rows(rafd, gt_rows[have]) if have.any() else None
+        truth = PairedTruth(rafd, neutral, targets)
         target_idx = np.array([dom.index(t) for t in targets])
         fid_root = cache_dir(cfg) / "fidelity"
         wrong_by, rows = {}, []
@@ -129,11 +121,7 @@ def run(cfg: Any) -> ProtocolResult:
                 cfds.append(fidm.classifier_frechet(fake[:, t].contiguous(), real, extractor, fid_root))
                 if weights.available:
                     fids.append(fidm.inception_fid(fake[:, t].contiguous(), real, weights, fid_root, cfg.fid.batch_size))
-            if gt is not None:
-                gen = fake[torch.from_numpy(have)]
-                l1v, psnrv, ssimv = (float(f(gen, gt).mean()) for f in (paired.l1, paired.psnr, paired.ssim))
-            else:
-                l1v = psnrv = ssimv = float("nan")
+            l1v, psnrv, ssimv = truth.scores(fake)
             rows.append((variant, float(np.mean(cfds)), float(np.mean(fids)) if fids else None, l1v, psnrv, ssimv))
 
     with steps("report"):

@@ -31,7 +31,6 @@ from starbench.data import LoadedData, load_data
 from starbench.data.rafd import rafd_domains
 from starbench.errors import StarbenchError
 from starbench.metrics import fid as fidm
-from starbench.metrics import paired
 from starbench.metrics.classifier import (ClassifierRecipe, cache_key, cached_classifier, default_device,
                                           train_classifier)
 from starbench.metrics.stats import error_rate, mcnemar
@@ -39,8 +38,8 @@ from starbench.paper import TABLE3_ERROR, params_text
 from starbench.progress import console
 from starbench.registry import register_protocol
 from starbench.report import ProtocolResult, provenance, results_folder, save_record, write_json, write_table
-from starbench.protocols.common import (Steps, classify, data_fingerprint, fmt, inception_weights, save_grid_figure,
-                                       train_method, translate_grid, uint8_rows)
+from starbench.protocols.common import (PairedTruth, Steps, classify, data_fingerprint, fmt, inception_weights,
+                                       save_grid_figure, train_method, translate_grid, uint8_rows)
 from starbench.train.trainer import model_class
 
 NAME = "rafd_expression"
@@ -137,11 +136,7 @@ def run(cfg: Any) -> ProtocolResult:
             del model
 
     with steps("metrics"):
-        meta = [r.meta for r in data.index.records]
-        lookup = {(mm.get("subject"), mm.get("gaze"), mm.get("angle"), mm.get("expression")): i
-                  for i, mm in enumerate(meta) if mm.get("subject") is not None}
-        gt_rows = np.array([[lookup.get((meta[n].get("subject"), meta[n].get("gaze"), meta[n].get("angle"), t), -1)
-                             for t in targets] for n in neutral_rows])
+        truth = PairedTruth(data, neutral_rows, targets)
         real_by_target = {t: uint8_rows(data, test[expr[test] == t]) for t in targets}
         fid_root = cache_dir(cfg) / "fidelity"
         rows, per_target, wrong_by = [], [], {}
@@ -164,16 +159,10 @@ def run(cfg: Any) -> ProtocolResult:
                                    "n generated": int(n_in), "n real": int(real.size(0)),
                                    "FID": round(fidv, 3) if fidv is not None else "n/a",
                                    "classifier Frechet": round(cfd, 4)})
-            have = gt_rows >= 0
-            gt = uint8_rows(data, gt_rows[have]) if have.any() else None
-            if gt is not None:
-                gen = fake[torch.from_numpy(have)]
-                l1v, psnrv, ssimv = (float(f(gen, gt).mean()) for f in (paired.l1, paired.psnr, paired.ssim))
-            else:
-                l1v = psnrv = ssimv = float("nan")
+            l1v, psnrv, ssimv = truth.scores(fake)
             rows.append({"method": m, "error": err, "fid": float(np.mean(fid_vals)) if fid_vals else None,
                          "cfd": float(np.mean(cfd_vals)), "l1": l1v, "psnr": psnrv, "ssim": ssimv,
-                         "n_paired": int(have.sum())})
+                         "n_paired": truth.n})
 
     with steps("report"):
         ref = "stargan" if "stargan" in wrong_by else None
