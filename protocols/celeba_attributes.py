@@ -18,7 +18,6 @@ re-run that. This protocol measures what a program can, on CelebA test images:
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -26,20 +25,17 @@ import numpy as np
 import pandas as pd
 import torch
 
-from starbench.config import cache_dir
 from starbench.data import LoadedData, load_data
-from starbench.data.batches import to_float, to_uint8
+from starbench.data.batches import to_float
 from starbench.errors import StarbenchError
-from starbench.metrics import fid as fidm
-from starbench.metrics import paired
-from starbench.metrics.classifier import ClassifierRecipe, cache_key, cached_classifier, default_device, predict_logits, train_classifier
+from starbench.evaluate.core import Evaluation
+from starbench.evaluate.score import Judge, Scores
+from starbench.evaluate.task import Task, uint8_rows
+from starbench.metrics.classifier import predict_logits
 from starbench.paper import TABLE1_VOTES, TABLE2_VOTES
-from starbench.protocols.common import (Steps, data_fingerprint, fmt, inception_weights, save_grid_figure,
-                                       train_method, uint8_rows)
+from starbench.protocols.common import budget_note, data_fingerprint, fmt, origin_notes, save_grid_figure, task_classifier
 from starbench.registry import register_protocol
-from starbench.report import ProtocolResult, provenance, results_folder, save_record, write_json, write_table
-from starbench.train.checkpoint import atomic_torch_save
-from starbench.train.trainer import model_class
+from starbench.report import ProtocolResult, write_table
 
 NAME = "celeba_attributes"
 ATTRS = ["Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young"]
@@ -108,28 +104,37 @@ def check_inputs(cfg: Any) -> None:
     if missing or list(cfg.data.attributes) != ATTRS:
         raise StarbenchError(f"protocol {NAME} needs data.attributes={ATTRS} in this order "
                              f"(got {list(cfg.data.attributes)}; missing: {', '.join(missing) or 'none'})")
-    for m in cfg.models:
-        model_class(m)
+
+
+def edit_task(data: LoadedData) -> Task:
+    """Test images with exactly one of the three hair colours x the edits that apply to each (aging: young only);
+    per edit the real references are the test images whose edited attributes match one of its targets."""
+    test = data.split("test")
+    labels = data.labels
+    inputs = test[labels[test][:, :3].sum(1) == 1]
+    if len(inputs) < 4:
+        raise StarbenchError(f"CelebA data in {data.index.root}: {len(inputs)} test image(s) with exactly one "
+                             f"of {', '.join(HAIRS)}; the protocol needs at least 4")
+    src = labels[inputs]
+    edit_list = edits()
+    valid = np.array([[applies(l) for (_, _, _, applies, _) in edit_list] for l in src])
+    targets = np.stack([np.stack([target_of(l) if ok else l for ok, (_, _, _, _, target_of) in zip(row, edit_list)])
+                        for l, row in zip(src, valid)])
+    refs = []
+    for k, (_, _, edited, _, _) in enumerate(edit_list):
+        patterns = {tuple(t[edited]) for t in targets[valid[:, k], k]}
+        refs.append(test[[tuple(labels[r][edited]) in patterns for r in test]])
+    return Task(NAME, data, data.domains, inputs, [e[0] for e in edit_list], targets, valid, refs)
+
+
+def build_task(cfg: Any) -> Task:
+    check_inputs(cfg)
+    return edit_task(load_data(cfg, show_progress=bool(cfg.train.progress)))
 
 
 def attribute_classifier(cfg: Any, data: LoadedData, device: torch.device) -> tuple[torch.nn.Module, dict, Path]:
-    recipe = ClassifierRecipe(epochs=cfg.classifier.epochs, batch_size=cfg.classifier.batch_size,
-                              lr=cfg.classifier.lr, seed=cfg.seed)
-    size = int(data.images.shape[-1])
-    key = cache_key(kind="attributes", data=data_fingerprint(data), recipe=vars(recipe), size=size, attrs=ATTRS)
-    train = data.split("train")
-
-    def fit():
-        net = train_classifier(data.images, data.labels, train, "multilabel", recipe, device,
-                               description="attribute classifier (ResNet-18)", show_progress=cfg.train.progress)
-        return net, {"recipe": vars(recipe), "train_images": int(len(train)), "key": key}
-
-    net, info = cached_classifier(cache_dir(cfg), key, len(ATTRS), device, fit)
-    extractor = cache_dir(cfg) / "classifiers" / f"{key}.extractor.pt"
-    if not extractor.is_file():
-        atomic_torch_save({"state": {k: v.cpu() for k, v in net.state_dict().items()}, "num_outputs": len(ATTRS),
-                           "image_size": size}, extractor)
-    return net, info, extractor
+    return task_classifier(cfg, data, device, "attributes", "multilabel", "attribute classifier (ResNet-18)",
+                           attrs=ATTRS)
 
 
 def predict(net: torch.nn.Module, images_u8: torch.Tensor) -> np.ndarray:
@@ -141,14 +146,29 @@ def predict(net: torch.nn.Module, images_u8: torch.Tensor) -> np.ndarray:
     return out
 
 
-@torch.no_grad()
-def apply_edit(model: Any, x_u8: torch.Tensor, src: np.ndarray, tgt: np.ndarray, batch: int = 64) -> torch.Tensor:
-    out = torch.empty_like(x_u8)
-    for i in range(0, len(x_u8), batch):
-        x = to_float(x_u8[i:i + batch].clone()).to(model.device)
-        s = torch.from_numpy(src[i:i + batch]).to(model.device)
-        t = torch.from_numpy(tgt[i:i + batch]).to(model.device)
-        out[i:i + batch] = to_uint8(model.translate(x, s, t)).cpu()
+def attribute_judge(clf: torch.nn.Module) -> Judge:
+    """target: every edited attribute is seen as asked; kept: every other attribute is seen as in the input."""
+    edit_list = edits()
+
+    def judge(fake: torch.Tensor, src: np.ndarray, tgt: np.ndarray, k: int) -> dict[str, np.ndarray]:
+        edited = edit_list[k][2]
+        kept = [i for i in range(len(ATTRS)) if i not in edited]
+        pred = predict(clf, fake)
+        return {"target": (pred[:, edited] == tgt[:, edited]).all(1),
+                "kept": (pred[:, kept] == src[:, kept]).all(1) if kept else np.ones(len(pred), bool)}
+    return judge
+
+
+def per_edit_rows(r: Scores, task: Task) -> list[dict[str, Any]]:
+    out = []
+    for k, (ename, group, _, _, _) in enumerate(edits()):
+        rows = task.rows_of(k)
+        out.append({"method": r.name, "edit": ename, "group": group, "n": int(len(rows)),
+                    "n real": int(len(task.reference_rows[k])),
+                    "target %": 100 * float(r.outcomes["target"][rows, k].mean()),
+                    "kept %": 100 * float(r.outcomes["kept"][rows, k].mean()),
+                    "L1 to input": float(r.l1_input[rows, k].mean()),
+                    "classifier Frechet": r.frechet[k], "FID": r.fid[k]})
     return out
 
 
@@ -164,85 +184,34 @@ def render(record: dict[str, Any], arrays: dict[str, np.ndarray], folder: Path) 
 
 
 @register_protocol(NAME, "CelebA attribute edits (stand-in for the paper's Tables 1-2): accuracy, preservation, FID",
-                   render=render)
+                   render=render, task=build_task)
 def run(cfg: Any) -> ProtocolResult:
-    start = time.perf_counter()
     check_inputs(cfg)
-    steps = Steps(4 + len(cfg.models))
-    device = default_device(cfg.device)
-    show = bool(cfg.train.progress)
-    weights = inception_weights(cfg)
+    ev = Evaluation(cfg, NAME, own_steps=3)
 
-    with steps("data"):
-        data = load_data(cfg, show_progress=show)
+    with ev.step("data"):
+        data = load_data(cfg, show_progress=ev.show)
         fp = data_fingerprint(data)
+        task = edit_task(data)
         test = data.split("test")
-        labels = data.labels
-        one_hair = test[labels[test][:, :3].sum(1) == 1]  # inputs: exactly one of the three hair colours
-        if len(one_hair) < 4:
-            raise StarbenchError(f"CelebA data in {data.index.root}: {len(one_hair)} test image(s) with exactly one "
-                                 f"of {', '.join(HAIRS)}; the protocol needs at least 4")
-        inputs_all = uint8_rows(data, one_hair)
-        src_all = labels[one_hair]
-        real_test = uint8_rows(data, test)
+        sources = ev.sources(fp, task)
 
-    with steps("attribute classifier"):
-        clf, clf_info, extractor = attribute_classifier(cfg, data, device)
-        real_pred = predict(clf, real_test)
-        real_acc = float((real_pred == labels[test]).all(1).mean())
-        real_attr_acc = {a: float((real_pred[:, i] == labels[test][:, i]).mean()) for i, a in enumerate(ATTRS)}
+    with ev.step("attribute classifier"):
+        clf, clf_info, extractor = attribute_classifier(cfg, data, ev.device)
+        real_pred = predict(clf, uint8_rows(data, test))
+        real_acc = float((real_pred == data.labels[test]).all(1).mean())
+        real_attr_acc = {a: float((real_pred[:, i] == data.labels[test][:, i]).mean()) for i, a in enumerate(ATTRS)}
 
-    edit_list = edits()
-    fid_root = cache_dir(cfg) / "fidelity"
-    per_edit: list[dict[str, Any]] = []
-    grid_rows = min(cfg.grid_inputs, len(one_hair))
-    grid_src = src_all[:grid_rows]
-    grid_cols = [e[0] for e in edit_list]
-    fakes_grid: dict[str, np.ndarray] = {}
-    runs: dict[str, dict] = {}
-    for m in cfg.models:
-        with steps(f"method {m}: train or load, apply {len(edit_list)} edits"):
-            model, _, info = train_method(cfg, m, fp, show)
-            runs[m] = info
-            grid = np.zeros((grid_rows, len(edit_list)) + tuple(inputs_all.shape[1:]), dtype=np.uint8)
-            for k, (ename, group, edited, applies, target_of) in enumerate(edit_list):
-                mask = np.array([applies(l) for l in src_all])
-                rows = np.flatnonzero(mask)
-                x, src = inputs_all[rows], src_all[rows]
-                tgt = np.stack([target_of(l) for l in src])
-                fake = apply_edit(model, x, src, tgt)
-                pred = predict(clf, fake)
-                kept = [i for i in range(len(ATTRS)) if i not in edited]
-                target_ok = (pred[:, edited] == tgt[:, edited]).all(1)
-                kept_ok = (pred[:, kept] == src[:, kept]).all(1) if kept else np.ones(len(pred), bool)
-                # real reference: test images whose edited attributes equal one of the targets'
-                patterns = {tuple(t[edited]) for t in tgt}
-                ref_rows = test[[tuple(labels[r][edited]) in patterns for r in test]]
-                real = uint8_rows(data, ref_rows)
-                cfd = fidm.classifier_frechet(fake, real, extractor, fid_root) if len(real) > 1 and len(fake) > 1 else None
-                fidv = (fidm.inception_fid(fake, real, weights, fid_root, cfg.fid.batch_size)
-                        if weights.available and len(real) > 1 and len(fake) > 1 else None)
-                per_edit.append({"method": m, "edit": ename, "group": group, "n": int(len(rows)),
-                                 "n real": int(len(real)), "target %": 100 * float(target_ok.mean()),
-                                 "kept %": 100 * float(kept_ok.mean()),
-                                 "L1 to input": float(paired.l1(fake, x).mean()),
-                                 "classifier Frechet": cfd, "FID": fidv})
-                # the figure: the first inputs, each edit where it applies (else the input itself)
-                for r in range(grid_rows):
-                    if mask[r]:
-                        t = target_of(grid_src[r])[None]
-                        grid[r, k] = apply_edit(model, inputs_all[r:r + 1], grid_src[r:r + 1], t)[0].numpy()
-                    else:
-                        grid[r, k] = inputs_all[r].numpy()
-            fakes_grid[m] = grid
-            del model
+    metrics = ev.metrics(attribute_judge(clf), extractor)
+    results = [ev.score(task, s, metrics, f"apply {len(task.columns)} edits") for s in sources]
+    per_edit = [row for r in results for row in per_edit_rows(r, task)]
 
-    with steps("report"):
+    with ev.step("report"):
         df = pd.DataFrame(per_edit)
 
         def group_rows(groups: list[str], votes: dict[str, dict[str, Any]], key_of: Callable[[str], str]) -> list[dict]:
             out = []
-            for m in cfg.models:
+            for m in [r.name for r in results]:
                 row: dict[str, Any] = {"method": m}
                 for g in groups:
                     sub = df[(df.method == m) & (df.group == g)]
@@ -262,9 +231,9 @@ def run(cfg: Any) -> ProtocolResult:
 
         table1 = group_rows(SINGLE_GROUPS, TABLE1_VOTES, lambda g: PAPER_GROUP_KEY[g])
         table2 = group_rows(MULTI_GROUPS, TABLE2_VOTES, lambda g: g)
-        n_inputs = len(one_hair)
+        weights = ev.weights
         notes = [
-            f"scale={cfg.scale}, {int(data.images.shape[-1])} px; data: {data.index.root}; {n_inputs} test inputs with "
+            f"scale={cfg.scale}, {task.size} px; data: {data.index.root}; {task.n} test inputs with "
             f"one of the three hair colours (edits that age use the young ones).",
             "The paper's columns are % of Amazon Mechanical Turk votes for the best of four methods: a human study. "
             "starbench's automatic measures do not reproduce it and are not comparable with it.",
@@ -280,25 +249,18 @@ def run(cfg: Any) -> ProtocolResult:
             "translations.png: where an edit does not apply to an input (aging an aged face, dyeing hair its own "
             "colour) the input itself is shown.",
             "Paper numbers marked (recalled) were not re-checked against the paper's text.",
-            "Training budget per method: " + "; ".join(f"{m} {r['steps']} steps, {r['train_seconds']:.0f} s"
-                                                        for m, r in runs.items()) + ".",
-        ]
-        per_edit_rows = [{k: (round(v, 4) if isinstance(v, float) else ("n/a" if v is None else v))
-                          for k, v in r.items()} for r in per_edit]
-        record = {"protocol": NAME, "table1": table1, "table2": table2, "per_edit": per_edit_rows, "notes": notes,
-                  "columns": grid_cols}
-        arrays = {"inputs": inputs_all[:grid_rows].numpy(), **{f"fake:{m}": g for m, g in fakes_grid.items()}}
-        with results_folder(cfg.results_dir, NAME) as folder:
-            save_record(folder, record, arrays)
-            render(record, arrays, folder)
-            write_json(folder / "provenance.json", provenance(
-                cfg, protocol=NAME, seed=cfg.seed,
-                dataset={"root": str(data.index.root), "fingerprint": fp, "notes": data.index.notes,
-                         "split": {s: int(len(data.split(s))) for s in data.index.splits()}},
-                n={"inputs": int(n_inputs), "real_test_images": int(len(test))},
-                classifier={**clf_info, "real_all_correct": real_acc, "real_per_attribute": real_attr_acc},
-                inception=weights.describe(), runs=runs, wall_seconds_per_step=steps.times,
-                wall_seconds=round(time.perf_counter() - start, 2)))
-    return ProtocolResult(NAME, Path(cfg.results_dir) / NAME,
-                          {"table1": pd.DataFrame(table1), "table2": pd.DataFrame(table2), "per_edit": df},
-                          time.perf_counter() - start)
+        ] + budget_note(results) + origin_notes(results)
+        per_edit_rows_out = [{k: (round(v, 4) if isinstance(v, float) else ("n/a" if v is None else v))
+                              for k, v in r.items()} for r in per_edit]
+        record = {"protocol": NAME, "table1": table1, "table2": table2, "per_edit": per_edit_rows_out, "notes": notes,
+                  "columns": task.columns}
+        arrays = {"inputs": task.inputs[:min(cfg.grid_inputs, task.n)].numpy(),
+                  **{f"fake:{r.name}": r.grid for r in results}}
+        folder = ev.write(record, arrays, render,
+                          dataset={"root": str(data.index.root), "fingerprint": fp, "notes": data.index.notes,
+                                   "split": {s: int(len(data.split(s))) for s in data.index.splits()}},
+                          n={"inputs": int(task.n), "real_test_images": int(len(test))},
+                          classifier={**clf_info, "real_all_correct": real_acc, "real_per_attribute": real_attr_acc},
+                          runs={r.name: r.info for r in results})
+    return ProtocolResult(NAME, folder, {"table1": pd.DataFrame(table1), "table2": pd.DataFrame(table2), "per_edit": df},
+                          ev.seconds)

@@ -1,4 +1,4 @@
-"""Steps shared by the protocols: step timing, run keys, training-or-loading a method, image rows, figures."""
+"""Steps shared by the protocols: step timing, run keys, training-or-loading a method, figures."""
 from __future__ import annotations
 
 import hashlib
@@ -14,16 +14,18 @@ from omegaconf import OmegaConf
 from PIL import Image, ImageDraw
 
 from starbench.data import LoadedData
-from starbench.data.batches import to_float, to_uint8
+from starbench.data.batches import to_float
 from starbench.errors import StarbenchError
 from starbench.metrics import fid as fidm
-from starbench.metrics import paired
-from starbench.metrics.classifier import predict_logits
+from starbench.config import cache_dir
+from starbench.metrics.classifier import (ClassifierRecipe, cache_key, cached_classifier, predict_logits,
+                                          train_classifier)
+from starbench.train.checkpoint import atomic_torch_save
 from starbench.progress import console
 from starbench.train.trainer import Trainer
 
 # Settings that do not change what a trained model is (left out of run keys).
-NOT_IN_RUN_KEY = ("protocol", "models", "results_dir", "run_dir", "classifier", "fid", "grid_inputs", "device",
+NOT_IN_RUN_KEY = ("protocol", "models", "translations", "results_dir", "run_dir", "classifier", "fid", "grid_inputs", "device",
                   "cache_dir")
 
 
@@ -58,8 +60,31 @@ def data_fingerprint(data: LoadedData) -> str:
     return fingerprint(data.index, int(data.images.shape[-1]))
 
 
-def uint8_rows(data: LoadedData, rows: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(data.images[np.sort(rows)]))[np.argsort(np.argsort(rows))]
+def task_classifier(cfg: Any, data: LoadedData, device: torch.device, kind: str, labels: str, description: str,
+                    **key: Any) -> tuple[torch.nn.Module, dict, Path]:
+    """The protocol's ResNet-18 on the train split (cached by recipe and data), and its feature-extractor file.
+
+    ``kind`` names what it classifies (part of the cache key with ``key``), ``labels`` is ``onehot`` or
+    ``multilabel``. The extractor file is what torch-fidelity loads for the classifier Fréchet distance.
+    """
+    recipe = ClassifierRecipe(epochs=cfg.classifier.epochs, batch_size=cfg.classifier.batch_size,
+                              lr=cfg.classifier.lr, seed=cfg.seed)
+    size = int(data.images.shape[-1])
+    cache_key_ = cache_key(kind=kind, data=data_fingerprint(data), recipe=vars(recipe), size=size, **key)
+    train = data.split("train")
+
+    def fit():
+        net = train_classifier(data.images, data.labels, train, labels, recipe, device, description=description,
+                               show_progress=cfg.train.progress)
+        return net, {"recipe": vars(recipe), "train_images": int(len(train)), "key": cache_key_}
+
+    outputs = int(data.labels.shape[1])
+    net, info = cached_classifier(cache_dir(cfg), cache_key_, outputs, device, fit)
+    extractor_file = cache_dir(cfg) / "classifiers" / f"{cache_key_}.extractor.pt"
+    if not extractor_file.is_file():
+        atomic_torch_save({"state": {k: v.cpu() for k, v in net.state_dict().items()}, "num_outputs": outputs,
+                           "image_size": size}, extractor_file)
+    return net, info, extractor_file
 
 
 def classify(net: torch.nn.Module, images_u8: torch.Tensor) -> np.ndarray:
@@ -108,52 +133,12 @@ def grid_image(inputs: torch.Tensor, fakes: dict[str, torch.Tensor], targets: li
     return canvas
 
 
-class PairedTruth:
-    """RaFD's real photo of each input's subject, gaze and angle in each target expression.
-
-    Built once per protocol run; ``scores`` gives L1, PSNR and SSIM of any method's translations
-    (N inputs x T targets) against the photos that exist.
-    """
-
-    def __init__(self, data: LoadedData, input_rows: np.ndarray, targets: list[str]) -> None:
-        meta = [r.meta for r in data.index.records]
-        where = {(m.get("subject"), m.get("gaze"), m.get("angle"), m.get("expression")): i
-                 for i, m in enumerate(meta) if m.get("subject") is not None}
-        rows = np.array([[where.get((meta[n].get("subject"), meta[n].get("gaze"), meta[n].get("angle"), t), -1)
-                          for t in targets] for n in input_rows])
-        self.have = rows >= 0
-        self.n = int(self.have.sum())
-        self.photos = uint8_rows(data, rows[self.have]) if self.n else None
-
-    def scores(self, fakes: torch.Tensor) -> tuple[float, float, float]:
-        """Mean (L1, PSNR dB, SSIM) over the pairs; NaN when the data has no ground truth."""
-        if self.photos is None:
-            return float("nan"), float("nan"), float("nan")
-        gen = fakes[torch.from_numpy(self.have)]
-        return tuple(float(f(gen, self.photos).mean()) for f in (paired.l1, paired.psnr, paired.ssim))  # type: ignore
-
-
 def inception_weights(cfg: Any) -> "fidm.InceptionWeights":
     """Resolve the FID weights before any work: a wrong file, or none with fid.required=true, fails here."""
     weights = fidm.resolve_inception_weights(cfg.fid)
     if not weights.available and cfg.fid.required:
         raise StarbenchError(f"fid.required=true but {weights.problem}")
     return weights
-
-
-@torch.no_grad()
-def translate_grid(model: Any, inputs_u8: torch.Tensor, source: np.ndarray, targets: list[np.ndarray],
-                   batch: int = 64) -> torch.Tensor:
-    """(N inputs, T targets, 3, S, S) uint8: every input, labelled ``source``, translated to every target label."""
-    out = torch.empty((inputs_u8.size(0), len(targets)) + tuple(inputs_u8.shape[1:]), dtype=torch.uint8)
-    src = torch.from_numpy(np.asarray(source, dtype=np.float32)).to(model.device)
-    for t, target in enumerate(targets):
-        tgt = torch.from_numpy(np.asarray(target, dtype=np.float32)).to(model.device)
-        for i in range(0, inputs_u8.size(0), batch):
-            x = to_float(inputs_u8[i:i + batch].clone()).to(model.device)
-            n = x.size(0)
-            out[i:i + n, t] = to_uint8(model.translate(x, src.expand(n, -1), tgt.expand(n, -1))).cpu()
-    return out
 
 
 def save_grid_figure(arrays: dict[str, np.ndarray], columns: list[str], folder: Path) -> None:
@@ -169,3 +154,27 @@ def fmt(x: Optional[float], digits: int = 2) -> str:
     return f"{x:.{digits}f}"
 
 
+
+
+def budget_note(results: list, end: str = ".") -> list[str]:
+    """'Training budget per method: ...' for the sources trained here (none: no note)."""
+    trained = {r.name: r.info for r in results if r.info["kind"] == "trained"}
+    if not trained:
+        return []
+    return ["Training budget per method: " + "; ".join(f"{m} {r['steps']} steps, {r['train_seconds']:.0f} s"
+                                                      for m, r in trained.items()) + end]
+
+
+def origin_notes(results: list) -> list[str]:
+    """Where each source that was not trained here came from, and what it noted (resized images)."""
+    notes = []
+    for r in results:
+        if r.info["kind"] == "checkpoint":
+            notes.append(f"{r.name}: weights from {r.info['file']} ({r.info['format']}), not trained here.")
+        elif r.info["kind"] == "translator":
+            notes.append(f"{r.name}: a translate-only model, evaluated as it is (not trained here).")
+        elif r.info["kind"] == "folder":
+            notes.append(f"{r.name}: {r.info['images']} translations read from the folder {r.info['folder']} "
+                         f"(made outside starbench).")
+        notes += r.notes
+    return notes

@@ -86,6 +86,37 @@ def run_cmd(overrides: tuple[str, ...], dry_run: bool) -> None:
     protocol(cfg)
 
 
+# ----------------------------------------------------------------------------------------- export
+@cli.command("export", context_settings={"ignore_unknown_options": True})
+@OVERRIDES
+def export_cmd(overrides: tuple[str, ...]) -> None:
+    """Write a protocol's task for code outside starbench: protocol=NAME out=DIR [KEY=VALUE]...
+
+    DIR/inputs/*.png (the inputs as the protocol feeds them to a model), DIR/tasks.csv (per input and
+    target: source and target domains and the file name the translation must have) and DIR/README.txt.
+    Score a folder of such translations with `starbench run protocol=NAME translations=[FOLDER]`.
+    """
+    from omegaconf import OmegaConf
+
+    from starbench.evaluate.export import export_task
+
+    out_dir = [o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0] == "out"]
+    rest = [o for o in overrides if o.split("=", 1)[0] != "out"]
+    if not out_dir or not out_dir[-1]:
+        raise StarbenchError("missing out=DIR: the folder to write the task into")
+    cfg = resolve(rest)
+    if not cfg.protocol:
+        raise StarbenchError(f"which protocol? give protocol=NAME; available: {', '.join(PROTOCOLS.names())}")
+    build = getattr(PROTOCOLS.get(cfg.protocol), "task", None)
+    if build is None:
+        raise StarbenchError(f"protocol '{cfg.protocol}' translates nothing, so it has no task to export")
+    task = build(cfg)
+    settings = [o for o in rest if o.split("=", 1)[0] != "protocol"]
+    folder = export_task(task, Path(out_dir[-1]), settings, OmegaConf.to_container(cfg, resolve=True))
+    out.print(f"wrote {task.n} inputs and {len(task.cells())} rows of tasks.csv to {folder}; see {folder / 'README.txt'}",
+              highlight=False, soft_wrap=True)
+
+
 # ----------------------------------------------------------------------------------------- train
 def default_train_dir(cfg: Any, overrides: tuple[str, ...]) -> Path:
     """An explicit run_dir=DIR is the run folder; otherwise runs/<model>-<data>-<scale>."""
@@ -129,17 +160,27 @@ def translate_cmd(overrides: tuple[str, ...]) -> None:
     """Translate images: checkpoint=PATH input=FILE_OR_DIR target=NAME[,NAME...] out=DIR [source=NAME device=cpu].
 
     One-hot domains (RaFD, folders): one output per target name. CelebA attributes: the names
-    together form one target (those attributes on, the rest off).
+    together form one target (those attributes on, the rest off). checkpoint= is a starbench
+    checkpoint.pt or a public StarGAN generator (200000-G.ckpt); for the latter, domains=[a,b,...]
+    names the labels when there are neither 5 (CelebA) nor 8 (RaFD), and image_size=N (default 128)
+    sets the network input side.
     """
     from starbench.translate import translate_files
 
     opts = simple_options(overrides, {"checkpoint": str, "input": str, "target": str, "out": str, "source": str,
-                                      "device": str, "batch": int}, required=("checkpoint", "input", "target", "out"))
-    names = [t for t in opts["target"].split(",") if t]
-    source = [t for t in opts.get("source", "").split(",") if t]
+                                      "device": str, "batch": int, "domains": str, "image_size": int},
+                          required=("checkpoint", "input", "target", "out"))
+    names = name_list(opts["target"])
+    source = name_list(opts.get("source", ""))
     written = translate_files(opts["checkpoint"], opts["input"], names, opts["out"], source,
-                              opts.get("device", "cpu"), opts.get("batch", 16))
+                              opts.get("device", "cpu"), opts.get("batch", 16), name_list(opts.get("domains", "")),
+                              opts.get("image_size"))
     out.print(f"wrote {len(written)} image(s) to {opts['out']}", highlight=False)
+
+
+def name_list(text: str) -> list[str]:
+    """'a,b' or '[a,b]' -> ['a', 'b']."""
+    return [t.strip() for t in text.strip().strip("[]").split(",") if t.strip()]
 
 
 def simple_options(overrides: tuple[str, ...], allowed: dict[str, type], required: tuple[str, ...] = (),

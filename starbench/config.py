@@ -169,6 +169,7 @@ class Config:
     icgan: IcGANConfig = field(default_factory=IcGANConfig)
     pair: Optional[str] = None  # two-domain models: train/use only this pair, e.g. neutral,happy
     models: list[str] = field(default_factory=lambda: ["stargan", "diat", "cyclegan", "icgan"])  # compared by protocols
+    translations: list[str] = field(default_factory=list)  # folders of translations made elsewhere (starbench export)
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     fid: FIDConfig = field(default_factory=FIDConfig)
     grid_inputs: int = 4  # input rows in translations.png

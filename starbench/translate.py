@@ -1,10 +1,14 @@
 """Apply a trained checkpoint to image files: ``starbench translate``.
 
-The model is rebuilt from the checkpoint alone (its config and domain names travel inside it), and
-inputs are preprocessed exactly as in training (the same crop and resize), then written as PNG.
+Two formats are read: a starbench ``checkpoint.pt`` (the model is rebuilt from the file alone: its
+config and domain names travel inside it; inputs are preprocessed exactly as in training) and the
+public StarGAN release's bare generator state dict (``200000-G.ckpt``; REFERENCE §9: names from the
+label size or ``domains=[...]``, the public test path's centre crop, then ``image_size``, default
+128). Outputs are written as PNG, one per input and target.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -15,27 +19,73 @@ from omegaconf import OmegaConf
 from starbench.config import Config
 from starbench.data.batches import to_float
 from starbench.data.domains import DomainSpec
-from starbench.data.images import load_image
+from starbench.data.images import Crop, load_image
 from starbench.data.index import is_image
 from starbench.errors import StarbenchError
-from starbench.models.base import TranslationModel
+from starbench.models.base import Translator
+from starbench.models.public import is_public_generator, load_public, read_state_dict
 from starbench.train.checkpoint import domains_from_dict, load_networks, read_checkpoint
 
 
 @dataclass
 class LoadedModel:
-    model: TranslationModel
+    model: Translator
     cfg: Any
     name: str
     step: int
+    crop: Crop = None  # preprocessing of input files: crop, then resize to image_size
+    image_size: int = 128
 
 
-def load_model(path: Path | str, device: str = "cpu", expect_model: Optional[str] = None) -> LoadedModel:
+def checkpoint_kind(path: Path) -> tuple[str, Any]:
+    """("public", state dict) | ("state_dict", state dict) | ("starbench", checkpoint) | ("other", None)."""
+    if not path.is_file():
+        raise StarbenchError(f"checkpoint {path} does not exist")
+    state = read_state_dict(path)
+    if state is not None:
+        return ("public" if is_public_generator(state) else "state_dict"), state
+    try:
+        return "starbench", read_checkpoint(path)
+    except StarbenchError:
+        return "other", None
+
+
+def load_translator(path: Path | str, device: str = "cpu", names: Sequence[str] = (),
+                    image_size: Optional[int] = None) -> LoadedModel:
+    """A starbench checkpoint or a public StarGAN generator, ready to translate files."""
+    from starbench.config import resolve
+    from starbench.train.trainer import resolve_device
+
+    path = Path(path)
+    kind, obj = checkpoint_kind(path)
+    if kind == "public":
+        cfg = resolve([f"data.image_size={image_size or 128}"])
+        model = load_public(path, obj, cfg, names=names or None)
+        model.to(resolve_device(device))
+        step = re.match(r"^(\d+)-G$", path.stem)
+        return LoadedModel(model, cfg, "stargan (public format)", int(step.group(1)) if step else 0, model.crop,
+                           int(cfg.data.image_size))
+    if kind == "state_dict":
+        key, tensor = next(iter(obj.items()))
+        raise StarbenchError(f"checkpoint {path}: key '{key}' (shape {tuple(tensor.shape)}) fits neither a starbench "
+                             f"checkpoint nor the public StarGAN generator format (whose first key is "
+                             f"main.0.weight, shape (64, 3 + labels, 7, 7))")
+    if names:
+        raise StarbenchError(f"domains=[...] is only for public-format checkpoints; {path} carries its own domain names")
+    loaded = load_model(path, device, ckpt=obj if kind == "starbench" else None)
+    if image_size and image_size != loaded.image_size:
+        raise StarbenchError(f"checkpoint {path} was trained at {loaded.image_size} px; image_size={image_size} "
+                             f"does not fit it")
+    return loaded
+
+
+def load_model(path: Path | str, device: str = "cpu", expect_model: Optional[str] = None,
+               ckpt: Optional[dict[str, Any]] = None) -> LoadedModel:
     """Rebuild the model stored in a starbench checkpoint and load its weights."""
     from starbench.train.trainer import build_model, resolve_device
 
     path = Path(path)
-    ckpt = read_checkpoint(path)
+    ckpt = ckpt if ckpt is not None else read_checkpoint(path)
     if expect_model and ckpt["model"] != expect_model:
         raise StarbenchError(f"checkpoint {path} holds model '{ckpt['model']}', not '{expect_model}'")
     try:
@@ -46,7 +96,8 @@ def load_model(path: Path | str, device: str = "cpu", expect_model: Optional[str
     model = build_model(ckpt["model"], domains, cfg)
     load_networks(model, ckpt, path)
     model.to(resolve_device(device))
-    return LoadedModel(model, cfg, ckpt["model"], int(ckpt["step"]))
+    crop = tuple(cfg.data.crop) if cfg.data.crop else None
+    return LoadedModel(model, cfg, ckpt["model"], int(ckpt["step"]), crop, int(cfg.data.image_size))
 
 
 def target_vectors(domains: DomainSpec, names: Sequence[str]) -> list[tuple[str, torch.Tensor]]:
@@ -87,12 +138,13 @@ def list_inputs(path: Path) -> list[Path]:
 
 @torch.no_grad()
 def translate_files(checkpoint: Path | str, inputs: Path | str, targets: Sequence[str], out: Path | str,
-                    source: Sequence[str] = (), device: str = "cpu", batch_size: int = 16) -> list[Path]:
+                    source: Sequence[str] = (), device: str = "cpu", batch_size: int = 16,
+                    domains: Sequence[str] = (), image_size: Optional[int] = None) -> list[Path]:
     """Translate every input image to every target; returns the written PNG paths."""
     from starbench.train.samples import save_image
 
-    loaded = load_model(checkpoint, device)
-    model, cfg = loaded.model, loaded.cfg
+    loaded = load_translator(checkpoint, device, domains, image_size)
+    model = loaded.model
     tvecs = target_vectors(model.domains, targets)
     src = torch.zeros(model.domains.label_dim)
     if source:
@@ -100,11 +152,10 @@ def translate_files(checkpoint: Path | str, inputs: Path | str, targets: Sequenc
     files = list_inputs(Path(inputs))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    crop = tuple(cfg.data.crop) if cfg.data.crop else None
     written: list[Path] = []
     for start in range(0, len(files), batch_size):
         chunk = files[start:start + batch_size]
-        x = to_float(torch.stack([torch.from_numpy(load_image(str(p), cfg.data.image_size, crop)) for p in chunk]))
+        x = to_float(torch.stack([torch.from_numpy(load_image(str(p), loaded.image_size, loaded.crop)) for p in chunk]))
         x = x.to(model.device)
         s = src.expand(len(chunk), -1).to(model.device)
         for name, t in tvecs:

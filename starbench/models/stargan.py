@@ -15,6 +15,7 @@ Differences from the public code, each on purpose:
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Optional
 
 import torch
@@ -24,7 +25,7 @@ from torch import nn
 from starbench.data.batches import Batch
 from starbench.data.domains import DomainSpec
 from starbench.errors import StarbenchError
-from starbench.models.base import TranslationModel, frozen_buffers
+from starbench.models.base import TranslationModel, Translator, frozen_buffers
 from starbench.models.blocks import ResidualBlock, instance_norm, patch_trunk
 from starbench.registry import register_model
 
@@ -186,6 +187,15 @@ class StarGAN(TranslationModel):
         return losses  # type: ignore[return-value]  # tensors; the Trainer converts when it logs
 
     # ------------------------------------------------------------------ inference
+    @classmethod
+    def from_checkpoint(cls, path: Path, kind: str, obj: Any, domains: DomainSpec, cfg: Any) -> Translator:
+        """Also the public release's bare generator (``200000-G.ckpt``, REFERENCE §9)."""
+        if kind == "public":
+            from starbench.models.public import load_public
+
+            return load_public(path, obj, cfg, domains=domains)
+        return super().from_checkpoint(path, kind, obj, domains, cfg)
+
     @torch.no_grad()
     def translate(self, x: torch.Tensor, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         with frozen_buffers(self.G), self.autocast():

@@ -28,18 +28,15 @@ from omegaconf import OmegaConf
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from starbench.errors import StarbenchError
+from starbench.models import model_class
 from starbench.models.base import TranslationModel
 from starbench.progress import console
-from starbench.registry import MODELS
 from starbench.train import distributed as dist_util
 from starbench.train.checkpoint import (CHECKPOINT_NAME, load_networks, read_checkpoint, save_checkpoint,
                                         set_rng_state)
 from starbench.train.data_source import TrainingData, to_device
 from starbench.train.samples import save_grid, translation_grid
 from starbench.train.schedule import apply_lr, lr_factor
-
-REQUIRED_METHODS = ("networks", "train_step", "translate")
-
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     if name == "auto":
@@ -55,21 +52,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def model_class(name: str) -> type[TranslationModel]:
-    """The registered (or ``package.module:Class``) model class, checked against the interface."""
-    cls = MODELS.get(name)
-    if not isinstance(cls, type) or not issubclass(cls, TranslationModel):
-        missing = [m for m in REQUIRED_METHODS if not callable(getattr(cls, m, None))]
-        what = (f"does not implement {', '.join(missing)}" if missing
-                else "is not a subclass of starbench.models.base.TranslationModel")
-        raise StarbenchError(f"model '{name}' ({getattr(cls, '__qualname__', cls)!r}) {what}; see README "
-                             f"'Plugging in a model'")
-    abstract = sorted(getattr(cls, "__abstractmethods__", ()))
-    if abstract:
-        raise StarbenchError(f"model '{name}' does not implement {', '.join(abstract)}")
-    return cls
 
 
 def build_model(name: str, domains: Any, cfg: Any) -> TranslationModel:

@@ -1,0 +1,79 @@
+"""What every protocol run shares: its steps, device, Inception weights, sources and the results folder.
+
+A protocol builds its ``Task`` and its classifier's ``Judge``; ``Evaluation`` turns ``models=[...]``
+and ``translations=[...]`` into sources, scores each the same way (``evaluate.score``), and writes the
+record, tables, figures and provenance together or not at all.
+"""
+from __future__ import annotations
+
+import time
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+from starbench.config import cache_dir
+from starbench.evaluate.score import Judge, Metrics, Scores, score
+from starbench.evaluate.sources import Source, check_methods, sources_from_config
+from starbench.evaluate.task import Task
+from starbench.metrics.classifier import default_device
+from starbench.protocols.common import Steps, inception_weights
+from starbench.report import provenance, results_folder, save_record, write_json
+
+Render = Callable[[dict[str, Any], dict[str, np.ndarray], Path], None]
+
+
+class Evaluation:
+    """One run of protocol ``name``: ``own_steps`` steps of its own plus one per source."""
+
+    def __init__(self, cfg: Any, name: str, own_steps: int, n_sources: Optional[int] = None) -> None:
+        """``n_sources``: how many sources the protocol scores (absent: ``models`` and ``translations``, checked)."""
+        self.start = time.perf_counter()
+        self.cfg, self.name = cfg, name
+        if n_sources is None:
+            check_methods(cfg)
+            n_sources = len(cfg.models) + len(cfg.translations)
+        self.steps = Steps(own_steps + n_sources)
+        self.device = default_device(cfg.device)
+        self.show = bool(cfg.train.progress)
+        self.weights = inception_weights(cfg)  # a wrong file fails here, before any training
+        self.fid_root = cache_dir(cfg) / "fidelity"
+
+    def step(self, title: str) -> AbstractContextManager[None]:
+        return self.steps(title)
+
+    def metrics(self, judge: Judge, extractor_file: Path) -> Metrics:
+        return Metrics(judge, extractor_file, self.weights, self.fid_root, self.cfg.fid.batch_size)
+
+    def sources(self, fingerprint: str, task: Task) -> list[Source]:
+        """The methods of ``models=[...]`` and the folders of ``translations=[...]``; folders are checked here,
+        before anything is trained."""
+        out = sources_from_config(self.cfg, fingerprint, self.device)
+        for s in out:
+            if s.kind == "folder":
+                s.prepare(task)
+        return out
+
+    def score(self, task: Task, source: Source, metrics: Metrics, what: str,
+              on_ready: Optional[Callable[[Source], None]] = None) -> Scores:
+        """``source`` scored on ``task`` in a step of its own (``what``: how the step is announced);
+        ``on_ready(source)`` runs once it is trained or loaded (a protocol's own figure)."""
+        verb = "read" if source.kind == "folder" else ("train or load" if source.kind == "trained" else "load")
+        with self.step(f"method {source.name}: {verb}, {what}"):
+            return score(task, source, metrics, self.cfg.grid_inputs, on_ready)
+
+    def write(self, record: dict[str, Any], arrays: Optional[dict[str, np.ndarray]], render: Render,
+              **extra: Any) -> Path:
+        """Record, rendered tables and figures, and provenance, swapped into ``results/<name>/`` together."""
+        with results_folder(self.cfg.results_dir, self.name) as folder:
+            save_record(folder, record, arrays)
+            render(record, arrays or {}, folder)
+            write_json(folder / "provenance.json", provenance(
+                self.cfg, protocol=self.name, seed=self.cfg.seed, inception=self.weights.describe(), **extra,
+                wall_seconds_per_step=self.steps.times, wall_seconds=round(self.seconds, 2)))
+        return Path(self.cfg.results_dir) / self.name
+
+    @property
+    def seconds(self) -> float:
+        return time.perf_counter() - self.start

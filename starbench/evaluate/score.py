@@ -1,0 +1,97 @@
+"""The metrics every source of translations goes through, the same way for every source.
+
+Per task column the source's translations are judged by the protocol's classifier (``Judge``:
+per cell outcomes such as "the target expression was recognised"), compared as a set with the
+column's real references (the classifier-feature Fréchet distance always; FID through torch-fidelity
+when Inception weights are available), and image by image with the ground-truth photo where the data
+has one (L1, PSNR, SSIM) and with the input (L1). Columns are translated and scored one at a time,
+so memory stays at one column of one method.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import numpy as np
+import torch
+
+from starbench.evaluate.sources import Source
+from starbench.evaluate.task import Task
+from starbench.metrics import fid as fidm
+from starbench.metrics import paired
+
+# (translations uint8 (M, 3, S, S), source labels (M, D), target labels (M, D), column) -> outcome name -> (M,) bool
+Judge = Callable[[torch.Tensor, np.ndarray, np.ndarray, int], dict[str, np.ndarray]]
+PAIRED = {"l1": paired.l1, "psnr": paired.psnr, "ssim": paired.ssim}
+
+
+@dataclass
+class Metrics:
+    """What a protocol run scores with: its classifier (judge and feature file) and the FID settings."""
+
+    judge: Judge
+    extractor_file: Path  # the classifier's weights as a torch-fidelity feature extractor
+    weights: fidm.InceptionWeights
+    fid_root: Path
+    fid_batch: int = 64
+
+
+@dataclass
+class Scores:
+    """One source's scores on a task: per cell outcomes and distances, per column set distances."""
+
+    name: str
+    outcomes: dict[str, np.ndarray]  # name -> (N, T) bool; False outside the task
+    frechet: list[Optional[float]]  # per column: classifier-feature Fréchet distance
+    fid: list[Optional[float]]  # per column: FID (None without Inception weights)
+    truth: dict[str, torch.Tensor]  # l1 / psnr / ssim -> (N, T) float64 against the real photo; NaN: none
+    l1_input: torch.Tensor  # (N, T) float64 L1 to the input; NaN outside the task
+    grid: np.ndarray  # (G, T, 3, S, S) uint8, the first G inputs' translations (the input where not asked)
+    info: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def truth_mean(self, metric: str, mask: np.ndarray) -> float:
+        """Mean of a ground-truth distance over the cells of ``mask`` that have a photo (NaN if none)."""
+        values = self.truth[metric][torch.from_numpy(mask)]
+        values = values[~torch.isnan(values)]
+        return float(values.mean()) if values.numel() else float("nan")
+
+
+def score(task: Task, source: Source, metrics: Metrics, grid_rows: int,
+          on_ready: Optional[Callable[[Source], None]] = None) -> Scores:
+    """Prepare ``source`` (train, load or check it), translate and score every column of ``task``."""
+    n, cols = task.n, len(task.columns)
+    outcomes: dict[str, np.ndarray] = {}
+    truth = {k: torch.full((n, cols), float("nan"), dtype=torch.float64) for k in PAIRED}
+    l1_input = torch.full((n, cols), float("nan"), dtype=torch.float64)
+    frechet: list[Optional[float]] = []
+    fids: list[Optional[float]] = []
+    grid_rows = min(grid_rows, n)
+    grid = task.inputs[:grid_rows].numpy()[:, None].repeat(cols, axis=1)
+    source.prepare(task)
+    try:
+        if on_ready is not None:
+            on_ready(source)
+        for t in range(cols):
+            rows = task.rows_of(t)
+            fake = source.column(task, t)
+            for name, ok in metrics.judge(fake, task.sources[rows], task.targets[rows, t], t).items():
+                outcomes.setdefault(name, np.zeros((n, cols), bool))[rows, t] = ok
+            real = task.reference(t)
+            enough = len(real) > 1 and len(fake) > 1
+            frechet.append(fidm.classifier_frechet(fake, real, metrics.extractor_file, metrics.fid_root)
+                           if enough else None)
+            fids.append(fidm.inception_fid(fake, real, metrics.weights, metrics.fid_root, metrics.fid_batch)
+                        if enough and metrics.weights.available else None)
+            have, photos = task.truth(t)
+            if photos is not None:
+                gen = fake[torch.from_numpy(have)]
+                for k, f in PAIRED.items():
+                    truth[k][rows[have], t] = f(gen, photos)
+            l1_input[rows, t] = paired.l1(fake, task.inputs[rows])
+            shown = rows < grid_rows
+            grid[rows[shown], t] = fake[torch.from_numpy(shown)].numpy()
+    finally:
+        source.release()
+    return Scores(source.name, outcomes, frechet, fids, truth, l1_input, grid, dict(source.info), list(source.notes))

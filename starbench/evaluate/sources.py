@@ -1,0 +1,277 @@
+"""Sources of translations: each yields, per task column, the uint8 translations of the asked inputs.
+
+- ``TrainedSource``: a model trained by the Trainer into ``run_dir/models/...`` (or loaded from its
+  finished run);
+- ``FileSource``: a model built from a weights file, ``models=[name@PATH]``: a starbench checkpoint,
+  the public StarGAN release's generator (REFERENCE §9), or whatever the class's ``load`` reads;
+- ``TranslatorSource``: a translate-only plug-in (a ``Translator`` without ``train_step``) as it is;
+- ``FolderSource``: a folder of translated images named as ``starbench export`` says (``tasks.csv``).
+
+Every source goes through the same metrics (``evaluate.score``); which one a row came from is in the
+provenance.
+"""
+from __future__ import annotations
+
+import abc
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import numpy as np
+import torch
+from PIL import Image
+
+from starbench.data.batches import to_float, to_uint8
+from starbench.data.domains import DomainSpec
+from starbench.errors import StarbenchError
+from starbench.evaluate.task import Task
+from starbench.models import is_trainable, translator_class
+from starbench.models.base import Translator
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+TRANSLATE_BATCH = 64
+
+
+class Source(abc.ABC):
+    """One method's translations of a task (one row of a protocol's table)."""
+
+    kind = "source"
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.info: dict[str, Any] = {"kind": self.kind}
+        self.notes: list[str] = []
+
+    def prepare(self, task: Task) -> None:
+        """Train, load or check whatever the source needs before ``column`` is called."""
+
+    @abc.abstractmethod
+    def column(self, task: Task, t: int) -> torch.Tensor:
+        """(M, 3, S, S) uint8 translations of ``task.rows_of(t)`` for column ``t``."""
+
+    def release(self) -> None:
+        """Drop what ``prepare`` loaded (networks) once the source is scored."""
+
+
+# ------------------------------------------------------------------------------------------------ models
+def label_adapter(model: DomainSpec, task: DomainSpec) -> Callable[[np.ndarray], np.ndarray]:
+    """Labels of the task's domains -> the model's: as they are, or embedded in a joint (mask-vector) label."""
+    if tuple(model.names) == tuple(task.names):
+        return lambda labels: labels
+    if model.is_joint:
+        for name, part in zip(model.dataset_names, model.parts):
+            if tuple(part.names) == tuple(task.names):
+                return lambda labels, name=name: model.embed(name, labels)
+    raise StarbenchError(f"the model translates the domains {', '.join(model.names)}; this task needs "
+                         f"{', '.join(task.names)}")
+
+
+class ModelSource(Source):
+    """Translations made by a ``Translator`` (``prepare`` builds it; subclasses say how)."""
+
+    def __init__(self, name: str, device: torch.device) -> None:
+        super().__init__(name)
+        self.device = device
+        self.model: Optional[Translator] = None
+        self._adapt: Callable[[np.ndarray], np.ndarray] = lambda labels: labels
+
+    def use(self, model: Translator, task: Task) -> None:
+        """Translate with ``model`` from now on; its parameter counts go into the provenance and the table."""
+        from starbench.baselines.pairwise import count_instances
+
+        self.model = model
+        self._adapt = label_adapter(model.domains, task.domains)
+        counts = count_instances(model)
+        per_instance = next(iter(counts.values()))
+        self.info.update({"parameters_per_instance": per_instance, "instances": len(counts),
+                          "identity_network": getattr(model, "identity_info", None) or None})
+        if per_instance:
+            self.info["parameters"] = f"{per_instance / 1e6:.2f}M x {len(counts)}"
+
+    @torch.no_grad()
+    def column(self, task: Task, t: int) -> torch.Tensor:
+        assert self.model is not None, "prepare() first"
+        rows = task.rows_of(t)
+        out = torch.empty((len(rows),) + tuple(task.inputs.shape[1:]), dtype=torch.uint8)
+        src = self._adapt(task.sources[rows])
+        tgt = self._adapt(task.targets[rows, t])
+        for i in range(0, len(rows), TRANSLATE_BATCH):
+            x = to_float(task.inputs[rows[i:i + TRANSLATE_BATCH]].clone()).to(self.model.device)
+            s = torch.from_numpy(np.ascontiguousarray(src[i:i + TRANSLATE_BATCH])).to(self.model.device)
+            g = torch.from_numpy(np.ascontiguousarray(tgt[i:i + TRANSLATE_BATCH])).to(self.model.device)
+            y = self.model.translate(x, s, g)
+            if tuple(y.shape) != tuple(x.shape):
+                raise StarbenchError(f"method {self.name}: translate() returned shape {tuple(y.shape)} for inputs "
+                                     f"of shape {tuple(x.shape)}")
+            out[i:i + x.size(0)] = to_uint8(y).cpu()
+        return out
+
+    def release(self) -> None:
+        self.model = None
+
+
+class TrainedSource(ModelSource):
+    """A model of ``models=[...]`` trained by the Trainer (or loaded from its finished run)."""
+
+    kind = "trained"
+
+    def __init__(self, name: str, model: str, cfg: Any, fingerprint: str, device: torch.device) -> None:
+        super().__init__(name, device)
+        self.model_name, self.cfg, self.fp = model, cfg, fingerprint
+
+    def prepare(self, task: Task) -> None:
+        from starbench.protocols.common import train_method
+
+        model, _, info = train_method(self.cfg, self.model_name, self.fp, bool(self.cfg.train.progress))
+        self.info.update(info)
+        self.use(model, task)
+
+
+class FileSource(ModelSource):
+    """``models=[name@PATH]``: the model's class builds itself from the file; nothing is trained."""
+
+    kind = "checkpoint"
+
+    def __init__(self, name: str, model: str, path: Path, cfg: Any, device: torch.device) -> None:
+        super().__init__(name, device)
+        self.model_name, self.path, self.cfg = model, path, cfg
+        self.info.update({"model": model, "file": path.name})
+
+    def prepare(self, task: Task) -> None:
+        model = translator_class(self.model_name).from_file(self.path, task.domains, self.cfg)
+        model.to(self.device)
+        self.info["format"] = type(model).__qualname__
+        self.use(model, task)
+
+
+class TranslatorSource(ModelSource):
+    """A translate-only plug-in (no ``train_step``): evaluated as it is."""
+
+    kind = "translator"
+
+    def __init__(self, name: str, model: str, cfg: Any, device: torch.device) -> None:
+        super().__init__(name, device)
+        self.model_name, self.cfg = model, cfg
+
+    def prepare(self, task: Task) -> None:
+        model = translator_class(self.model_name)(task.domains, self.cfg)
+        model.to(self.device)
+        self.use(model, task)
+
+
+# ------------------------------------------------------------------------------------------------ folders
+def _find(folder: Path, name: str) -> Optional[Path]:
+    """``name`` in ``folder``, or the same stem as PNG or JPEG."""
+    exact = folder / name
+    if exact.is_file():
+        return exact
+    stem = Path(name).stem
+    for suffix in IMAGE_SUFFIXES:
+        for cand in (folder / f"{stem}{suffix}", folder / f"{stem}{suffix.upper()}"):
+            if cand.is_file():
+                return cand
+    return None
+
+
+class FolderSource(Source):
+    """Translations made elsewhere: one image per task cell, named as ``tasks.csv``'s ``output`` column."""
+
+    kind = "folder"
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__(folder.name)
+        self.folder = folder
+        self.resized = 0
+        self.files: dict[tuple[int, int], Path] = {}
+
+    def prepare(self, task: Task) -> None:
+        """Every asked cell must have its file: the error counts the missing ones and names the first few."""
+        if self.files:
+            return
+        if not self.folder.is_dir():
+            raise StarbenchError(f"translations folder {self.folder} does not exist")
+        missing: list[str] = []
+        for i, t in task.cells():
+            path = _find(self.folder, task.output_name(i, t))
+            if path is None:
+                missing.append(task.output_name(i, t))
+            else:
+                self.files[(i, t)] = path
+        if missing and not self.files:
+            raise StarbenchError(f"translations folder {self.folder} holds none of the {len(missing)} images the task "
+                                 f"names (e.g. {missing[0]}); write them as `starbench export protocol={task.protocol}` "
+                                 f"says (tasks.csv, column 'output')")
+        if missing:
+            raise StarbenchError(f"translations folder {self.folder}: {len(missing)} of {len(missing) + len(self.files)} "
+                                 f"translations are missing: {', '.join(missing[:5])}"
+                                 + (f" and {len(missing) - 5} more" if len(missing) > 5 else ""))
+        self.info.update({"folder": self.folder.name, "images": len(self.files)})
+
+    def column(self, task: Task, t: int) -> torch.Tensor:
+        rows = task.rows_of(t)
+        out = torch.empty((len(rows), 3, task.size, task.size), dtype=torch.uint8)
+        for k, i in enumerate(rows):
+            out[k] = torch.from_numpy(self._read(self.files[(int(i), t)], task.size))
+        return out
+
+    def _read(self, path: Path, size: int) -> np.ndarray:
+        try:
+            with Image.open(path) as im:
+                im.load()
+                rgb = im.convert("RGB")
+        except Exception as exc:  # PIL raises many types for corrupt data
+            raise StarbenchError(f"translation {path} cannot be read as an image ({exc}); expected a PNG or JPEG") from exc
+        if rgb.size != (size, size):
+            self.resized += 1
+            rgb = rgb.resize((size, size), Image.BILINEAR)
+        return np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8).transpose(2, 0, 1))
+
+    def release(self) -> None:
+        if self.resized:
+            self.notes.append(f"{self.name}: {self.resized} translation(s) were not of the protocol's size and were "
+                              f"resized (bilinear) to it.")
+        self.info["resized"] = self.resized
+
+
+# ------------------------------------------------------------------------------------------------ from config
+def parse_method(spec: str) -> tuple[str, Optional[Path]]:
+    """'stargan' -> ('stargan', None); 'stargan@/w/200000-G.ckpt' -> ('stargan', Path(...))."""
+    model, sep, path = str(spec).partition("@")
+    if sep and not path:
+        raise StarbenchError(f"models: '{spec}' names no file after '@' (expected NAME@PATH)")
+    return model, (Path(path).expanduser() if sep else None)
+
+
+def check_methods(cfg: Any) -> None:
+    """Fail before any work: unknown models, missing weight files, nothing to score."""
+    if not cfg.models and not cfg.translations:
+        raise StarbenchError("config keys 'models' and 'translations' are both empty; give e.g. models=[stargan] or "
+                             "translations=[DIR]")
+    for spec in cfg.models:
+        model, path = parse_method(spec)
+        translator_class(model)  # unknown names and classes that miss the interface fail here
+        if path is not None and not path.is_file():
+            raise StarbenchError(f"models: weights file {path} (from '{spec}') does not exist")
+    for folder in cfg.translations:
+        if not Path(folder).is_dir():
+            raise StarbenchError(f"translations: folder {folder} does not exist")
+
+
+def sources_from_config(cfg: Any, fingerprint: str, device: torch.device) -> list[Source]:
+    """One source per ``models=[...]`` entry, then one per ``translations=[...]`` folder."""
+    check_methods(cfg)
+    out: list[Source] = []
+    for spec in cfg.models:
+        model, path = parse_method(spec)
+        if path is not None:
+            out.append(FileSource(f"{model}@{path.name}", model, path, cfg, device))
+        elif is_trainable(translator_class(model)):
+            out.append(TrainedSource(model, model, cfg, fingerprint, device))
+        else:
+            out.append(TranslatorSource(model, model, cfg, device))
+    out += [FolderSource(Path(folder).expanduser()) for folder in cfg.translations]
+    names = [s.name for s in out]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise StarbenchError(f"two methods would share the table row '{dup[0]}' (models=[...] / translations=[...]); "
+                             f"rename a folder or file so that every row has its own name")
+    return out
