@@ -33,7 +33,7 @@ from starbench.evaluate.score import Judge, Scores
 from starbench.evaluate.task import Task, uint8_rows
 from starbench.metrics.classifier import predict_logits
 from starbench.paper import TABLE1_VOTES, TABLE2_VOTES
-from starbench.protocols.common import budget_note, data_fingerprint, fmt, origin_notes, save_grid_figure, task_classifier
+from starbench.protocols.common import budget_note, fmt, origin_notes, save_grid_figure, task_classifier
 from starbench.registry import register_protocol
 from starbench.report import ProtocolResult, write_table
 
@@ -189,12 +189,8 @@ def run(cfg: Any) -> ProtocolResult:
     check_inputs(cfg)
     ev = Evaluation(cfg, NAME, own_steps=3)
 
-    with ev.step("data"):
-        data = load_data(cfg, show_progress=ev.show)
-        fp = data_fingerprint(data)
-        task = edit_task(data)
-        test = data.split("test")
-        sources = ev.sources(fp, task)
+    data, fp, task, sources = ev.load(edit_task)
+    test = data.split("test")
 
     with ev.step("attribute classifier"):
         clf, clf_info, extractor = attribute_classifier(cfg, data, ev.device)

@@ -149,9 +149,13 @@ def save_grid_figure(arrays: dict[str, np.ndarray], columns: list[str], folder: 
 
 
 def fmt(x: Optional[float], digits: int = 2) -> str:
-    if x is None or (isinstance(x, float) and not np.isfinite(x)):
+    """A table number: 'n/a' for missing or NaN, 'inf' for infinity (identical images' PSNR), no '-0.000'."""
+    if x is None or (isinstance(x, float) and np.isnan(x)):
         return "n/a"
-    return f"{x:.{digits}f}"
+    if isinstance(x, float) and np.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    text = f"{x:.{digits}f}"
+    return text.lstrip("-") if float(text) == 0 else text
 
 
 
@@ -170,7 +174,9 @@ def origin_notes(results: list) -> list[str]:
     notes = []
     for r in results:
         if r.info["kind"] == "checkpoint":
-            notes.append(f"{r.name}: weights from {r.info['file']} ({r.info['format']}), not trained here.")
+            nets = ", ".join(r.info.get("networks") or []) or "none"
+            notes.append(f"{r.name}: weights from {r.info['file']} ({r.info['format']}), not trained here; its "
+                         f"parameters count the networks it holds ({nets}).")
         elif r.info["kind"] == "translator":
             notes.append(f"{r.name}: a translate-only model, evaluated as it is (not trained here).")
         elif r.info["kind"] == "folder":

@@ -38,7 +38,7 @@ from starbench.paper import TABLE3_ERROR, params_text
 from starbench.progress import console
 from starbench.registry import register_protocol
 from starbench.report import ProtocolResult, write_table
-from starbench.protocols.common import (budget_note, classify, data_fingerprint, fmt, origin_notes,
+from starbench.protocols.common import (budget_note, classify, fmt, origin_notes,
                                        save_grid_figure, task_classifier)
 
 NAME = "rafd_expression"
@@ -184,12 +184,8 @@ def run(cfg: Any) -> ProtocolResult:
     check_inputs(cfg)
     ev = Evaluation(cfg, NAME, own_steps=4)
 
-    with ev.step("data"):
-        data = load_data(cfg, show_progress=ev.show)
-        fp = data_fingerprint(data)
-        task = expression_task(data)
-        test = data.split("test")
-        sources = ev.sources(fp, task)
+    data, fp, task, sources = ev.load(expression_task)
+    test = data.split("test")
 
     with ev.step("expression classifier"):
         clf, clf_info, extractor_file = expression_classifier(cfg, data, ev.device)

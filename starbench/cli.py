@@ -12,6 +12,7 @@ from typing import Any, Callable, Optional
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from starbench import __version__
@@ -33,7 +34,7 @@ class StarbenchGroup(click.Group):
         except StarbenchError as exc:
             if ctx.obj and ctx.obj.get("debug"):
                 raise
-            err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False, soft_wrap=True)
             sys.exit(StarbenchError.exit_code)
 
 

@@ -13,7 +13,7 @@ PLUGIN = textwrap.dedent('''
     """A user's own model: a small conditional network trained to reconstruct its input."""
     import torch
     from torch import nn
-    from starbench.models.base import TranslationModel
+    from starbench.models.base import TranslationModel, Translator
 
 
     class TinyConditional(TranslationModel):
@@ -52,6 +52,21 @@ PLUGIN = textwrap.dedent('''
     class NotAModel:
         def networks(self):
             return {}
+
+
+    class Brighter(Translator):
+        """A model from another code base: it only translates, with weights in its own file format."""
+
+        def __init__(self, domains, cfg):
+            super().__init__(domains, cfg)
+            self.gain = 0.0
+
+        def load(self, path):
+            self.gain = float(open(path).read())
+
+        @torch.no_grad()
+        def translate(self, x, source, target):
+            return (x + self.gain).clamp(-1, 1)
 ''')
 
 
@@ -80,3 +95,26 @@ def test_plugin_that_misses_the_interface(plugin):
         build_model(f"{plugin}:NotAModel", None, cfg)
     with pytest.raises(StarbenchError, match="has no attribute 'Nothing'"):
         build_model(f"{plugin}:Nothing", None, cfg)
+
+
+def test_translate_only_model_is_evaluated_without_training(tmp_path, plugin):
+    (tmp_path / "gain.txt").write_text("0.5")
+    cfg = resolve(["scale=smoke", "fid.download=false", "train.progress=false", "data.synth_subjects=6",
+                   "train.steps=4", "classifier.epochs=1", f"run_dir={tmp_path / 'runs'}",
+                   f"results_dir={tmp_path / 'results'}",
+                   f"models=[{plugin}:Brighter,{plugin}:Brighter@{tmp_path / 'gain.txt'}]"])
+    PROTOCOLS.get("rafd_expression")(cfg)
+    out = tmp_path / "results" / "rafd_expression"
+    table = pd.read_csv(out / "table3.csv", keep_default_na=False).set_index("method")
+    plain, brighter = table.loc[f"{plugin}:Brighter"], table.loc[f"{plugin}:Brighter@gain.txt"]
+    assert float(brighter["L1 to ground truth"]) > float(plain["L1 to ground truth"]) > 0
+    assert plain["parameters"] == "-" and plain["McNemar p vs stargan"] == "-"  # no stargan row to test against
+    assert not (tmp_path / "runs" / "models").exists()
+    notes = (out / "table3.md").read_text()
+    assert f"{plugin}:Brighter: a translate-only model, evaluated as it is" in notes
+    assert f"{plugin}:Brighter@gain.txt: weights from gain.txt (Brighter)" in notes
+    # the Trainer refuses it with the reason
+    from click.testing import CliRunner
+    from starbench.cli import cli
+    res = CliRunner().invoke(cli, ["train", f"model={plugin}:Brighter", "scale=smoke", f"run_dir={tmp_path / 'r'}"])
+    assert res.exit_code == 2 and "only translates" in res.output and f"models=[{plugin}:Brighter@PATH]" in res.output

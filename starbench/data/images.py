@@ -50,5 +50,8 @@ def load_image(path: str, size: int, crop: Crop = None) -> np.ndarray:
         box = crop_box(rgb.width, rgb.height, crop)
     except StarbenchError as exc:
         raise StarbenchError(f"{path}: {exc}") from None
-    out = rgb.resize((size, size), Image.BILINEAR, box=box, reducing_gap=None)
+    if isinstance(crop, int):  # torchvision's CenterCrop then Resize, exactly: the resize sees only the crop
+        out = rgb.crop(box).resize((size, size), Image.BILINEAR)
+    else:  # the cache's preprocessing: the resize filter may read pixels just outside the box
+        out = rgb.resize((size, size), Image.BILINEAR, box=box, reducing_gap=None)
     return np.ascontiguousarray(np.asarray(out, dtype=np.uint8).transpose(2, 0, 1))

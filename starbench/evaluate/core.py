@@ -14,11 +14,12 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from starbench.config import cache_dir
+from starbench.data import LoadedData, load_data
 from starbench.evaluate.score import Judge, Metrics, Scores, score
 from starbench.evaluate.sources import Source, check_methods, sources_from_config
 from starbench.evaluate.task import Task
 from starbench.metrics.classifier import default_device
-from starbench.protocols.common import Steps, inception_weights
+from starbench.protocols.common import Steps, data_fingerprint, inception_weights
 from starbench.report import provenance, results_folder, save_record, write_json
 
 Render = Callable[[dict[str, Any], dict[str, np.ndarray], Path], None]
@@ -45,6 +46,14 @@ class Evaluation:
 
     def metrics(self, judge: Judge, extractor_file: Path) -> Metrics:
         return Metrics(judge, extractor_file, self.weights, self.fid_root, self.cfg.fid.batch_size)
+
+    def load(self, task_of: Callable[[LoadedData], Task]) -> tuple[LoadedData, str, Task, list[Source]]:
+        """The "data" step: the configured dataset, its fingerprint, the task built on it, and the sources."""
+        with self.step("data"):
+            data = load_data(self.cfg, show_progress=self.show)
+            fp = data_fingerprint(data)
+            task = task_of(data)
+            return data, fp, task, self.sources(fp, task)
 
     def sources(self, fingerprint: str, task: Task) -> list[Source]:
         """The methods of ``models=[...]`` and the folders of ``translations=[...]``; folders are checked here,

@@ -83,6 +83,7 @@ class ModelSource(Source):
         counts = count_instances(model)
         per_instance = next(iter(counts.values()))
         self.info.update({"parameters_per_instance": per_instance, "instances": len(counts),
+                          "networks": sorted(model.networks()),
                           "identity_network": getattr(model, "identity_info", None) or None})
         if per_instance:
             self.info["parameters"] = f"{per_instance / 1e6:.2f}M x {len(counts)}"

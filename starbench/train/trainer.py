@@ -86,6 +86,7 @@ class Trainer:
     # ------------------------------------------------------------------ setup
     def _setup(self) -> None:
         cfg = self.cfg
+        model_class(cfg.model)  # a name or class that cannot be trained fails before any data is read
         dev_type = "cuda" if cfg.device != "cpu" and (cfg.device.startswith("cuda") or torch.cuda.is_available()) else "cpu"
         self.dist = dist_util.init_distributed(dev_type)
         self.device = resolve_device(cfg.device, self.dist.local_rank)
