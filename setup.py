@@ -39,7 +39,8 @@ setup(
         "pillow>=9.4",
         "scipy>=1.10",
         "matplotlib>=3.6",
+        "filelock>=3.12",
     ],
-    extras_require={"test": ["pytest>=7"]},
+    extras_require={"test": ["pytest>=7", "tensorboard>=2.12"], "tensorboard": ["tensorboard>=2.12"]},
     entry_points={"console_scripts": ["starbench=starbench.cli:main"]},
 )

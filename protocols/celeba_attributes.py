@@ -92,6 +92,7 @@ def edits() -> list[Edit]:
     return out
 
 
+GROUP_COLUMNS = ["target %", "kept %", "FID", "classifier Frechet", "L1 to input"]
 SINGLE_GROUPS = ["hair colour", "gender", "aged"]
 MULTI_GROUPS = ["H+G", "H+A", "G+A", "H+G+A"]
 PAPER_GROUP_KEY = {"hair colour": "hair", "gender": "gender", "aged": "aged"}
@@ -160,6 +161,8 @@ def attribute_judge(clf: torch.nn.Module) -> Judge:
 
 
 def per_edit_rows(r: Scores, task: Task) -> list[dict[str, Any]]:
+    if r.diverged:
+        return []
     out = []
     for k, (ename, group, _, _, _) in enumerate(edits()):
         rows = task.rows_of(k)
@@ -184,7 +187,7 @@ def render(record: dict[str, Any], arrays: dict[str, np.ndarray], folder: Path) 
 
 
 @register_protocol(NAME, "CelebA attribute edits (stand-in for the paper's Tables 1-2): accuracy, preservation, FID",
-                   render=render, task=build_task)
+                   render=render, task=build_task, data="celeba")
 def run(cfg: Any) -> ProtocolResult:
     check_inputs(cfg)
     ev = Evaluation(cfg, NAME, own_steps=3)
@@ -207,9 +210,16 @@ def run(cfg: Any) -> ProtocolResult:
 
         def group_rows(groups: list[str], votes: dict[str, dict[str, Any]], key_of: Callable[[str], str]) -> list[dict]:
             out = []
-            for m in [r.name for r in results]:
+            for r in results:
+                m = r.name
                 row: dict[str, Any] = {"method": m}
                 for g in groups:
+                    vote = votes.get(m, {}).get(key_of(g))
+                    if r.diverged:
+                        row.update({f"{g}: {c}": "n/a" for c in GROUP_COLUMNS})
+                        row[f"{g}: target %"] = r.status
+                        row[f"{g}: paper votes % (human study)"] = vote.text("{:.1f}") if vote else "-"
+                        continue
                     sub = df[(df.method == m) & (df.group == g)]
                     w = sub["n"].to_numpy()
                     avg = lambda col: float(np.average(sub[col].astype(float), weights=w))  # noqa: E731
@@ -220,7 +230,6 @@ def run(cfg: Any) -> ProtocolResult:
                     row[f"{g}: FID"] = fmt(float(np.mean(fids))) if fids else "n/a"
                     row[f"{g}: classifier Frechet"] = fmt(float(np.mean(cfds)), 3) if cfds else "n/a"
                     row[f"{g}: L1 to input"] = fmt(avg("L1 to input"), 4)
-                    vote = votes.get(m, {}).get(key_of(g))
                     row[f"{g}: paper votes % (human study)"] = vote.text("{:.1f}") if vote else "-"
                 out.append(row)
             return out
@@ -229,7 +238,7 @@ def run(cfg: Any) -> ProtocolResult:
         table2 = group_rows(MULTI_GROUPS, TABLE2_VOTES, lambda g: g)
         weights = ev.weights
         notes = [
-            f"scale={cfg.scale}, {task.size} px; data: {data.index.root}; {task.n} test inputs with "
+            f"scale={cfg.scale}, {task.size} px; data: {data.index.description}; {task.n} test inputs with "
             f"one of the three hair colours (edits that age use the young ones).",
             "The paper's columns are % of Amazon Mechanical Turk votes for the best of four methods: a human study. "
             "starbench's automatic measures do not reproduce it and are not comparable with it.",
@@ -251,9 +260,9 @@ def run(cfg: Any) -> ProtocolResult:
         record = {"protocol": NAME, "table1": table1, "table2": table2, "per_edit": per_edit_rows_out, "notes": notes,
                   "columns": task.columns}
         arrays = {"inputs": task.inputs[:min(cfg.grid_inputs, task.n)].numpy(),
-                  **{f"fake:{r.name}": r.grid for r in results}}
+                  **{f"fake:{r.name}": r.grid for r in results if not r.diverged}}
         folder = ev.write(record, arrays, render,
-                          dataset={"root": str(data.index.root), "fingerprint": fp, "notes": data.index.notes,
+                          dataset={"data": data.index.description, "fingerprint": fp, "notes": data.index.notes,
                                    "split": {s: int(len(data.split(s))) for s in data.index.splits()}},
                           n={"inputs": int(task.n), "real_test_images": int(len(test))},
                           classifier={**clf_info, "real_all_correct": real_acc, "real_per_attribute": real_attr_acc},

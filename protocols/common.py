@@ -27,6 +27,7 @@ from starbench.train.trainer import Trainer
 # Settings that do not change what a trained model is (left out of run keys).
 NOT_IN_RUN_KEY = ("protocol", "models", "translations", "results_dir", "run_dir", "classifier", "fid", "grid_inputs", "device",
                   "cache_dir")
+TRAIN_KEYS_NOT_IN_RUN_KEY = ("progress", "tensorboard", "lock_timeout")
 
 
 class Steps:
@@ -49,7 +50,8 @@ def run_key(cfg: Any, model: str, fingerprint: str) -> str:
     c = OmegaConf.to_container(cfg, resolve=True)
     for k in NOT_IN_RUN_KEY:
         c.pop(k, None)
-    c["train"].pop("progress", None)
+    for k in TRAIN_KEYS_NOT_IN_RUN_KEY:
+        c["train"].pop(k, None)
     c["model"] = model
     c["data_fingerprint"] = fingerprint
     return hashlib.sha256(json.dumps(c, sort_keys=True, default=str).encode()).hexdigest()[:12]
@@ -160,9 +162,17 @@ def fmt(x: Optional[float], digits: int = 2) -> str:
 
 
 
+def failed_row(r: Any, columns: list[str], status_column: str, **known: str) -> dict[str, str]:
+    """A table row for a method with no metrics: its name (first column), 'diverged at step N' in
+    ``status_column``, the ``known`` cells, n/a elsewhere."""
+    row = {c: "n/a" for c in columns}
+    row.update({columns[0]: r.name, status_column: r.status, **known})
+    return row
+
+
 def budget_note(results: list, end: str = ".") -> list[str]:
     """'Training budget per method: ...' for the sources trained here (none: no note)."""
-    trained = {r.name: r.info for r in results if r.info["kind"] == "trained"}
+    trained = {r.name: r.info for r in results if r.info["kind"] == "trained" and not r.diverged}
     if not trained:
         return []
     return ["Training budget per method: " + "; ".join(f"{m} {r['steps']} steps, {r['train_seconds']:.0f} s"

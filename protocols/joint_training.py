@@ -17,7 +17,7 @@ Data: ``data.rafd_root`` (or ``data.root``) and ``data.celeba_root``; absent: th
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 import pandas as pd
@@ -32,7 +32,7 @@ from starbench.evaluate.score import Scores
 from starbench.evaluate.sources import FolderSource, ModelSource, Source, TrainedSource
 from starbench.evaluate.task import Task
 from starbench.metrics.stats import error_rate, mcnemar
-from starbench.protocols.common import data_fingerprint, fmt, origin_notes, save_grid_figure
+from starbench.protocols.common import data_fingerprint, failed_row, fmt, origin_notes, save_grid_figure
 from starbench.protocols.rafd_expression import expression_classifier, expression_judge, expression_task
 from starbench.registry import register_protocol
 from starbench.report import ProtocolResult, write_table
@@ -85,7 +85,7 @@ def render(record: dict[str, Any], arrays: dict[str, np.ndarray], folder: Path) 
 
 
 @register_protocol(NAME, "StarGAN-SNG vs StarGAN-JNT (mask vector) on RaFD; CelebA faces given RaFD expressions",
-                   render=render, task=build_task)
+                   render=render, task=build_task, data="joint")
 def run(cfg: Any) -> ProtocolResult:
     ev = Evaluation(cfg, NAME, own_steps=4, n_sources=len(VARIANTS) + len(cfg.translations))
     sng_cfg, jnt_cfg = variant_cfg(cfg, "rafd"), variant_cfg(cfg, "joint")
@@ -123,23 +123,25 @@ def run(cfg: Any) -> ProtocolResult:
                         on_ready=mask_grid if s.name == "StarGAN-JNT" else None) for s in sources]
 
     with ev.step("metrics"):
-        wrong_by = {r.name: r.outcomes["wrong"][task.valid] for r in results}
-        test_vs = {r.name: mcnemar(wrong_by["StarGAN-SNG"], wrong_by[r.name]) for r in results[1:]}
+        wrong_by = {r.name: r.outcomes["wrong"][task.valid] for r in results if not r.diverged}
+        test_vs = ({r.name: mcnemar(wrong_by["StarGAN-SNG"], wrong_by[r.name]) for r in results[1:]
+                    if r.name in wrong_by} if "StarGAN-SNG" in wrong_by else {})
 
     with ev.step("report"):
-        table = [joint_row(r, task, wrong_by[r.name], test_vs.get(r.name)) for r in results]
+        table = [joint_row(r, task, wrong_by.get(r.name), test_vs.get(r.name)) for r in results]
         runs = {r.name: r.info for r in results}
-        jnt_test = test_vs["StarGAN-JNT"]
+        jnt_test = test_vs.get("StarGAN-JNT")
         weights = ev.weights
         notes = [
             f"scale={cfg.scale}, {task.size} px; {task.n} RaFD neutral test inputs x 7 targets "
             f"= {task.n * 7} translations per model, the same inputs for both.",
-            f"McNemar exact test: only SNG wrong {jnt_test.only_a_wrong}, only JNT wrong {jnt_test.only_b_wrong}.",
+            (f"McNemar exact test: only SNG wrong {jnt_test.only_a_wrong}, only JNT wrong {jnt_test.only_b_wrong}."
+             if jnt_test else "McNemar exact test: n/a (a variant diverged)."),
             "The paper reports that joint training improves RaFD results (REFERENCE §3); this table is what "
             "starbench measured at this scale, whichever way it comes out.",
             ("FID: n/a: " + str(weights.problem)) if not weights.available else f"FID: InceptionV3 ({weights.source}).",
             "Training budget: " + "; ".join(f"{v} {runs[v]['steps']} iterations, {runs[v]['train_seconds']:.0f} s"
-                                            for v in VARIANTS)
+                                            for v in VARIANTS if "diverged" not in runs[v])
             + " (a JNT iteration takes one CelebA and one RaFD batch).",
             "translations.png: CelebA test faces translated to the 8 RaFD expressions by the joint model, with the "
             "RaFD mask (right) and with the CelebA mask (wrong) for the same expression labels.",
@@ -148,15 +150,21 @@ def run(cfg: Any) -> ProtocolResult:
         arrays = {"inputs": figure.inputs.numpy(), **{f"fake:{k}": v for k, v in grid.items()}}
         folder = ev.write(record, arrays, render, runs=runs, classifier=clf_info,
                           n={"neutral_test_inputs": int(task.n), "celeba_figure_inputs": int(figure.n)},
-                          datasets={"rafd": {"root": str(rafd.index.root), "fingerprint": data_fingerprint(rafd)},
-                                    "celeba": {"root": str(celeba.index.root),
+                          datasets={"rafd": {"data": rafd.index.description, "fingerprint": data_fingerprint(rafd)},
+                                    "celeba": {"data": celeba.index.description,
                                                "fingerprint": data_fingerprint(celeba)}})
     return ProtocolResult(NAME, folder, {"joint": pd.DataFrame(table)}, ev.seconds)
 
 
-def joint_row(r: Scores, task: Task, wrong: np.ndarray, test_vs: Any) -> dict[str, Any]:
-    fids = [v for v in r.fid if v is not None]
+JOINT_COLUMNS = ["model", "trained on", "classification error % [95% CI]", "FID (mean of 7 targets)",
+                 "classifier Frechet (not FID)", "L1 to ground truth", "PSNR dB", "SSIM", "McNemar p (JNT vs SNG)"]
+
+
+def joint_row(r: Scores, task: Task, wrong: Optional[np.ndarray], test_vs: Any) -> dict[str, Any]:
     trained_on = {"StarGAN-SNG": "RaFD", "StarGAN-JNT": "CelebA + RaFD (mask vector)"}.get(r.name, "-")
+    if r.diverged or wrong is None:
+        return failed_row(r, JOINT_COLUMNS, JOINT_COLUMNS[2], **{"trained on": trained_on})
+    fids = [v for v in r.fid if v is not None]
     return {
         "model": r.name,
         "trained on": trained_on,

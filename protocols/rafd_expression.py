@@ -38,7 +38,7 @@ from starbench.paper import TABLE3_ERROR, params_text
 from starbench.progress import console
 from starbench.registry import register_protocol
 from starbench.report import ProtocolResult, write_table
-from starbench.protocols.common import (budget_note, classify, fmt, origin_notes,
+from starbench.protocols.common import (budget_note, classify, failed_row, fmt, origin_notes,
                                        save_grid_figure, task_classifier)
 
 NAME = "rafd_expression"
@@ -51,6 +51,11 @@ def check_inputs(cfg: Any) -> None:
     """Fail before any work on settings that cannot run."""
     if cfg.data.name != "rafd":
         raise StarbenchError(f"protocol {NAME} runs on RaFD: data=rafd (got data={cfg.data.name})")
+
+
+TABLE3_COLUMNS = ["method", "classification error % [95% CI]", "paper error %", "FID (mean of 7 targets)",
+                  "classifier Frechet (not FID)", "L1 to ground truth", "PSNR dB", "SSIM", "McNemar p vs stargan",
+                  "parameters", "paper parameters"]
 
 
 # ------------------------------------------------------------------------------------ task and classifier
@@ -94,6 +99,10 @@ def method_description(task: Task) -> str:
 
 
 def per_target_rows(scores: Scores, task: Task) -> list[dict[str, Any]]:
+    if scores.diverged:
+        return [{"method": scores.name, "target": name, "error %": scores.status, "n generated": 0,
+                 "n real": int(len(task.reference_rows[t])), "FID": "n/a", "classifier Frechet": "n/a"}
+                for t, name in enumerate(task.columns)]
     wrong = scores.outcomes["wrong"]
     return [{"method": scores.name, "target": name, "error %": round(100 * float(wrong[task.rows_of(t), t].mean()), 2),
              "n generated": int(len(task.rows_of(t))), "n real": int(len(task.reference_rows[t])),
@@ -103,13 +112,18 @@ def per_target_rows(scores: Scores, task: Task) -> list[dict[str, Any]]:
 
 def table3_rows(results: list[Scores], task: Task, real_err: Any) -> tuple[list[dict[str, Any]], list[str]]:
     """Table 3's rows (one per source, then real images) and the notes on methods that did not learn."""
-    wrong_by = {r.name: r.outcomes["wrong"][task.valid] for r in results}
+    wrong_by = {r.name: r.outcomes["wrong"][task.valid] for r in results if not r.diverged}
     ref = "stargan" if "stargan" in wrong_by else None
     rows, notes = [], []
     for r in results:
+        paper_err = TABLE3_ERROR.get(r.name)
+        if r.diverged:
+            rows.append(failed_row(r, TABLE3_COLUMNS, TABLE3_COLUMNS[1], **{"paper error %": paper_err.text() if paper_err else "-",
+                                                         "McNemar p vs stargan": "-",
+                                                         "paper parameters": params_text(r.name) or "-"}))
+            continue
         err = error_rate(wrong_by[r.name])
         test_vs = mcnemar(wrong_by[ref], wrong_by[r.name]) if ref and r.name != ref else None
-        paper_err = TABLE3_ERROR.get(r.name)
         fid = mean_of(r.fid)
         rows.append({
             "method": r.name,
@@ -139,7 +153,7 @@ def table3_notes(cfg: Any, ev: Evaluation, task: Task, real_err: Any, results: l
     weights = ev.weights
     data = task.data
     return [
-        f"scale={cfg.scale}, {task.size} px; data: {data.index.root} ({data.index.layout}); "
+        f"scale={cfg.scale}, {task.size} px; data: {data.index.description} ({data.index.layout}); "
         f"{task.n} neutral test inputs x {len(task.columns)} targets = {int(task.valid.sum())} translations per "
         f"method; real-image row: {real_err.n} test images.",
         "Classification error: the protocol's ResNet-18 (trained from scratch on the train split) labels each "
@@ -164,7 +178,7 @@ def mean_of(values: list) -> Any:
 
 
 def dataset_provenance(data: LoadedData, fp: str) -> dict[str, Any]:
-    return {"root": str(data.index.root), "layout": data.index.layout, "fingerprint": fp, "notes": data.index.notes,
+    return {"data": data.index.description, "layout": data.index.layout, "fingerprint": fp, "notes": data.index.notes,
             "split": {s: int(len(data.split(s))) for s in data.index.splits()}}
 
 
@@ -179,7 +193,7 @@ def render(record: dict[str, Any], arrays: dict[str, np.ndarray], folder: Path) 
 
 # ------------------------------------------------------------------------------------ the protocol
 @register_protocol(NAME, "RaFD expression translation (the paper's Table 3): classifier error, FID, paired GT, params",
-                   render=render, task=build_task)
+                   render=render, task=build_task, data="rafd")
 def run(cfg: Any) -> ProtocolResult:
     check_inputs(cfg)
     ev = Evaluation(cfg, NAME, own_steps=4)
@@ -209,7 +223,7 @@ def run(cfg: Any) -> ProtocolResult:
         record = {"protocol": NAME, "table3": table_rows, "notes": notes,
                   "per_target": [row for r in results for row in per_target_rows(r, task)], "targets": task.columns}
         arrays = {"inputs": task.inputs[:min(cfg.grid_inputs, task.n)].numpy(),
-                  **{f"fake:{r.name}": r.grid for r in results}}
+                  **{f"fake:{r.name}": r.grid for r in results if not r.diverged}}
         folder = ev.write(record, arrays, render, dataset=dataset_provenance(data, fp),
                           n={"neutral_test_inputs": task.n, "targets": task.columns,
                              "translations_per_method": int(task.valid.sum()), "real_test_images": int(real_err.n),

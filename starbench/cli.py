@@ -145,6 +145,10 @@ def train_cmd(overrides: tuple[str, ...], dry_run: bool) -> None:
         out.print(f"would train model '{cfg.model}' on data '{cfg.data.name}' into {run_dir}", markup=False)
         return
     result = Trainer(cfg, run_dir).fit()
+    if result.reused:
+        out.print(f"{run_dir} already holds a finished run of {cfg.model} ({result.step} steps): nothing to train; "
+                  f"checkpoint {result.checkpoint}", highlight=False, soft_wrap=True)
+        return
     if result.interrupted:
         err.print(f"interrupted at step {result.step}/{result.total_steps}; checkpoint saved to {result.checkpoint}. "
                   f"Run the same command again to continue.", highlight=False)
@@ -266,6 +270,8 @@ def info_cmd(overrides: tuple[str, ...]) -> None:
     """What a loader finds: data=rafd|celeba|folder [data.root=DIR].
 
     Images per domain and split, the label layout, and every file it could not use, with the reason.
+    Exit status: 0 when every file is usable, 1 when some are not (all listed), 2 when the data cannot
+    be read at all (missing folder, unreadable attribute file).
     """
     from starbench.data import load_index
 
@@ -289,8 +295,8 @@ def info_cmd(overrides: tuple[str, ...]) -> None:
         out.print(f"[bold yellow]{len(index.problems)} file(s) could not be used:[/]")
         for p in index.problems:
             out.print(f"  {p}", markup=False, highlight=False, soft_wrap=True)
-    else:
-        out.print("[green]every file was usable[/]")
+        sys.exit(1)
+    out.print("[green]every file was usable[/]")
 
 
 def main() -> None:

@@ -63,6 +63,8 @@ class TrainConfig:
     amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
     channels_last: bool = True  # channels_last memory format on CUDA
     progress: bool = True  # rich progress bar
+    tensorboard: Optional[bool] = None  # TensorBoard event files in the run folder; absent: on if tensorboard is installed
+    lock_timeout: Optional[float] = None  # seconds to wait for a run folder another process is training; absent: no limit
 
 
 @dataclass
@@ -305,6 +307,8 @@ def resolve(overrides: Iterable[str] = (), base: Optional[dict] = None, schema: 
         raise StarbenchError(f"config key 'scale': '{cfg.scale}' is not one of {', '.join(SCALES)}")
     cfg = OmegaConf.merge(cfg, SCALE_PRESETS[cfg.scale])
     cfg = _merge_dotlist(cfg, dotlist, keys, schema)
+    if schema is Config and cfg.protocol:
+        _protocol_data(cfg, [d.split("=", 1)[1] for d in dotlist if d.split("=", 1)[0] == "data.name"])
     if cfg.device not in ("auto", "cpu", "cuda") and not str(cfg.device).startswith("cuda:"):
         raise StarbenchError(f"config key 'device': '{cfg.device}' is not one of auto, cpu, cuda")
     if cfg.data.image_size < 8:
@@ -312,6 +316,24 @@ def resolve(overrides: Iterable[str] = (), base: Optional[dict] = None, schema: 
     if not 0.0 < cfg.data.test_fraction < 1.0:
         raise StarbenchError(f"config key 'data.test_fraction': {cfg.data.test_fraction} must lie in (0, 1)")
     return cfg
+
+
+DATA_NAMES = {"rafd": "RaFD", "celeba": "CelebA", "joint": "CelebA and RaFD together", "folder": "a folder of domains"}
+
+
+def _protocol_data(cfg: DictConfig, given: list[str]) -> None:
+    """A protocol picks its own dataset: ``data.name`` is set to it; an explicit different ``data=`` is an error."""
+    from starbench.registry import PROTOCOLS
+
+    needs = getattr(PROTOCOLS.get(cfg.protocol), "data", None)
+    if not needs:
+        return
+    if given and given[-1] != needs:
+        raise StarbenchError(f"protocol {cfg.protocol} runs on {DATA_NAMES.get(needs, needs)} (data={needs}); got "
+                             f"data={given[-1]}: leave data= out and the protocol picks its dataset"
+                             + (" (data.celeba_root and data.rafd_root point at your copies)" if needs == "joint" else
+                                " (data.root points at your copy)"))
+    cfg.data.name = needs
 
 
 def to_yaml(cfg: DictConfig) -> str:

@@ -63,7 +63,7 @@ def test_data_synth_and_info(tmp_path):
 def test_data_info_lists_unusable_files(rafd_raw):
     (rafd_raw / "notes_final.jpg").write_bytes(b"")
     res = run("data", "info", "data=rafd", f"data.root={rafd_raw}")
-    assert res.exit_code == 0
+    assert res.exit_code == 1  # a script can tell that the dataset has unusable files
     assert "1 file(s) could not be used" in res.output and "notes_final.jpg" in res.output
 
 

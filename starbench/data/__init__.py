@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ from starbench.data.cache import decoded_images
 from starbench.data.domains import DomainSpec
 from starbench.data.index import DatasetIndex, ImageRecord, Problem
 from starbench.errors import StarbenchError
+from starbench.locks import exclusive
 from starbench.progress import progress_bar
 from starbench.registry import DATASETS
 
@@ -41,14 +44,23 @@ def synthetic_root(name: str, data_cfg: Any, cache: Path, show_progress: bool = 
         raise StarbenchError(f"data={name} has no built-in synthetic set: give data.root=DIR")
     key = hashlib.sha256(json.dumps({"v": SYNTH_VERSION, "name": name, **params}, sort_keys=True).encode()).hexdigest()[:12]
     root = cache / "synth" / f"{name}-{key}"
-    if not root.exists():
-        root.parent.mkdir(parents=True, exist_ok=True)
-        with progress_bar(f"writing synthetic {name} set (once)", total=total, enabled=show_progress) as advance:
-            tick = lambda done, total: advance(1)  # noqa: E731
-            if name == "rafd":
-                synth.write_rafd(root, subjects=params["subjects"], size=params["size"], progress=tick)
-            else:
-                synth.write_celeba(root, count=params["count"], progress=tick)
+    if root.exists():
+        return root
+    with exclusive(root.with_name(f".{root.name}.lock"), f"the synthetic {name} set being written"):
+        if root.exists():  # another process wrote it while this one waited
+            return root
+        tmp = root.with_name(f".{root.name}.{os.getpid()}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            with progress_bar(f"writing synthetic {name} set (once)", total=total, enabled=show_progress) as advance:
+                tick = lambda done, total: advance(1)  # noqa: E731
+                if name == "rafd":
+                    synth.write_rafd(tmp, subjects=params["subjects"], size=params["size"], progress=tick)
+                else:
+                    synth.write_celeba(tmp, count=params["count"], progress=tick)
+            os.replace(tmp, root)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return root
 
 
@@ -59,11 +71,24 @@ def dataset_root(cfg: Any, show_progress: bool = True) -> tuple[Path, bool]:
     return synthetic_root(cfg.data.name, cfg.data, cache_dir(cfg), show_progress), True
 
 
+def describe(cfg: Any) -> str:
+    """The data as tables and provenance name it: the built-in synthetic set by what it is, a user's folder by
+    the root as the user gave it (never a path of the machine's own cache)."""
+    d = cfg.data
+    if d.root:
+        return str(d.root)
+    if d.name == "rafd":
+        return (f"synthetic RaFD (starbench synth v{SYNTH_VERSION}: {d.synth_subjects} subjects x 72 images, "
+                f"{d.synth_size} px, seed 0)")
+    return f"synthetic CelebA (starbench synth v{SYNTH_VERSION}: {d.synth_celeba_images} images, seed 0)"
+
+
 def load_index(cfg: Any, strict: bool = True, show_progress: bool = True) -> DatasetIndex:
     """Run the configured loader; ``strict`` raises on any unusable file (``data info`` lists them)."""
     loader = DATASETS.get(cfg.data.name)
     root, _ = dataset_root(cfg, show_progress)
     index = loader(root, cfg.data)
+    index.description = describe(cfg)
     if strict:
         index.check()
     return index

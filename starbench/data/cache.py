@@ -14,11 +14,14 @@ import json
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Optional
+
 import numpy as np
 
 from starbench.data.images import load_image
 from starbench.data.index import DatasetIndex
 from starbench.errors import StarbenchError
+from starbench.locks import exclusive
 from starbench.progress import progress_bar
 
 CACHE_VERSION = 1
@@ -43,12 +46,27 @@ def decoded_images(index: DatasetIndex, size: int, cache_root: Path, workers: in
     key = fingerprint(index, size)
     folder = Path(cache_root) / "decoded"
     path = folder / f"{key}.npy"
+    shape = (len(index.records), 3, size, size)
+    arr = _cached(path, shape)
+    if arr is not None:
+        return arr
+    folder.mkdir(parents=True, exist_ok=True)
+    with exclusive(folder / f".{key}.lock", f"the decoded {index.name} cache being written"):
+        if _cached(path, shape) is None:  # else another process decoded it while this one waited
+            _decode(index, size, path, workers, show_progress)
+    return np.load(path, mmap_mode="r")
+
+
+def _cached(path: Path, shape: tuple[int, ...]) -> Optional[np.ndarray]:
     if path.exists():
         arr = np.load(path, mmap_mode="r")
-        if arr.shape == (len(index.records), 3, size, size):
+        if arr.shape == shape:
             return arr
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{key}.{os.getpid()}.tmp.npy"
+    return None
+
+
+def _decode(index: DatasetIndex, size: int, path: Path, workers: int, show_progress: bool) -> None:
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npy")
     try:
         arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(index.records), 3, size, size))
 
@@ -67,5 +85,4 @@ def decoded_images(index: DatasetIndex, size: int, cache_root: Path, workers: in
     finally:
         if tmp.exists():
             tmp.unlink()
-    return np.load(path, mmap_mode="r")
 

@@ -52,6 +52,7 @@ class DatasetIndex:
     problems: list[Problem] = field(default_factory=list)
     crop: Optional[tuple[int, int, int, int]] = None  # None: centre square of the shorter side
     notes: list[str] = field(default_factory=list)
+    description: str = ""  # what the data is, for tables and provenance: never a path of the machine's own cache
 
     def check(self) -> "DatasetIndex":
         """Raise on the first problems (strict use: training, protocols)."""
@@ -95,7 +96,7 @@ class DatasetIndex:
             keep.extend(idx.tolist())
         records = [self.records[i] for i in sorted(keep)]
         return DatasetIndex(self.name, self.root, self.domains, records, self.layout, list(self.problems), self.crop,
-                            self.notes + [f"subset: at most {max_per_split} images per split"])
+                            self.notes + [f"subset: at most {max_per_split} images per split"], self.description)
 
 
 def is_image(path: Path) -> bool:

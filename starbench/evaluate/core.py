@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 import numpy as np
+from rich.markup import escape
 
 from starbench.config import cache_dir
 from starbench.data import LoadedData, load_data
@@ -20,7 +21,9 @@ from starbench.evaluate.sources import Source, check_methods, sources_from_confi
 from starbench.evaluate.task import Task
 from starbench.metrics.classifier import default_device
 from starbench.protocols.common import Steps, data_fingerprint, inception_weights
+from starbench.progress import console
 from starbench.report import provenance, results_folder, save_record, write_json
+from starbench.train.trainer import Diverged
 
 Render = Callable[[dict[str, Any], dict[str, np.ndarray], Path], None]
 
@@ -70,7 +73,11 @@ class Evaluation:
         ``on_ready(source)`` runs once it is trained or loaded (a protocol's own figure)."""
         verb = "read" if source.kind == "folder" else ("train or load" if source.kind == "trained" else "load")
         with self.step(f"method {source.name}: {verb}, {what}"):
-            return score(task, source, metrics, self.cfg.grid_inputs, on_ready)
+            try:
+                return score(task, source, metrics, self.cfg.grid_inputs, on_ready)
+            except Diverged as exc:  # the row is kept, "diverged at step N"; the other methods go on
+                console.print(f"[yellow]{escape(str(exc))}[/]", highlight=False, soft_wrap=True)
+                return Scores.failed(source.name, task, source.info, exc.info)
 
     def write(self, record: dict[str, Any], arrays: Optional[dict[str, np.ndarray]], render: Render,
               **extra: Any) -> Path:

@@ -50,6 +50,22 @@ class Scores:
     grid: np.ndarray  # (G, T, 3, S, S) uint8, the first G inputs' translations (the input where not asked)
     info: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    diverged: Optional[dict[str, Any]] = None  # training stopped at a non-finite loss: no metrics
+
+    @property
+    def status(self) -> Optional[str]:
+        """'diverged at step N' for a method without metrics, else None."""
+        return f"diverged at step {self.diverged['step']}" if self.diverged else None
+
+    @classmethod
+    def failed(cls, name: str, task: Task, info: dict[str, Any], diverged: dict[str, Any]) -> "Scores":
+        """A row kept for a method whose training diverged: every metric missing."""
+        cols = len(task.columns)
+        nan = torch.full((task.n, cols), float("nan"), dtype=torch.float64)
+        return cls(name, {}, [None] * cols, [None] * cols, {k: nan for k in PAIRED}, nan,
+                   task.inputs[:0].numpy()[:, None].repeat(cols, axis=1), {**info, "diverged": diverged},
+                   [f"{name} diverged at step {diverged['step']} (loss {diverged['loss']} = {diverged['value']}); its "
+                    f"row is kept with no metrics."], diverged)
 
     def truth_mean(self, metric: str, mask: np.ndarray) -> float:
         """Mean of a ground-truth distance over the cells of ``mask`` that have a photo (NaN if none)."""

@@ -21,6 +21,7 @@ import torchvision
 from torch import nn
 
 from starbench.data.batches import to_float
+from starbench.locks import exclusive
 from starbench.progress import progress_bar
 from starbench.train.checkpoint import atomic_torch_save
 
@@ -99,16 +100,18 @@ def cached_classifier(cache_root: Path, key: str, num_outputs: int, device: torc
                       train: Any) -> tuple[nn.Module, dict[str, Any]]:
     """Load the classifier stored under ``key`` or call ``train()`` (-> (net, info)) and store it."""
     path = Path(cache_root) / "classifiers" / f"{key}.pt"
-    if path.is_file():
-        blob = torch.load(path, map_location="cpu", weights_only=False)
-        net = resnet18(num_outputs)
-        net.load_state_dict(blob["state"])
-        return net.to(device).eval(), {**blob["info"], "cached": True}
-    start = time.perf_counter()
-    net, info = train()
-    info = {**info, "train_seconds": round(time.perf_counter() - start, 2)}
-    atomic_torch_save({"state": {k: v.cpu() for k, v in net.state_dict().items()}, "info": info}, path)
-    return net, {**info, "cached": False}
+    if not path.is_file():
+        with exclusive(path.with_name(f".{key}.lock"), f"the classifier {key} being trained"):
+            if not path.is_file():  # else another process trained it while this one waited
+                start = time.perf_counter()
+                net, info = train()
+                info = {**info, "train_seconds": round(time.perf_counter() - start, 2)}
+                atomic_torch_save({"state": {k: v.cpu() for k, v in net.state_dict().items()}, "info": info}, path)
+                return net, {**info, "cached": False}
+    blob = torch.load(path, map_location="cpu", weights_only=False)
+    net = resnet18(num_outputs)
+    net.load_state_dict(blob["state"])
+    return net.to(device).eval(), {**blob["info"], "cached": True}
 
 
 def error_rate(logits: torch.Tensor, targets: torch.Tensor, kind: str) -> float:

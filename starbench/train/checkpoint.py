@@ -1,15 +1,17 @@
 """Atomic checkpoints: networks, optimisers, step, RNG states, config and domains.
 
 A checkpoint is written to a temporary name in the same folder and renamed over the old one, so
-an interrupt or crash never leaves a truncated file. It carries the resolved config and the
-domain names, so that ``starbench translate`` can rebuild the model from the file alone.
+an interrupt or crash never leaves a truncated file; the one before it is kept as
+``checkpoint.prev.pt``, and a latest checkpoint that cannot be read (a disk error, a copy cut
+short) makes resume fall back to it with a warning. A checkpoint carries the resolved config and
+the domain names, so that ``starbench translate`` can rebuild the model from the file alone.
 """
 from __future__ import annotations
 
 import os
 import random
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 import torch
@@ -17,17 +19,23 @@ from omegaconf import OmegaConf
 
 from starbench.data.domains import DomainSpec
 from starbench.errors import StarbenchError
+from starbench.progress import console
+from rich.markup import escape
 
 FORMAT = 1
 CHECKPOINT_NAME = "checkpoint.pt"
+PREVIOUS_NAME = "checkpoint.prev.pt"
 
 
-def atomic_torch_save(obj: Any, path: Path) -> None:
+def atomic_torch_save(obj: Any, path: Path, previous: Optional[Path] = None) -> None:
+    """``torch.save`` under a temporary name, then renamed into place (the old file to ``previous`` if given)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         torch.save(obj, tmp)
+        if previous is not None and path.exists():
+            os.replace(path, previous)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
@@ -76,7 +84,7 @@ def save_checkpoint(path: Path, model: Any, model_name: str, cfg: Any, step: int
         "optimizers": {k: v.state_dict() for k, v in model.optimizers().items()},
         "extra": model.extra_state(),
         "rng": rng_state(),
-    }, path)
+    }, path, previous=Path(path).with_name(PREVIOUS_NAME))
 
 
 def read_checkpoint(path: Path) -> dict[str, Any]:
@@ -90,6 +98,27 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or "networks" not in ckpt:
         raise StarbenchError(f"checkpoint {path} is not a starbench checkpoint (format {FORMAT})")
     return ckpt
+
+
+def read_latest(run_dir: Path) -> Optional[tuple[dict[str, Any], Path]]:
+    """The run folder's latest readable checkpoint and its file: ``checkpoint.pt``, else (with a warning naming
+    both files) ``checkpoint.prev.pt``; None when the folder has neither."""
+    latest, previous = Path(run_dir) / CHECKPOINT_NAME, Path(run_dir) / PREVIOUS_NAME
+    if latest.is_file():
+        try:
+            return read_checkpoint(latest), latest
+        except StarbenchError as exc:
+            if not previous.is_file():
+                raise
+            problem = str(exc)
+    elif previous.is_file():
+        problem = f"checkpoint {latest} is missing"
+    else:
+        return None
+    ckpt = read_checkpoint(previous)
+    console.print(f"[yellow]warning:[/] {escape(problem)}; resuming from the previous checkpoint {previous} "
+                  f"(step {ckpt['step']})", highlight=False, soft_wrap=True)
+    return ckpt, previous
 
 
 def load_networks(model: Any, ckpt: dict[str, Any], path: Path) -> None:

@@ -45,8 +45,8 @@ def target_labels(domains: DomainSpec, labels: torch.Tensor, dataset: str | None
     return out
 
 
-def save_grid(path: Path, rows: Sequence[Sequence[torch.Tensor]]) -> None:
-    """Write rows of [-1, 1] image tensors (3, S, S) as one PNG, atomically."""
+def save_grid(path: Path, rows: Sequence[Sequence[torch.Tensor]]) -> np.ndarray:
+    """Write rows of [-1, 1] image tensors (3, S, S) as one PNG, atomically; returns the (H, W, 3) picture."""
     tiles = [[to_uint8(img).permute(1, 2, 0).cpu().numpy() for img in row] for row in rows]
     s = tiles[0][0].shape[0]
     cols = max(len(r) for r in tiles)
@@ -55,6 +55,7 @@ def save_grid(path: Path, rows: Sequence[Sequence[torch.Tensor]]) -> None:
         for c, tile in enumerate(row):
             canvas[r * (s + 2):r * (s + 2) + s, c * (s + 2):c * (s + 2) + s] = tile
     write_png(path, canvas)
+    return canvas
 
 
 def save_image(path: Path, image: torch.Tensor) -> None:

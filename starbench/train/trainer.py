@@ -12,7 +12,9 @@ networks, optimisers and every RNG state, so N steps + resume + N steps gives th
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
+import math
 import os
 import random
 import signal
@@ -32,8 +34,9 @@ from starbench.models import model_class
 from starbench.models.base import TranslationModel
 from starbench.progress import console
 from starbench.train import distributed as dist_util
-from starbench.train.checkpoint import (CHECKPOINT_NAME, load_networks, read_checkpoint, save_checkpoint,
-                                        set_rng_state)
+from starbench.locks import exclusive
+from starbench.train.checkpoint import CHECKPOINT_NAME, load_networks, read_latest, save_checkpoint, set_rng_state
+from starbench.train.events import EventLog
 from starbench.train.data_source import TrainingData, to_device
 from starbench.train.samples import save_grid, translation_grid
 from starbench.train.schedule import apply_lr, lr_factor
@@ -57,6 +60,27 @@ def seed_everything(seed: int) -> None:
 def build_model(name: str, domains: Any, cfg: Any) -> TranslationModel:
     """Instantiate a model by name for ``domains``."""
     return model_class(name)(domains, cfg)
+
+
+DIVERGED_FILE = "diverged.json"
+LOCK_FILE = ".lock"
+
+
+class Diverged(StarbenchError):
+    """Training met a non-finite loss and stopped; the last finite checkpoint is kept."""
+
+    def __init__(self, info: dict[str, Any], run_dir: Path) -> None:
+        self.info = info
+        kept = (f"the last finite checkpoint (step {info['checkpoint_step']}) in {run_dir} is kept"
+                if info.get("checkpoint_step") else f"no checkpoint was written to {run_dir}")
+        super().__init__(f"model {info['model']} diverged at step {info['step']}: loss {info['loss']} is "
+                         f"{info['value']}; {kept} (lower the learning rates, or train.resume=false to start over)")
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    os.replace(tmp, path)
 
 
 @dataclass
@@ -122,11 +146,11 @@ class Trainer:
             raise StarbenchError(f"config key 'train.steps': {self.total} steps; expected at least 1")
         seed_everything(cfg.seed + 1000 * self.dist.rank)  # per-rank randomness from here on
 
-    def _resume(self) -> int:
-        path = self.run_dir / CHECKPOINT_NAME
-        if not (self.cfg.train.resume and path.is_file()):
+    def _resume(self, found: Optional[tuple[dict[str, Any], Path]]) -> int:
+        """Load what ``read_latest`` found (nothing: start at step 0)."""
+        if not (self.cfg.train.resume and found):
             return 0
-        ckpt = read_checkpoint(path)
+        ckpt, path = found
         if ckpt["model"] != self.cfg.model:
             raise StarbenchError(f"run folder {self.run_dir} holds a checkpoint of model '{ckpt['model']}', not "
                                  f"'{self.cfg.model}'; use another run_dir or resume=false")
@@ -141,13 +165,57 @@ class Trainer:
         return int(ckpt["step"])
 
     # ------------------------------------------------------------------ helpers
-    def _log(self, step: int, losses: dict[str, Any], rate: float, lr: float) -> None:
+    def _log(self, step: int, values: dict[str, float], rate: float, lr: float) -> None:
+        """One line of losses.jsonl (strict JSON: a non-finite loss is written as null) and the same scalars
+        as TensorBoard events."""
         if not self.dist.is_main:
             return
-        row = {"step": step, **{k: round(float(v), 6) for k, v in losses.items()}, "lr_factor": round(lr, 6),
-               "it_per_s": round(rate, 3)}
+        row: dict[str, Any] = {"step": step, **{k: round(v, 6) if math.isfinite(v) else None
+                                                 for k, v in values.items()},
+                               "lr_factor": round(lr, 6), "it_per_s": round(rate, 3)}
         with open(self.run_dir / "losses.jsonl", "a") as f:
-            f.write(json.dumps(row) + "\n")
+            f.write(json.dumps(row, allow_nan=False) + "\n")
+        self.events.scalars(step, {**{f"loss/{k}": v for k, v in values.items() if math.isfinite(v)},
+                                   "train/lr_factor": lr, "train/it_per_s": rate})
+
+    def _finite(self, step: int, losses: dict[str, Any], rate: float, lr: float) -> dict[str, float]:
+        """The losses as floats; at the first non-finite one the run stops (``Diverged``), leaving the last
+        finite checkpoint as it is. Called at log and checkpoint steps only: no GPU sync on the other steps."""
+        values = {k: float(v) for k, v in losses.items()}
+        bad = [k for k, v in values.items() if not math.isfinite(v)]
+        flag = bool(bad)
+        if self.dist.enabled:  # every rank stops together
+            t = torch.tensor([1.0 if flag else 0.0], device=self.device if self.device.type == "cuda" else "cpu")
+            torch.distributed.all_reduce(t)
+            flag = bool(t.item() > 0)
+        if not flag:
+            return values
+        self._log(step, values, rate, lr)
+        saved = read_latest(self.run_dir) if (self.run_dir / CHECKPOINT_NAME).exists() else None
+        info = {"model": self.cfg.model, "step": step, "loss": bad[0] if bad else "(another rank)",
+                "value": str(values[bad[0]]) if bad else "nan", "checkpoint_step": saved[0]["step"] if saved else 0,
+                "config": self._config_hash()}
+        if self.dist.is_main:
+            write_json_atomic(self.run_dir / DIVERGED_FILE, info)
+        raise Diverged(info, self.run_dir)
+
+    def _config_hash(self) -> str:
+        return hashlib.sha256(OmegaConf.to_yaml(self.cfg, resolve=True).encode()).hexdigest()[:16]
+
+    def _check_diverged_marker(self, start: int) -> None:
+        """A run that diverged before is not trained into the same NaN again (same config, same checkpoint)."""
+        marker = self.run_dir / DIVERGED_FILE
+        if not marker.is_file():
+            return
+        try:
+            info = json.loads(marker.read_text())
+        except ValueError:
+            info = {}
+        if (self.cfg.train.resume and info.get("config") == self._config_hash()
+                and info.get("checkpoint_step") == start):
+            raise Diverged(info, self.run_dir)
+        if self.dist.is_main:
+            marker.unlink()
 
     def _truncate_log(self, start: int) -> None:
         path = self.run_dir / "losses.jsonl"
@@ -162,9 +230,11 @@ class Trainer:
         if self.dist.enabled:  # every rank takes part: running statistics are averaged over ranks
             for net in self.model.networks().values():
                 dist_util.average_buffers(net)
+        self._saved_seconds = round(self._train_seconds(), 2)
+        self._saved_step = step
         if self.dist.is_main:
             save_checkpoint(self.run_dir / CHECKPOINT_NAME, self.model, self.cfg.model, self.cfg, step, self.total,
-                            self._train_seconds())
+                            self._saved_seconds)
 
     def _train_seconds(self) -> float:
         return self._seconds_before + time.perf_counter() - self._loop_start
@@ -175,7 +245,8 @@ class Trainer:
         rows: list = []
         for batch in self._fixed:
             rows += translation_grid(self.model, to_device(batch, self.device, self.channels_last), self.device)
-        save_grid(self.run_dir / "samples" / f"step_{step:07d}.png", rows)
+        picture = save_grid(self.run_dir / "samples" / f"step_{step:07d}.png", rows)
+        self.events.image("samples", step, picture)
 
     def _dump_rank_weights(self) -> None:
         """Debug aid for distributed runs: STARBENCH_DUMP_RANK_WEIGHTS=DIR saves each rank's weights."""
@@ -201,17 +272,38 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
     def fit(self, until: Optional[int] = None) -> TrainResult:
-        """Train to ``train.steps`` (or stop early after step ``until``, checkpointed, as on Ctrl-C)."""
+        """Train to ``train.steps`` (or stop early after step ``until``, checkpointed, as on Ctrl-C).
+
+        A finished run is only read (no lock: its files are whole). Otherwise the run folder is locked
+        for the whole session: a second process waits for it (``train.lock_timeout``) and then
+        continues from, or reuses, what the first one left.
+        """
         t_start = time.perf_counter()
         self._setup()
+        found = read_latest(self.run_dir) if self.cfg.train.resume else None
+        if found and found[0]["step"] >= self.total and found[0]["model"] == self.cfg.model:
+            step = self._resume(found)
+            return TrainResult(self.run_dir, found[1], step, self.total, False, time.perf_counter() - t_start,
+                               self.model, reused=True, train_seconds=round(self._seconds_before, 2))
+        lock = (exclusive(self.run_dir / LOCK_FILE, f"run folder {self.run_dir}", self.cfg.train.lock_timeout)
+                if self.dist.is_main else contextlib.nullcontext())
+        with lock:
+            if self.dist.enabled:
+                dist_util.barrier()  # rank 0 holds the lock: now every rank reads the same checkpoint
+            return self._train(until, t_start)
+
+    def _train(self, until: Optional[int], t_start: float) -> TrainResult:
         cfg, tc = self.cfg, self.cfg.train
         if self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             (self.run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-        start = self._resume()
+        found = read_latest(self.run_dir) if tc.resume else None  # again: another process may have gone on
+        start = self._resume(found)
+        self._check_diverged_marker(start)
         if self.dist.is_main:
             self._truncate_log(start)
         self._fixed = self.data.fixed_batches(tc.sample_images, self.model.sample_source())
+        self.events = EventLog(self.run_dir, tc.tensorboard if self.dist.is_main else False, start)
         handlers = {}
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -219,9 +311,11 @@ class Trainer:
         step, interrupted = start, False
         losses: dict[str, Any] = {}
         self._loop_start = time.perf_counter()
+        self._saved_seconds, self._saved_step = self._seconds_before, start
         try:
             with self._progress(start) as advance:
                 t_last, s_last = time.perf_counter(), start
+                rate, factor = 0.0, 1.0
                 while step < self.total:
                     factor = lr_factor(step, self.total, tc.decay_start)
                     apply_lr(self.model.optimizers(), factor)
@@ -232,26 +326,30 @@ class Trainer:
                         now = time.perf_counter()
                         rate = (step - s_last) / max(now - t_last, 1e-9)
                         t_last, s_last = now, step
-                        self._log(step, losses, rate, factor)
-                        advance(step, losses, rate)
+                        values = self._finite(step, losses, rate, factor)
+                        self._log(step, values, rate, factor)
+                        advance(step, values, rate)
                     if step % tc.checkpoint_every == 0 and step < self.total:
+                        self._finite(step, losses, rate, factor)
                         self._checkpoint(step)
                     if tc.sample_every and step % tc.sample_every == 0 and step < self.total:
                         self._samples(step)
                     if self._should_stop() or (until is not None and step >= until and step < self.total):
                         interrupted = True
                         break
-            if step > start:  # a finished run that is only loaded is left as it is
+            if step > start and self._saved_step != step:  # (a checkpoint may have just been written at this step)
+                self._finite(step, losses, rate, factor)
                 self._checkpoint(step)
                 if not interrupted:
                     self._samples(step)
             self._dump_rank_weights()
         finally:
+            self.events.close()
             for sig, h in handlers.items():
                 signal.signal(sig, h)
         return TrainResult(self.run_dir, self.run_dir / CHECKPOINT_NAME, step, self.total, interrupted,
                            time.perf_counter() - t_start, self.model, reused=step == start and start >= self.total,
-                           train_seconds=round(self._train_seconds() if step > start else self._seconds_before, 2))
+                           train_seconds=self._saved_seconds)
 
     def _progress(self, start: int):
         """Context yielding ``advance(step, losses, rate)``; a bar with losses, it/s and ETA."""

@@ -1,0 +1,63 @@
+"""One writer per run folder or cached step, across processes (the ``filelock`` package).
+
+A second process that wants a folder another process is writing waits, saying which process holds
+it, and then goes on: it resumes from, or simply reuses, what the first one finished. ``timeout``
+bounds the wait (``train.lock_timeout``), after which a ``StarbenchError`` names the holder. Readers
+of a finished run take no lock: every file is written to a temporary name and renamed, so what they
+read is always whole.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Iterator, Optional
+
+from filelock import FileLock, Timeout
+
+from starbench.errors import StarbenchError
+from starbench.progress import console
+
+
+def _owner_file(lock_path: Path) -> Path:
+    return lock_path.with_name(lock_path.name + ".owner")
+
+
+def holder(lock_path: Path) -> str:
+    """'process 123 on host, since 12:00:01' for the process that holds ``lock_path`` (as far as it said)."""
+    try:
+        owner = json.loads(_owner_file(lock_path).read_text())
+        return f"process {owner['pid']} on {owner['host']}, since {owner['since']}"
+    except (OSError, ValueError, KeyError):
+        return "another process"
+
+
+@contextlib.contextmanager
+def exclusive(lock_path: Path, what: str, timeout: Optional[float] = None) -> Iterator[None]:
+    """Hold ``lock_path`` while writing ``what``; wait (at most ``timeout`` seconds, None: forever) if it is taken."""
+    lock_path = Path(lock_path)
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(lock_path))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        console.print(f"waiting for {what}: in use by {holder(lock_path)}", highlight=False, soft_wrap=True)
+        try:
+            lock.acquire(timeout=-1 if timeout is None else timeout)
+        except Timeout:
+            raise StarbenchError(f"{what} is still in use by {holder(lock_path)} after waiting {timeout:g} s "
+                                 f"(train.lock_timeout); try again later or raise the timeout") from None
+    owner = _owner_file(lock_path)
+    try:
+        tmp = owner.with_name(f".{owner.name}.{os.getpid()}")
+        tmp.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                   "since": time.strftime("%Y-%m-%d %H:%M:%S")}))
+        os.replace(tmp, owner)
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            owner.unlink()
+        lock.release()
