@@ -19,7 +19,7 @@ re-run that. This protocol measures what a program can, on CelebA test images:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import numpy as np
 import pandas as pd
@@ -30,10 +30,13 @@ from starbench.data.batches import to_float
 from starbench.errors import StarbenchError
 from starbench.evaluate.core import Evaluation
 from starbench.evaluate.score import Judge, Scores
+from starbench.evaluate.seeds import by_method, firsts, mean_sd
+from starbench.evaluate.sources import seeds_of
 from starbench.evaluate.task import Task, uint8_rows
 from starbench.metrics.classifier import predict_logits
 from starbench.paper import TABLE1_VOTES, TABLE2_VOTES
-from starbench.protocols.common import budget_note, fmt, origin_notes, save_grid_figure, task_classifier
+from starbench.protocols.common import (budget_note, method_jobs, figure_arrays, fmt, origin_notes, render_curve, runs_provenance,
+                                       save_grid_figure, seed_records, seeds_notes, task_classifier)
 from starbench.registry import register_protocol
 from starbench.report import ProtocolResult, write_table
 
@@ -160,18 +163,88 @@ def attribute_judge(clf: torch.nn.Module) -> Judge:
     return judge
 
 
-def per_edit_rows(r: Scores, task: Task) -> list[dict[str, Any]]:
+def per_edit_rows(r: Scores, task: Task, with_seed: bool = False) -> list[dict[str, Any]]:
     if r.diverged:
         return []
+    seed = {"seed": "-" if r.seed is None else r.seed} if with_seed else {}
     out = []
     for k, (ename, group, _, _, _) in enumerate(edits()):
         rows = task.rows_of(k)
-        out.append({"method": r.name, "edit": ename, "group": group, "n": int(len(rows)),
+        out.append({"method": r.name, **seed, "edit": ename, "group": group, "n": int(len(rows)),
                     "n real": int(len(task.reference_rows[k])),
                     "target %": 100 * float(r.outcomes["target"][rows, k].mean()),
                     "kept %": 100 * float(r.outcomes["kept"][rows, k].mean()),
                     "L1 to input": float(r.l1_input[rows, k].mean()),
                     "classifier Frechet": r.frechet[k], "FID": r.fid[k]})
+    return out
+
+
+def edit_summary(scores: Scores, task: Task) -> dict[str, Optional[float]]:
+    """The learning curve's metrics: target-attribute error (100 - target %) over every edit, classifier Fréchet, FID."""
+    return {"error %": 100 * (1 - float(scores.outcomes["target"][task.valid].mean())),
+            "classifier Frechet": _mean([v for v in scores.frechet if v is not None]),
+            "FID": _mean([v for v in scores.fid if v is not None])}
+
+
+def _mean(values: list[float]) -> Optional[float]:
+    return float(np.mean(values)) if values else None
+
+
+def group_values(df: pd.DataFrame, m: str, g: str, seed: Any = None) -> dict[str, Optional[float]]:
+    """A method's measures over the edits of group ``g`` (weighted by the inputs each edit applies to)."""
+    sub = df[(df.method == m) & (df.group == g)]
+    if seed is not None:
+        sub = sub[sub.seed == seed]
+    w = sub["n"].to_numpy()
+    avg = lambda col: float(np.average(sub[col].astype(float), weights=w))  # noqa: E731
+    return {"target %": avg("target %"), "kept %": avg("kept %"),
+            "FID": _mean([v for v in sub["FID"] if v is not None]),
+            "classifier Frechet": _mean([v for v in sub["classifier Frechet"] if v is not None]),
+            "L1 to input": avg("L1 to input")}
+
+
+GROUP_DIGITS = {"target %": 1, "kept %": 1, "FID": 2, "classifier Frechet": 3, "L1 to input": 4}
+
+
+def group_rows(results: list[Scores], df: pd.DataFrame, groups: list[str], votes: dict[str, dict[str, Any]],
+               key_of: Callable[[str], str]) -> list[dict]:
+    """Table 1 or 2, one row per source (one seed)."""
+    out = []
+    for r in results:
+        row: dict[str, Any] = {"method": r.name}
+        for g in groups:
+            vote = votes.get(r.name, {}).get(key_of(g))
+            if r.diverged:
+                row.update({f"{g}: {c}": "n/a" for c in GROUP_COLUMNS})
+                row[f"{g}: target %"] = r.status
+            else:
+                values = group_values(df, r.name, g)
+                row.update({f"{g}: {c}": fmt(v, GROUP_DIGITS[c]) if v is not None else "n/a"
+                            for c, v in values.items()})
+            row[f"{g}: paper votes % (human study)"] = vote.text("{:.1f}") if vote else "-"
+        out.append(row)
+    return out
+
+
+def seeds_group_rows(results: list[Scores], df: pd.DataFrame, groups: list[str], votes: dict[str, dict[str, Any]],
+                     key_of: Callable[[str], str], first: dict[str, str]) -> list[dict]:
+    """Table 1 or 2 over training seeds: mean ± sd of each measure, and how often each method ranked first."""
+    by = by_method(results)
+    out = []
+    for name, rs in by.items():
+        ok = [r for r in rs if not r.diverged]
+        row: dict[str, Any] = {"method": name, "seeds": str(len(ok)) + (f" ({len(rs) - len(ok)} diverged)"
+                                                                        if len(ok) < len(rs) else "")}
+        for g in groups:
+            per_seed = [group_values(df, name, g, "-" if r.seed is None else r.seed) for r in ok]
+            for c in GROUP_COLUMNS:
+                row[f"{g}: {c}"] = mean_sd([v[c] for v in per_seed], GROUP_DIGITS[c]) if ok else "n/a"
+            if not ok:
+                row[f"{g}: target %"] = rs[0].status
+            vote = votes.get(name, {}).get(key_of(g))
+            row[f"{g}: paper votes % (human study)"] = vote.text("{:.1f}") if vote else "-"
+        row["first (highest target %)"] = first[name]
+        out.append(row)
     return out
 
 
@@ -184,10 +257,11 @@ def render(record: dict[str, Any], arrays: dict[str, np.ndarray], folder: Path) 
                 notes=record["notes"])
     pd.DataFrame(record["per_edit"]).to_csv(folder / "per_edit.csv", index=False)
     save_grid_figure(arrays, record["columns"], folder)
+    render_curve(record, folder)
 
 
 @register_protocol(NAME, "CelebA attribute edits (stand-in for the paper's Tables 1-2): accuracy, preservation, FID",
-                   render=render, task=build_task, data="celeba")
+                   render=render, task=build_task, jobs=method_jobs, data="celeba")
 def run(cfg: Any) -> ProtocolResult:
     check_inputs(cfg)
     ev = Evaluation(cfg, NAME, own_steps=3)
@@ -202,40 +276,29 @@ def run(cfg: Any) -> ProtocolResult:
         real_attr_acc = {a: float((real_pred[:, i] == data.labels[test][:, i]).mean()) for i, a in enumerate(ATTRS)}
 
     metrics = ev.metrics(attribute_judge(clf), extractor)
-    results = [ev.score(task, s, metrics, f"apply {len(task.columns)} edits") for s in sources]
-    per_edit = [row for r in results for row in per_edit_rows(r, task)]
+    results = [ev.score(task, s, metrics, f"apply {len(task.columns)} edits", summarize=edit_summary) for s in sources]
+    seeded = cfg.seeds is not None
+    per_edit = [row for r in results for row in per_edit_rows(r, task, seeded)]
 
     with ev.step("report"):
         df = pd.DataFrame(per_edit)
-
-        def group_rows(groups: list[str], votes: dict[str, dict[str, Any]], key_of: Callable[[str], str]) -> list[dict]:
-            out = []
-            for r in results:
-                m = r.name
-                row: dict[str, Any] = {"method": m}
-                for g in groups:
-                    vote = votes.get(m, {}).get(key_of(g))
-                    if r.diverged:
-                        row.update({f"{g}: {c}": "n/a" for c in GROUP_COLUMNS})
-                        row[f"{g}: target %"] = r.status
-                        row[f"{g}: paper votes % (human study)"] = vote.text("{:.1f}") if vote else "-"
-                        continue
-                    sub = df[(df.method == m) & (df.group == g)]
-                    w = sub["n"].to_numpy()
-                    avg = lambda col: float(np.average(sub[col].astype(float), weights=w))  # noqa: E731
-                    fids = [v for v in sub["FID"] if v is not None]
-                    cfds = [v for v in sub["classifier Frechet"] if v is not None]
-                    row[f"{g}: target %"] = fmt(avg("target %"), 1)
-                    row[f"{g}: kept %"] = fmt(avg("kept %"), 1)
-                    row[f"{g}: FID"] = fmt(float(np.mean(fids))) if fids else "n/a"
-                    row[f"{g}: classifier Frechet"] = fmt(float(np.mean(cfds)), 3) if cfds else "n/a"
-                    row[f"{g}: L1 to input"] = fmt(avg("L1 to input"), 4)
-                    row[f"{g}: paper votes % (human study)"] = vote.text("{:.1f}") if vote else "-"
-                out.append(row)
-            return out
-
-        table1 = group_rows(SINGLE_GROUPS, TABLE1_VOTES, lambda g: PAPER_GROUP_KEY[g])
-        table2 = group_rows(MULTI_GROUPS, TABLE2_VOTES, lambda g: g)
+        if not seeded:
+            table1 = group_rows(results, df, SINGLE_GROUPS, TABLE1_VOTES, lambda g: PAPER_GROUP_KEY[g])
+            table2 = group_rows(results, df, MULTI_GROUPS, TABLE2_VOTES, lambda g: g)
+            per_seed, seed_notes = None, []
+        else:
+            first = firsts(by_method(results), lambda r: float(r.outcomes["target"][task.valid].mean()),
+                           lower_is_better=False)
+            table1 = seeds_group_rows(results, df, SINGLE_GROUPS, TABLE1_VOTES, lambda g: PAPER_GROUP_KEY[g], first)
+            table2 = seeds_group_rows(results, df, MULTI_GROUPS, TABLE2_VOTES, lambda g: g, first)
+            per_seed = []
+            for seed in seeds_of(cfg):
+                sub = [r for r in results if r.seed in (seed, None)]
+                rows1 = group_rows(sub, df[df.seed.isin([seed, "-"])], SINGLE_GROUPS, TABLE1_VOTES,
+                                   lambda g: PAPER_GROUP_KEY[g])
+                rows2 = group_rows(sub, df[df.seed.isin([seed, "-"])], MULTI_GROUPS, TABLE2_VOTES, lambda g: g)
+                per_seed += [{"seed": seed, **r1, **r2} for r1, r2 in zip(rows1, rows2)]
+            seed_notes = seeds_notes(cfg, "the highest target % over all edits")
         weights = ev.weights
         notes = [
             f"scale={cfg.scale}, {task.size} px; data: {data.index.description}; {task.n} test inputs with "
@@ -254,18 +317,17 @@ def run(cfg: Any) -> ProtocolResult:
             "translations.png: where an edit does not apply to an input (aging an aged face, dyeing hair its own "
             "colour) the input itself is shown.",
             "Paper numbers marked (recalled) were not re-checked against the paper's text.",
-        ] + budget_note(results) + origin_notes(results)
+        ] + seed_notes + budget_note(results) + origin_notes(results)
         per_edit_rows_out = [{k: (round(v, 4) if isinstance(v, float) else ("n/a" if v is None else v))
                               for k, v in r.items()} for r in per_edit]
         record = {"protocol": NAME, "table1": table1, "table2": table2, "per_edit": per_edit_rows_out, "notes": notes,
-                  "columns": task.columns}
-        arrays = {"inputs": task.inputs[:min(cfg.grid_inputs, task.n)].numpy(),
-                  **{f"fake:{r.name}": r.grid for r in results if not r.diverged}}
+                  "columns": task.columns, **seed_records(per_seed, results)}
+        arrays = {"inputs": task.inputs[:min(cfg.grid_inputs, task.n)].numpy(), **figure_arrays(results)}
         folder = ev.write(record, arrays, render,
                           dataset={"data": data.index.description, "fingerprint": fp, "notes": data.index.notes,
                                    "split": {s: int(len(data.split(s))) for s in data.index.splits()}},
                           n={"inputs": int(task.n), "real_test_images": int(len(test))},
                           classifier={**clf_info, "real_all_correct": real_acc, "real_per_attribute": real_attr_acc},
-                          runs={r.name: r.info for r in results})
+                          runs=runs_provenance(results))
     return ProtocolResult(NAME, folder, {"table1": pd.DataFrame(table1), "table2": pd.DataFrame(table2), "per_edit": df},
                           ev.seconds)

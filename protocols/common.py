@@ -9,23 +9,25 @@ from pathlib import Path
 from typing import Any, Iterator, Optional
 
 import numpy as np
+import pandas as pd
 import torch
 from omegaconf import OmegaConf
 from PIL import Image, ImageDraw
 
+from starbench.config import cache_dir
 from starbench.data import LoadedData
 from starbench.data.batches import to_float
 from starbench.errors import StarbenchError
 from starbench.metrics import fid as fidm
-from starbench.config import cache_dir
 from starbench.metrics.classifier import (ClassifierRecipe, cache_key, cached_classifier, predict_logits,
                                           train_classifier)
-from starbench.train.checkpoint import atomic_torch_save
 from starbench.progress import console
+from starbench.report import plt
+from starbench.train.checkpoint import atomic_torch_save
 from starbench.train.trainer import Trainer
 
 # Settings that do not change what a trained model is (left out of run keys).
-NOT_IN_RUN_KEY = ("protocol", "models", "translations", "results_dir", "run_dir", "classifier", "fid", "grid_inputs", "device",
+NOT_IN_RUN_KEY = ("protocol", "models", "translations", "seeds", "curve_every", "curve_model_every", "results_dir", "run_dir", "classifier", "fid", "grid_inputs", "device",
                   "cache_dir")
 TRAIN_KEYS_NOT_IN_RUN_KEY = ("progress", "tensorboard", "lock_timeout")
 
@@ -52,9 +54,25 @@ def run_key(cfg: Any, model: str, fingerprint: str) -> str:
         c.pop(k, None)
     for k in TRAIN_KEYS_NOT_IN_RUN_KEY:
         c["train"].pop(k, None)
+    if c["train"].get("keep_every") is None:  # runs that keep no checkpoints hash as before the key existed
+        c["train"].pop("keep_every", None)
     c["model"] = model
     c["data_fingerprint"] = fingerprint
     return hashlib.sha256(json.dumps(c, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def index_fingerprint(cfg: Any) -> str:
+    """``data_fingerprint`` of the data ``cfg`` names, from its file list alone (nothing decoded: ``starbench plan``)."""
+    from starbench.data import load_subset
+    from starbench.data.cache import fingerprint
+    return fingerprint(load_subset(cfg, show_progress=False), int(cfg.data.image_size))
+
+
+def method_jobs(cfg: Any) -> list:
+    """The trained sources of ``models=[...]`` (every seed) on the configured data: what ``starbench plan`` lists."""
+    from starbench.evaluate.sources import TrainedSource, sources_from_config
+    return [s for s in sources_from_config(cfg, index_fingerprint(cfg), torch.device("cpu"))
+            if isinstance(s, TrainedSource)]
 
 
 def data_fingerprint(data: LoadedData) -> str:
@@ -70,7 +88,7 @@ def task_classifier(cfg: Any, data: LoadedData, device: torch.device, kind: str,
     ``multilabel``. The extractor file is what torch-fidelity loads for the classifier Fréchet distance.
     """
     recipe = ClassifierRecipe(epochs=cfg.classifier.epochs, batch_size=cfg.classifier.batch_size,
-                              lr=cfg.classifier.lr, seed=cfg.seed)
+                              lr=cfg.classifier.lr, seed=cfg.classifier.seed)
     size = int(data.images.shape[-1])
     cache_key_ = cache_key(kind=kind, data=data_fingerprint(data), recipe=vars(recipe), size=size, **key)
     train = data.split("train")
@@ -93,14 +111,19 @@ def classify(net: torch.nn.Module, images_u8: torch.Tensor) -> np.ndarray:
     return predict_logits(net, to_float(images_u8.clone())).argmax(1).numpy()
 
 
+def run_folder(cfg: Any, model: str, fp: str) -> Path:
+    """``run_dir/models/<model>-<data>-<key>``: where ``model`` trained with ``cfg`` on data ``fp`` lives."""
+    return Path(cfg.run_dir) / "models" / f"{model.replace(':', '_')}-{cfg.data.name}-{run_key(cfg, model, fp)}"
+
+
 def train_method(cfg: Any, model: str, fp: str, show: bool) -> tuple[Any, Path, dict]:
     """Train ``model`` with ``cfg`` through the Trainer, or load it when its run is complete.
 
     Runs live in ``run_dir/models/<model>-<data>-<key>``: protocols that need the same model trained
     the same way on the same data share it.
     """
-    key = run_key(cfg, model, fp)
-    run_dir = Path(cfg.run_dir) / "models" / f"{model.replace(':', '_')}-{cfg.data.name}-{key}"
+    run_dir = run_folder(cfg, model, fp)
+    key = run_dir.name.rsplit("-", 1)[1]
     mcfg = OmegaConf.merge(cfg, {"model": model, "train": {"resume": True}})
     res = Trainer(mcfg, run_dir, show_progress=show).fit()
     if res.interrupted:
@@ -171,12 +194,101 @@ def failed_row(r: Any, columns: list[str], status_column: str, **known: str) -> 
 
 
 def budget_note(results: list, end: str = ".") -> list[str]:
-    """'Training budget per method: ...' for the sources trained here (none: no note)."""
-    trained = {r.name: r.info for r in results if r.info["kind"] == "trained" and not r.diverged}
+    """'Training budget per method: ...' for the sources trained here (none: no note); over seeds, the total."""
+    trained: dict[str, list[dict]] = {}
+    for r in results:
+        if r.info["kind"] == "trained" and not r.diverged:
+            trained.setdefault(r.name, []).append(r.info)
     if not trained:
         return []
-    return ["Training budget per method: " + "; ".join(f"{m} {r['steps']} steps, {r['train_seconds']:.0f} s"
-                                                      for m, r in trained.items()) + end]
+
+    def budget(m: str, runs: list[dict]) -> str:
+        if len(runs) == 1:
+            return f"{m} {runs[0]['steps']} steps, {runs[0]['train_seconds']:.0f} s"
+        return f"{m} {runs[0]['steps']} steps x {len(runs)} seeds, {sum(r['train_seconds'] for r in runs):.0f} s in all"
+    return ["Training budget per method: " + "; ".join(budget(m, runs) for m, runs in trained.items()) + end]
+
+
+def runs_provenance(results: list) -> dict[str, dict]:
+    """Each source's provenance by row name (and seed, when a row has several)."""
+    names = [r.name for r in results]
+    return {(f"{r.name} (seed {r.seed})" if names.count(r.name) > 1 else r.name): r.info for r in results}
+
+
+def figure_arrays(results: list) -> dict[str, np.ndarray]:
+    """translations.png's blocks: one per method (its first seed), none for a method that diverged."""
+    out: dict[str, np.ndarray] = {}
+    for r in results:
+        if not r.diverged and f"fake:{r.name}" not in out:
+            out[f"fake:{r.name}"] = r.grid
+    return out
+
+
+def seed_records(per_seed: Optional[list], results: list) -> dict[str, Any]:
+    """What a record adds for seeds and learning curves (nothing in a single-seed run without a curve)."""
+    out: dict[str, Any] = {}
+    if per_seed is not None:
+        out["per_seed"] = per_seed
+    curve = [{"method": r.name, "seed": "-" if r.seed is None else r.seed, **point}
+             for r in results for point in r.curve]
+    if curve:
+        out["curve"] = curve
+    return out
+
+
+def seeds_notes(cfg: Any, first: str) -> list[str]:
+    """How a table over training seeds was made (``first``: what ranking first means in this protocol)."""
+    seeds = ", ".join(str(s) for s in cfg.seeds)
+    return [
+        f"Training seeds {seeds}: every trained method was trained once per seed (its run key includes the seed, so "
+        f"runs are shared with single-seed runs of the same seed). Cells give the mean ± sample sd over seeds; "
+        f"per_seed.csv holds every seed's own rows. The classifier (classifier.seed={cfg.classifier.seed}) and the "
+        f"real-images row do not depend on the training seed. Sources not trained here have one value.",
+        "95% CI over seeds (t): Student-t interval of the per-seed errors (clipped to 0-100), i.e. how far training "
+        "luck moves a method; "
+        "pooled 95% CI: Clopper-Pearson on all seeds' translations together, the test-set sampling error alone.",
+        "McNemar p (pooled over seeds): exact McNemar test on (seed, input, target) triples, each seed's translations "
+        "paired with StarGAN's of the same seed on the same inputs (a source not trained here against every StarGAN "
+        "seed). It pools seeds as more paired data and so tests the difference on these inputs for these training "
+        "runs; it does not treat the seed as the unit of replication: where the t-intervals over seeds overlap, read "
+        "the difference as within training-seed noise.",
+        f"first: in how many seeds the method had {first}.",
+    ]
+
+
+CURVE_METRICS = ("error %", "classifier Frechet", "FID")
+
+
+def render_curve(record: dict[str, Any], folder: Path) -> None:
+    """per_seed.csv, and curve.csv + curve.png (metric vs training step, a line per method, a band of ± sd over
+    seeds), when the record has them."""
+    if record.get("per_seed"):
+        pd.DataFrame(record["per_seed"]).to_csv(folder / "per_seed.csv", index=False)
+    if not record.get("curve"):
+        return
+    df = pd.DataFrame(record["curve"])
+    df.to_csv(folder / "curve.csv", index=False)
+    metrics = [m for m in CURVE_METRICS if m in df and df[m].notna().any()]
+    pyplot = plt()
+    fig, axes = pyplot.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        for method, sub in df.groupby("method", sort=False):
+            stats_ = sub.groupby("step")[metric].agg(["mean", "std", "count"]).reset_index()
+            line, = ax.plot(stats_["step"], stats_["mean"], marker="o", ms=3, label=method)
+            if (stats_["count"] > 1).any():
+                sd = stats_["std"].fillna(0)
+                ax.fill_between(stats_["step"], stats_["mean"] - sd, stats_["mean"] + sd, color=line.get_color(),
+                                alpha=0.2, lw=0)
+        ax.set_xlabel("training step")
+        ax.set_title(f"{metric} (lower is better)", fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    n_seeds = df.groupby("method")["seed"].nunique().max()
+    fig.suptitle(f"{record.get('protocol', '')}: learning curves (the table is taken at each line's last point"
+                 + (f"; bands: ± sd over {n_seeds} seeds)" if n_seeds > 1 else ")"), fontsize=9)
+    fig.tight_layout()
+    fig.savefig(folder / "curve.png", dpi=120)
+    pyplot.close(fig)
 
 
 def origin_notes(results: list) -> list[str]:

@@ -29,11 +29,15 @@ from starbench.data.rafd import rafd_domains
 from starbench.errors import StarbenchError
 from starbench.evaluate.core import Evaluation
 from starbench.evaluate.score import Scores
-from starbench.evaluate.sources import FolderSource, ModelSource, Source, TrainedSource
+from starbench.evaluate.seeds import by_method, firsts, mean_sd, paired_over_seeds, t_interval
+from starbench.evaluate.sources import (FolderSource, ModelSource, Source, TrainedSource, check_curve, seeds_of,
+                                       training_delta)
 from starbench.evaluate.task import Task
 from starbench.metrics.stats import error_rate, mcnemar
-from starbench.protocols.common import data_fingerprint, failed_row, fmt, origin_notes, save_grid_figure
-from starbench.protocols.rafd_expression import expression_classifier, expression_judge, expression_task
+from starbench.protocols.common import (data_fingerprint, failed_row, index_fingerprint, fmt, origin_notes, render_curve,
+                                       runs_provenance, save_grid_figure, seed_records, seeds_notes)
+from starbench.protocols.rafd_expression import (expression_classifier, expression_judge, expression_summary,
+                                                expression_task)
 from starbench.registry import register_protocol
 from starbench.report import ProtocolResult, write_table
 
@@ -41,11 +45,16 @@ NAME = "joint_training"
 VARIANTS = {"StarGAN-SNG": "rafd", "StarGAN-JNT": "joint"}
 
 
-def variant_cfg(cfg: Any, data_name: str) -> Any:
+def variant_delta(cfg: Any, data_name: str) -> dict[str, Any]:
+    """What a variant's config changes in the protocol's: the model and the dataset it trains on."""
     rafd_root = cfg.data.rafd_root or cfg.data.root
     if data_name == "rafd":
-        return OmegaConf.merge(cfg, {"model": "stargan", "data": {"name": "rafd", "root": rafd_root}})
-    return OmegaConf.merge(cfg, {"model": "stargan", "data": {"name": "joint", "root": None, "rafd_root": rafd_root}})
+        return {"model": "stargan", "data": {"name": "rafd", "root": rafd_root}}
+    return {"model": "stargan", "data": {"name": "joint", "root": None, "rafd_root": rafd_root}}
+
+
+def variant_cfg(cfg: Any, data_name: str) -> Any:
+    return OmegaConf.merge(cfg, variant_delta(cfg, data_name))
 
 
 def load_celeba(cfg: Any, show: bool) -> LoadedData:
@@ -77,18 +86,34 @@ def mask_figure_task(celeba: LoadedData, joint: DomainSpec, rows: int) -> Task:
                 source_labels=np.stack([right[0]] * n), )
 
 
+def trained_sources(cfg: Any, rafd_fp: str, celeba_fp: str, device: Any) -> list[Source]:
+    """StarGAN-SNG and StarGAN-JNT, once per training seed."""
+    fps = {"StarGAN-SNG": rafd_fp, "StarGAN-JNT": rafd_fp + "+" + celeba_fp}
+    return [TrainedSource(variant, "stargan", cfg, {**variant_delta(cfg, data), **training_delta(cfg, seed, "stargan")}, fps[variant],
+                          device) for variant, data in VARIANTS.items() for seed in seeds_of(cfg)]
+
+
+def jobs(cfg: Any) -> list[Source]:
+    """StarGAN-SNG and StarGAN-JNT per seed, from the file lists alone (``starbench plan``)."""
+    check_curve(cfg, "stargan")
+    celeba_cfg = OmegaConf.merge(cfg, {"data": {"name": "celeba", "root": cfg.data.celeba_root}})
+    return trained_sources(cfg, index_fingerprint(variant_cfg(cfg, "rafd")), index_fingerprint(celeba_cfg), "cpu")
+
+
 def render(record: dict[str, Any], arrays: dict[str, np.ndarray], folder: Path) -> None:
     write_table(pd.DataFrame(record["table"]), folder, "joint",
                 caption="Joint training with the mask vector: RaFD expression translation, SNG vs JNT",
                 notes=record["notes"])
     save_grid_figure(arrays, record["columns"], folder)
+    render_curve(record, folder)
 
 
 @register_protocol(NAME, "StarGAN-SNG vs StarGAN-JNT (mask vector) on RaFD; CelebA faces given RaFD expressions",
-                   render=render, task=build_task, data="joint")
+                   render=render, task=build_task, jobs=jobs, data="joint")
 def run(cfg: Any) -> ProtocolResult:
-    ev = Evaluation(cfg, NAME, own_steps=4, n_sources=len(VARIANTS) + len(cfg.translations))
-    sng_cfg, jnt_cfg = variant_cfg(cfg, "rafd"), variant_cfg(cfg, "joint")
+    check_curve(cfg, "stargan")
+    ev = Evaluation(cfg, NAME, own_steps=4, n_sources=len(VARIANTS) * len(seeds_of(cfg)) + len(cfg.translations))
+    sng_cfg = variant_cfg(cfg, "rafd")
     dom = rafd_domains()
 
     with ev.step("data"):
@@ -115,38 +140,40 @@ def run(cfg: Any) -> ProtocolResult:
         cells = np.stack([shown.column(figure, t).numpy() for t in range(len(figure.columns))], 1)
         grid["JNT, RaFD mask"], grid["JNT, CelebA mask (wrong)"] = cells[:, :len(dom.names)], cells[:, len(dom.names):]
 
-    sources: list[Source] = [
-        TrainedSource("StarGAN-SNG", "stargan", sng_cfg, data_fingerprint(rafd), ev.device),
-        TrainedSource("StarGAN-JNT", "stargan", jnt_cfg, data_fingerprint(rafd) + "+" + data_fingerprint(celeba),
-                      ev.device)] + folders
+    sources: list[Source] = trained_sources(cfg, data_fingerprint(rafd), data_fingerprint(celeba), ev.device) + folders
     results = [ev.score(task, s, metrics, f"translate {task.n} inputs x {len(task.columns)} targets",
-                        on_ready=mask_grid if s.name == "StarGAN-JNT" else None) for s in sources]
+                        on_ready=mask_grid if s.name == "StarGAN-JNT" and s.seed == seeds_of(cfg)[0] else None,
+                        summarize=expression_summary)
+               for s in sources]
 
     with ev.step("metrics"):
-        wrong_by = {r.name: r.outcomes["wrong"][task.valid] for r in results if not r.diverged}
-        test_vs = ({r.name: mcnemar(wrong_by["StarGAN-SNG"], wrong_by[r.name]) for r in results[1:]
-                    if r.name in wrong_by} if "StarGAN-SNG" in wrong_by else {})
+        if cfg.seeds is None:
+            table, jnt_test = joint_table(results, task)
+            per_seed, seed_notes = None, []
+        else:
+            table, jnt_test, per_seed = seeds_joint_table(cfg, results, task)
+            seed_notes = seeds_notes(cfg, "the lowest classification error")
 
     with ev.step("report"):
-        table = [joint_row(r, task, wrong_by.get(r.name), test_vs.get(r.name)) for r in results]
-        runs = {r.name: r.info for r in results}
-        jnt_test = test_vs.get("StarGAN-JNT")
+        runs = runs_provenance(results)
         weights = ev.weights
         notes = [
             f"scale={cfg.scale}, {task.size} px; {task.n} RaFD neutral test inputs x 7 targets "
             f"= {task.n * 7} translations per model, the same inputs for both.",
-            (f"McNemar exact test: only SNG wrong {jnt_test.only_a_wrong}, only JNT wrong {jnt_test.only_b_wrong}."
+            (f"McNemar exact test{' pooled over seeds' if cfg.seeds is not None else ''}: only SNG wrong "
+             f"{jnt_test.only_a_wrong}, only JNT wrong {jnt_test.only_b_wrong}."
              if jnt_test else "McNemar exact test: n/a (a variant diverged)."),
             "The paper reports that joint training improves RaFD results (REFERENCE §3); this table is what "
             "starbench measured at this scale, whichever way it comes out.",
             ("FID: n/a: " + str(weights.problem)) if not weights.available else f"FID: InceptionV3 ({weights.source}).",
-            "Training budget: " + "; ".join(f"{v} {runs[v]['steps']} iterations, {runs[v]['train_seconds']:.0f} s"
-                                            for v in VARIANTS if "diverged" not in runs[v])
+            "Training budget: " + "; ".join(budget(results, v) for v in VARIANTS)
             + " (a JNT iteration takes one CelebA and one RaFD batch).",
             "translations.png: CelebA test faces translated to the 8 RaFD expressions by the joint model, with the "
             "RaFD mask (right) and with the CelebA mask (wrong) for the same expression labels.",
-        ] + origin_notes(results) + (["McNemar p of a translations folder's row: against StarGAN-SNG."] if folders else [])
-        record = {"protocol": NAME, "table": table, "notes": notes, "columns": list(dom.names)}
+        ] + seed_notes + origin_notes(results) + (["McNemar p of a translations folder's row: against StarGAN-SNG."]
+                                                   if folders else [])
+        record = {"protocol": NAME, "table": table, "notes": notes, "columns": list(dom.names),
+                  **seed_records(per_seed, results)}
         arrays = {"inputs": figure.inputs.numpy(), **{f"fake:{k}": v for k, v in grid.items()}}
         folder = ev.write(record, arrays, render, runs=runs, classifier=clf_info,
                           n={"neutral_test_inputs": int(task.n), "celeba_figure_inputs": int(figure.n)},
@@ -158,6 +185,67 @@ def run(cfg: Any) -> ProtocolResult:
 
 JOINT_COLUMNS = ["model", "trained on", "classification error % [95% CI]", "FID (mean of 7 targets)",
                  "classifier Frechet (not FID)", "L1 to ground truth", "PSNR dB", "SSIM", "McNemar p (JNT vs SNG)"]
+
+
+def budget(results: list[Scores], variant: str) -> str:
+    runs = [r.info for r in results if r.name == variant and not r.diverged]
+    if not runs:
+        return f"{variant} diverged"
+    if len(runs) == 1:
+        return f"{variant} {runs[0]['steps']} iterations, {runs[0]['train_seconds']:.0f} s"
+    return (f"{variant} {runs[0]['steps']} iterations x {len(runs)} seeds, "
+            f"{sum(r['train_seconds'] for r in runs):.0f} s in all")
+
+
+def joint_table(results: list[Scores], task: Task) -> tuple[list[dict[str, Any]], Any]:
+    """One row per source (one seed), McNemar against StarGAN-SNG; and SNG vs JNT's test."""
+    wrong_by = {r.name: r.outcomes["wrong"][task.valid] for r in results if not r.diverged}
+    test_vs = ({r.name: mcnemar(wrong_by["StarGAN-SNG"], wrong_by[r.name]) for r in results[1:]
+                if r.name in wrong_by} if "StarGAN-SNG" in wrong_by else {})
+    return [joint_row(r, task, wrong_by.get(r.name), test_vs.get(r.name)) for r in results], test_vs.get("StarGAN-JNT")
+
+
+def seeds_joint_table(cfg: Any, results: list[Scores], task: Task) -> tuple[list[dict[str, Any]], Any, list[dict]]:
+    """Over training seeds: mean ± sd, the error's intervals over seeds and pooled, McNemar pooled over seeds."""
+    per_seed = []
+    for seed in seeds_of(cfg):
+        rows, _ = joint_table([r for r in results if r.seed in (seed, None)], task)
+        per_seed += [{"seed": seed, **row} for row in rows]
+    groups = by_method(results)
+    wrong = lambda r: r.outcomes["wrong"][task.valid]  # noqa: E731
+    error = lambda r: 100 * float(wrong(r).mean())  # noqa: E731
+    first = firsts(groups, error)
+    sng = groups.get("StarGAN-SNG", [])
+    rows, jnt_test = [], None
+    for name, rs in groups.items():
+        ok = [r for r in rs if not r.diverged]
+        test = paired_over_seeds(sng, rs, wrong) if name != "StarGAN-SNG" else None
+        if name == "StarGAN-JNT":
+            jnt_test = test
+        errs = [error(r) for r in ok]
+        lo, hi = t_interval(errs, bounds=(0.0, 100.0))
+        pooled = error_rate(np.concatenate([wrong(r) for r in ok])) if ok else None
+        rows.append({
+            "model": name,
+            "trained on": {"StarGAN-SNG": "RaFD", "StarGAN-JNT": "CelebA + RaFD (mask vector)"}.get(name, "-"),
+            "seeds": str(len(ok)) + (f" ({len(rs) - len(ok)} diverged)" if len(ok) < len(rs) else ""),
+            "classification error % (mean ± sd)": mean_sd(errs) if ok else rs[0].status,
+            "95% CI over seeds (t)": f"[{lo:.2f}, {hi:.2f}]" if np.isfinite(lo) else "n/a",
+            "pooled 95% CI (Clopper-Pearson)": f"[{100 * pooled.low:.2f}, {100 * pooled.high:.2f}]" if pooled else "n/a",
+            "FID (mean of 7 targets)": mean_sd([_mean(r.fid) for r in ok]),
+            "classifier Frechet (not FID)": mean_sd([_mean(r.frechet) for r in ok], 3),
+            "L1 to ground truth": mean_sd([r.truth_mean("l1", task.valid) for r in ok], 4),
+            "PSNR dB": mean_sd([r.truth_mean("psnr", task.valid) for r in ok]),
+            "SSIM": mean_sd([r.truth_mean("ssim", task.valid) for r in ok], 3),
+            "McNemar p vs SNG (pooled over seeds)": fmt(test.p_value, 4) if test else "-",
+            "first (lowest error)": first[name],
+        })
+    return rows, jnt_test, per_seed
+
+
+def _mean(values: list) -> Optional[float]:
+    kept = [v for v in values if v is not None]
+    return float(np.mean(kept)) if kept else None
 
 
 def joint_row(r: Scores, task: Task, wrong: Optional[np.ndarray], test_vs: Any) -> dict[str, Any]:

@@ -21,7 +21,7 @@ Steps (each expensive one keyed by a hash of what determines it, and reused on a
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 import pandas as pd
@@ -32,14 +32,17 @@ from starbench.data.rafd import rafd_domains
 from starbench.errors import StarbenchError
 from starbench.evaluate.core import Evaluation
 from starbench.evaluate.score import Judge, Scores
+from starbench.evaluate.seeds import by_method, firsts, mean_sd, paired_over_seeds, t_interval
+from starbench.evaluate.sources import seeds_of
 from starbench.evaluate.task import Task, uint8_rows
 from starbench.metrics.stats import error_rate, mcnemar
 from starbench.paper import TABLE3_ERROR, params_text
 from starbench.progress import console
 from starbench.registry import register_protocol
 from starbench.report import ProtocolResult, write_table
-from starbench.protocols.common import (budget_note, classify, failed_row, fmt, origin_notes,
-                                       save_grid_figure, task_classifier)
+from starbench.protocols.common import (budget_note, method_jobs, classify, failed_row, figure_arrays, fmt, origin_notes,
+                                       render_curve, runs_provenance, save_grid_figure, seed_records, seeds_notes,
+                                       task_classifier)
 
 NAME = "rafd_expression"
 SOURCE = "neutral"
@@ -98,16 +101,72 @@ def method_description(task: Task) -> str:
     return f"translate {task.n} inputs x {len(task.columns)} targets"
 
 
-def per_target_rows(scores: Scores, task: Task) -> list[dict[str, Any]]:
+def per_target_rows(scores: Scores, task: Task, with_seed: bool = False) -> list[dict[str, Any]]:
+    seed = {"seed": "-" if scores.seed is None else scores.seed} if with_seed else {}
     if scores.diverged:
-        return [{"method": scores.name, "target": name, "error %": scores.status, "n generated": 0,
+        return [{"method": scores.name, **seed, "target": name, "error %": scores.status, "n generated": 0,
                  "n real": int(len(task.reference_rows[t])), "FID": "n/a", "classifier Frechet": "n/a"}
                 for t, name in enumerate(task.columns)]
     wrong = scores.outcomes["wrong"]
-    return [{"method": scores.name, "target": name, "error %": round(100 * float(wrong[task.rows_of(t), t].mean()), 2),
+    return [{"method": scores.name, **seed, "target": name,
+             "error %": round(100 * float(wrong[task.rows_of(t), t].mean()), 2),
              "n generated": int(len(task.rows_of(t))), "n real": int(len(task.reference_rows[t])),
              "FID": round(scores.fid[t], 3) if scores.fid[t] is not None else "n/a",
              "classifier Frechet": round(scores.frechet[t], 4)} for t, name in enumerate(task.columns)]
+
+
+def expression_summary(scores: Scores, task: Task) -> dict[str, Optional[float]]:
+    """The learning curve's metrics: classification error, classifier Fréchet and FID (None without weights)."""
+    return {"error %": 100 * float(scores.outcomes["wrong"][task.valid].mean()),
+            "classifier Frechet": mean_of(scores.frechet), "FID": mean_of(scores.fid)}
+
+
+def seeds_table3(cfg: Any, results: list[Scores], task: Task, real_err: Any
+                 ) -> tuple[list[dict[str, Any]], list[str], list[dict[str, Any]]]:
+    """Table 3 over training seeds: mean ± sd of every metric, the error's intervals over seeds and pooled, the
+    paired test over (seed, input, target) triples, and how often each method ranked first; plus every seed's
+    own Table 3 rows (per_seed.csv, the same rows a single-seed run of that seed gives)."""
+    seeds = seeds_of(cfg)
+    per_seed = []
+    for seed in seeds:
+        rows, _ = table3_rows([r for r in results if r.seed in (seed, None)], task, real_err)
+        per_seed += [{"seed": seed, **row} for row in rows[:-1]]
+    groups = by_method(results)
+    wrong = lambda r: r.outcomes["wrong"][task.valid]  # noqa: E731
+    error = lambda r: 100 * float(wrong(r).mean())  # noqa: E731
+    first = firsts(groups, error)
+    rows, notes = [], []
+    for name, rs in groups.items():
+        ok, failed = [r for r in rs if not r.diverged], [r for r in rs if r.diverged]
+        paper_err = TABLE3_ERROR.get(name)
+        test_vs = paired_over_seeds(groups["stargan"], rs, wrong) if "stargan" in groups and name != "stargan" else None
+        errs = [error(r) for r in ok]
+        lo, hi = t_interval(errs, bounds=(0.0, 100.0))
+        pooled = error_rate(np.concatenate([wrong(r) for r in ok])) if ok else None
+        seeds_text = str(len(ok)) + (f" ({len(failed)} diverged)" if failed else "")
+        rows.append({
+            "method": name, "seeds": seeds_text,
+            "classification error % (mean ± sd)": mean_sd(errs) if ok else failed[0].status,
+            "95% CI over seeds (t)": f"[{lo:.2f}, {hi:.2f}]" if np.isfinite(lo) else "n/a",
+            "pooled 95% CI (Clopper-Pearson)": f"[{100 * pooled.low:.2f}, {100 * pooled.high:.2f}]" if pooled else "n/a",
+            "paper error %": paper_err.text() if paper_err else "-",
+            "FID (mean of 7 targets)": mean_sd([mean_of(r.fid) for r in ok]),
+            "classifier Frechet (not FID)": mean_sd([mean_of(r.frechet) for r in ok], 3),
+            "L1 to ground truth": mean_sd([r.truth_mean("l1", task.valid) for r in ok], 4),
+            "PSNR dB": mean_sd([r.truth_mean("psnr", task.valid) for r in ok]),
+            "SSIM": mean_sd([r.truth_mean("ssim", task.valid) for r in ok], 3),
+            "McNemar p vs stargan (pooled over seeds)": fmt(test_vs.p_value, 4) if test_vs else "-",
+            "first (lowest error)": first[name],
+            "parameters": ok[0].info.get("parameters", "-") if ok else "n/a",
+            "paper parameters": params_text(name) or "-",
+        })
+        if ok and np.mean(errs) >= 100 * NOT_LEARNED:
+            notes.append(f"{name} did not learn the task at this scale (mean error {np.mean(errs):.1f}%, guessing "
+                         f"gives {100 * CHANCE_ERROR:.1f}%); its row is reported as measured.")
+    rows.append({**{k: "-" for k in rows[0]}, "method": "real images",
+                 "classification error % (mean ± sd)": real_err.text(), "paper error %": TABLE3_ERROR["real"].text()})
+    notes += seeds_notes(cfg, "the lowest classification error")
+    return rows, notes, per_seed
 
 
 def table3_rows(results: list[Scores], task: Task, real_err: Any) -> tuple[list[dict[str, Any]], list[str]]:
@@ -189,11 +248,12 @@ def render(record: dict[str, Any], arrays: dict[str, np.ndarray], folder: Path) 
                 caption="Table 3 (RaFD): expression translation from neutral", notes=record["notes"])
     pd.DataFrame(record["per_target"]).to_csv(folder / "per_target.csv", index=False)
     save_grid_figure(arrays, record["targets"], folder)
+    render_curve(record, folder)
 
 
 # ------------------------------------------------------------------------------------ the protocol
 @register_protocol(NAME, "RaFD expression translation (the paper's Table 3): classifier error, FID, paired GT, params",
-                   render=render, task=build_task, data="rafd")
+                   render=render, task=build_task, jobs=method_jobs, data="rafd")
 def run(cfg: Any) -> ProtocolResult:
     check_inputs(cfg)
     ev = Evaluation(cfg, NAME, own_steps=4)
@@ -207,10 +267,14 @@ def run(cfg: Any) -> ProtocolResult:
         real_err = error_rate(real_wrong)
 
     metrics = ev.metrics(expression_judge(clf), extractor_file)
-    results = [ev.score(task, s, metrics, method_description(task)) for s in sources]
+    results = [ev.score(task, s, metrics, method_description(task), summarize=expression_summary) for s in sources]
 
     with ev.step("metrics"):
-        table_rows, notes = table3_rows(results, task, real_err)
+        if cfg.seeds is None:
+            table_rows, notes = table3_rows(results, task, real_err)
+            per_seed = None
+        else:
+            table_rows, notes, per_seed = seeds_table3(cfg, results, task, real_err)
 
     with ev.step("report"):
         two_domain = any(r.info.get("instances", 1) > 1 for r in results if r.info["kind"] == "trained")
@@ -221,14 +285,14 @@ def run(cfg: Any) -> ProtocolResult:
         if diat:
             notes.append(f"DIAT identity network F: {diat['identity_network'].get('F')}.")
         record = {"protocol": NAME, "table3": table_rows, "notes": notes,
-                  "per_target": [row for r in results for row in per_target_rows(r, task)], "targets": task.columns}
-        arrays = {"inputs": task.inputs[:min(cfg.grid_inputs, task.n)].numpy(),
-                  **{f"fake:{r.name}": r.grid for r in results if not r.diverged}}
+                  "per_target": [row for r in results for row in per_target_rows(r, task, cfg.seeds is not None)],
+                  "targets": task.columns, **seed_records(per_seed, results)}
+        arrays = {"inputs": task.inputs[:min(cfg.grid_inputs, task.n)].numpy(), **figure_arrays(results)}
         folder = ev.write(record, arrays, render, dataset=dataset_provenance(data, fp),
                           n={"neutral_test_inputs": task.n, "targets": task.columns,
                              "translations_per_method": int(task.valid.sum()), "real_test_images": int(real_err.n),
                              "paired_per_method": task.n_paired},
-                          classifier={**clf_info, "real_test_error": real_err.rate}, runs={r.name: r.info for r in results})
+                          classifier={**clf_info, "real_test_error": real_err.rate}, runs=runs_provenance(results))
     table = pd.DataFrame(table_rows)
     console.print(table.to_markdown(index=False), highlight=False, soft_wrap=True)
     return ProtocolResult(NAME, folder, {"table3": table, "per_target": pd.DataFrame(record["per_target"])}, ev.seconds)

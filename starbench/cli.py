@@ -118,6 +118,35 @@ def export_cmd(overrides: tuple[str, ...]) -> None:
               highlight=False, soft_wrap=True)
 
 
+# ----------------------------------------------------------------------------------------- plan
+@cli.command("plan", context_settings={"ignore_unknown_options": True})
+@OVERRIDES
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="text: one shell command per line; json: a list of jobs for schedulers.")
+def plan_cmd(overrides: tuple[str, ...], fmt: str) -> None:
+    """The training jobs of a protocol run, for clusters: protocol=NAME [KEY=VALUE]...
+
+    Prints one `starbench train ...` per (method, seed) the protocol would train, each into the run folder
+    the protocol will look in, then the `starbench run ...` that only evaluates once they are done. The
+    train lines are independent (a SLURM array, several GPUs, or one after another; concurrently too).
+    """
+    import json
+
+    from starbench.evaluate.plan import plan
+
+    jobs = plan(list(overrides))
+    trains = [j for j in jobs if j["kind"] == "train"]
+    if not trains:
+        err.print("this protocol run trains nothing: only its run line follows", highlight=False)
+    if fmt == "json":
+        click.echo(json.dumps(jobs, indent=2))
+    else:
+        for job in jobs:
+            click.echo(job["command"])
+    if trains:
+        err.print(f"{len(trains)} training job(s), then 1 run line", highlight=False)
+
+
 # ----------------------------------------------------------------------------------------- train
 def default_train_dir(cfg: Any, overrides: tuple[str, ...]) -> Path:
     """An explicit run_dir=DIR is the run folder; otherwise runs/<model>-<data>-<scale>."""

@@ -65,6 +65,7 @@ class TrainConfig:
     progress: bool = True  # rich progress bar
     tensorboard: Optional[bool] = None  # TensorBoard event files in the run folder; absent: on if tensorboard is installed
     lock_timeout: Optional[float] = None  # seconds to wait for a run folder another process is training; absent: no limit
+    keep_every: Optional[int] = None  # also keep the networks every N steps in kept/ (learning curves); absent: no
 
 
 @dataclass
@@ -142,6 +143,7 @@ class ClassifierConfig:
     epochs: int = 30
     batch_size: int = 64
     lr: float = 1e-3
+    seed: int = 0  # the classifier's own seed: the same classifier judges every training seed
 
 
 @dataclass
@@ -172,6 +174,9 @@ class Config:
     pair: Optional[str] = None  # two-domain models: train/use only this pair, e.g. neutral,happy
     models: list[str] = field(default_factory=lambda: ["stargan", "diat", "cyclegan", "icgan"])  # compared by protocols
     translations: list[str] = field(default_factory=list)  # folders of translations made elsewhere (starbench export)
+    seeds: Optional[list[int]] = None  # train every method once per seed; tables give mean ± sd; absent: `seed` alone
+    curve_every: Optional[int] = None  # learning curves: evaluate a kept checkpoint every N training steps
+    curve_model_every: dict[str, int] = field(default_factory=dict)  # per-model curve_every, e.g. {cyclegan: 24}
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     fid: FIDConfig = field(default_factory=FIDConfig)
     grid_inputs: int = 4  # input rows in translations.png
@@ -315,6 +320,17 @@ def resolve(overrides: Iterable[str] = (), base: Optional[dict] = None, schema: 
         raise StarbenchError(f"config key 'data.image_size': {cfg.data.image_size} is too small (at least 8)")
     if not 0.0 < cfg.data.test_fraction < 1.0:
         raise StarbenchError(f"config key 'data.test_fraction': {cfg.data.test_fraction} must lie in (0, 1)")
+    if cfg.seeds is not None:
+        if not cfg.seeds:
+            raise StarbenchError("config key 'seeds': an empty list; give at least one seed, e.g. seeds=[0,1,2], or "
+                                 "leave it out for one run with `seed`")
+        repeated = sorted({s for s in cfg.seeds if list(cfg.seeds).count(s) > 1})
+        if repeated:
+            raise StarbenchError(f"config key 'seeds': seed {repeated[0]} is given twice; each seed trains once")
+    for key in ("curve_every", "train.keep_every"):
+        value = OmegaConf.select(cfg, key)
+        if value is not None and value < 1:
+            raise StarbenchError(f"config key '{key}': {value}; expected a positive number of training steps")
     return cfg
 
 

@@ -27,7 +27,7 @@ from starbench.registry import DATASETS
 SYNTH_VERSION = 2
 
 __all__ = ["DatasetIndex", "DomainSpec", "ImageRecord", "LoadedData", "Problem", "dataset_root", "load_data",
-           "load_index", "synthetic_root"]
+           "load_index", "load_subset", "synthetic_root"]
 
 
 def synthetic_root(name: str, data_cfg: Any, cache: Path, show_progress: bool = True) -> Path:
@@ -112,6 +112,12 @@ class LoadedData:
 
 def load_data(cfg: Any, show_progress: bool = True) -> LoadedData:
     """Index (strict), subset for the scale, and decode once into the cache."""
-    index = load_index(cfg, strict=True, show_progress=show_progress).subset(cfg.data.max_images, cfg.seed)
+    index = load_subset(cfg, show_progress)
     images = decoded_images(index, cfg.data.image_size, cache_dir(cfg), cfg.data.workers, show_progress)
     return LoadedData(index, images, index.labels())
+
+
+def load_subset(cfg: Any, show_progress: bool = True) -> DatasetIndex:
+    """The strict index cut to ``data.max_images`` per split; the cut is seeded by ``data.split_seed``, not by the
+    training ``seed``, so that every training seed sees the same data."""
+    return load_index(cfg, strict=True, show_progress=show_progress).subset(cfg.data.max_images, cfg.data.split_seed)

@@ -6,6 +6,9 @@ record, tables, figures and provenance together or not at all.
 """
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import time
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -17,15 +20,20 @@ from rich.markup import escape
 from starbench.config import cache_dir
 from starbench.data import LoadedData, load_data
 from starbench.evaluate.score import Judge, Metrics, Scores, score
-from starbench.evaluate.sources import Source, check_methods, sources_from_config
+from starbench.evaluate.sources import (FileSource, Source, TrainedSource, check_methods, count_sources,
+                                       sources_from_config)
 from starbench.evaluate.task import Task
 from starbench.metrics.classifier import default_device
 from starbench.protocols.common import Steps, data_fingerprint, inception_weights
+from starbench.locks import exclusive
 from starbench.progress import console
 from starbench.report import provenance, results_folder, save_record, write_json
+from starbench.train.checkpoint import KEPT_DIR
+from starbench.train.events import EventLog
 from starbench.train.trainer import Diverged
 
 Render = Callable[[dict[str, Any], dict[str, np.ndarray], Path], None]
+Summary = Callable[[Scores, Task], dict[str, Optional[float]]]  # a protocol's main metrics of one source
 
 
 class Evaluation:
@@ -37,7 +45,7 @@ class Evaluation:
         self.cfg, self.name = cfg, name
         if n_sources is None:
             check_methods(cfg)
-            n_sources = len(cfg.models) + len(cfg.translations)
+            n_sources = count_sources(cfg)
         self.steps = Steps(own_steps + n_sources)
         self.device = default_device(cfg.device)
         self.show = bool(cfg.train.progress)
@@ -68,16 +76,53 @@ class Evaluation:
         return out
 
     def score(self, task: Task, source: Source, metrics: Metrics, what: str,
-              on_ready: Optional[Callable[[Source], None]] = None) -> Scores:
+              on_ready: Optional[Callable[[Source], None]] = None, summarize: Optional[Summary] = None) -> Scores:
         """``source`` scored on ``task`` in a step of its own (``what``: how the step is announced);
-        ``on_ready(source)`` runs once it is trained or loaded (a protocol's own figure)."""
+        ``on_ready(source)`` runs once it is trained or loaded (a protocol's own figure). With ``curve_every``,
+        ``summarize`` gives the main metrics of each kept checkpoint of a trained source (``Scores.curve``)."""
         verb = "read" if source.kind == "folder" else ("train or load" if source.kind == "trained" else "load")
-        with self.step(f"method {source.name}: {verb}, {what}"):
+        seed = f" (seed {source.seed})" if self.cfg.seeds is not None and source.seed is not None else ""
+        with self.step(f"method {source.name}{seed}: {verb}, {what}"):
             try:
-                return score(task, source, metrics, self.cfg.grid_inputs, on_ready)
+                result = score(task, source, metrics, self.cfg.grid_inputs, on_ready)
             except Diverged as exc:  # the row is kept, "diverged at step N"; the other methods go on
                 console.print(f"[yellow]{escape(str(exc))}[/]", highlight=False, soft_wrap=True)
-                return Scores.failed(source.name, task, source.info, exc.info)
+                return Scores.failed(source.name, task, source.info, exc.info, source.seed)
+            if source.kind == "trained" and summarize is not None and source.cfg.train.keep_every:
+                result.curve = self.curve(task, source, metrics, result, summarize)
+            return result
+
+    def curve(self, task: Task, source: "TrainedSource", metrics: Metrics, final: Scores,
+              summarize: Summary) -> list[dict[str, Any]]:
+        """The main metrics of every kept checkpoint of ``source``, then of the final model.
+
+        Each kept checkpoint is scored like any source and its result cached beside it (keyed by the task,
+        the classifier and the Inception weights), so a re-run or another protocol reads it instead.
+        """
+        run = Path(final.info["run_dir"])
+        key = hashlib.sha256(f"{task.fingerprint()}|{metrics.extractor_file.stem}|{self.weights.sha256}".encode()
+                             ).hexdigest()[:12]
+        points, new = [], []
+        for path in sorted((run / KEPT_DIR).glob("step_*.pt")):
+            step = int(path.stem.split("_")[1])
+            if step % source.cfg.train.keep_every or step >= final.info["steps"]:
+                continue
+            cached = path.with_name(f"{path.stem}.{self.name}-{key}.json")
+            with exclusive(path.with_name(f".{cached.name}.lock"), f"the evaluation of {path}"):
+                if not cached.is_file():
+                    kept = FileSource(source.name, source.model_name, path, source.cfg, self.device)
+                    values = summarize(score(task, kept, metrics, 0), task)
+                    write_json(cached.with_name(f".{cached.name}.tmp"), values)
+                    os.replace(cached.with_name(f".{cached.name}.tmp"), cached)
+                    new.append((step, values))
+            points.append({"step": step, **json.loads(cached.read_text())})
+        points.append({"step": int(final.info["steps"]), **summarize(final, task)})
+        if new:  # TensorBoard: the curve beside the run's losses (points computed now, so none twice)
+            events = EventLog(run, self.cfg.train.tensorboard)
+            for step, values in new:
+                events.scalars(step, {f"curve/{self.name}/{k}": v for k, v in values.items() if v is not None})
+            events.close()
+        return points
 
     def write(self, record: dict[str, Any], arrays: Optional[dict[str, np.ndarray]], render: Render,
               **extra: Any) -> Path:

@@ -51,6 +51,8 @@ class Scores:
     info: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     diverged: Optional[dict[str, Any]] = None  # training stopped at a non-finite loss: no metrics
+    seed: Optional[int] = None  # the training seed (None: a source not trained here)
+    curve: list[dict[str, Any]] = field(default_factory=list)  # learning curve: per kept step, the main metrics
 
     @property
     def status(self) -> Optional[str]:
@@ -58,14 +60,15 @@ class Scores:
         return f"diverged at step {self.diverged['step']}" if self.diverged else None
 
     @classmethod
-    def failed(cls, name: str, task: Task, info: dict[str, Any], diverged: dict[str, Any]) -> "Scores":
+    def failed(cls, name: str, task: Task, info: dict[str, Any], diverged: dict[str, Any],
+               seed: Optional[int] = None) -> "Scores":
         """A row kept for a method whose training diverged: every metric missing."""
         cols = len(task.columns)
         nan = torch.full((task.n, cols), float("nan"), dtype=torch.float64)
         return cls(name, {}, [None] * cols, [None] * cols, {k: nan for k in PAIRED}, nan,
                    task.inputs[:0].numpy()[:, None].repeat(cols, axis=1), {**info, "diverged": diverged},
                    [f"{name} diverged at step {diverged['step']} (loss {diverged['loss']} = {diverged['value']}); its "
-                    f"row is kept with no metrics."], diverged)
+                    f"row is kept with no metrics."], diverged, seed)
 
     def truth_mean(self, metric: str, mask: np.ndarray) -> float:
         """Mean of a ground-truth distance over the cells of ``mask`` that have a photo (NaN if none)."""
@@ -110,4 +113,5 @@ def score(task: Task, source: Source, metrics: Metrics, grid_rows: int,
             grid[rows[shown], t] = fake[torch.from_numpy(shown)].numpy()
     finally:
         source.release()
-    return Scores(source.name, outcomes, frechet, fids, truth, l1_input, grid, dict(source.info), list(source.notes))
+    return Scores(source.name, outcomes, frechet, fids, truth, l1_input, grid, dict(source.info), list(source.notes),
+                  seed=source.seed)

@@ -18,6 +18,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
+from omegaconf import OmegaConf
 from PIL import Image
 
 from starbench.data.batches import to_float, to_uint8
@@ -36,8 +37,9 @@ class Source(abc.ABC):
 
     kind = "source"
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, seed: Optional[int] = None) -> None:
         self.name = name
+        self.seed = seed  # the training seed of a trained source (None: not trained here)
         self.info: dict[str, Any] = {"kind": self.kind}
         self.notes: list[str] = []
 
@@ -68,8 +70,8 @@ def label_adapter(model: DomainSpec, task: DomainSpec) -> Callable[[np.ndarray],
 class ModelSource(Source):
     """Translations made by a ``Translator`` (``prepare`` builds it; subclasses say how)."""
 
-    def __init__(self, name: str, device: torch.device) -> None:
-        super().__init__(name)
+    def __init__(self, name: str, device: torch.device, seed: Optional[int] = None) -> None:
+        super().__init__(name, seed)
         self.device = device
         self.model: Optional[Translator] = None
         self._adapt: Callable[[np.ndarray], np.ndarray] = lambda labels: labels
@@ -111,19 +113,30 @@ class ModelSource(Source):
 
 
 class TrainedSource(ModelSource):
-    """A model of ``models=[...]`` trained by the Trainer (or loaded from its finished run)."""
+    """A model of ``models=[...]`` trained by the Trainer (or loaded from its finished run).
+
+    Its config is the protocol's with ``delta`` merged in (the seed, kept checkpoints for a learning curve,
+    a variant's dataset): ``starbench plan`` prints the same delta as the overrides of a ``starbench train``.
+    """
 
     kind = "trained"
 
-    def __init__(self, name: str, model: str, cfg: Any, fingerprint: str, device: torch.device) -> None:
-        super().__init__(name, device)
-        self.model_name, self.cfg, self.fp = model, cfg, fingerprint
+    def __init__(self, name: str, model: str, base_cfg: Any, delta: dict[str, Any], fingerprint: str,
+                 device: torch.device) -> None:
+        super().__init__(name, device, int(delta.get("seed", base_cfg.seed)))
+        self.model_name, self.delta, self.fp = model, delta, fingerprint
+        self.cfg = OmegaConf.merge(base_cfg, delta)
+
+    def run_folder(self) -> Path:
+        from starbench.protocols.common import run_folder
+
+        return run_folder(self.cfg, self.model_name, self.fp)
 
     def prepare(self, task: Task) -> None:
         from starbench.protocols.common import train_method
 
         model, _, info = train_method(self.cfg, self.model_name, self.fp, bool(self.cfg.train.progress))
-        self.info.update(info)
+        self.info.update({**info, "seed": self.seed})
         self.use(model, task)
 
 
@@ -242,19 +255,64 @@ def parse_method(spec: str) -> tuple[str, Optional[Path]]:
     return model, (Path(path).expanduser() if sep else None)
 
 
+def seeds_of(cfg: Any) -> list[int]:
+    """The training seeds: ``seeds=[...]``, else ``seed`` alone."""
+    return [int(s) for s in cfg.seeds] if cfg.seeds is not None else [int(cfg.seed)]
+
+
+def curve_every(cfg: Any, model: str) -> Optional[int]:
+    """The learning-curve spacing of ``model``: ``curve_model_every[model]``, else ``curve_every`` (None: no curve)."""
+    if not cfg.curve_every and not cfg.curve_model_every:
+        return None
+    return cfg.curve_model_every.get(model, cfg.curve_every)
+
+
+def training_delta(cfg: Any, seed: int, model: str) -> dict[str, Any]:
+    """What a trained method's config adds to the protocol's: its seed, and kept checkpoints for a curve."""
+    delta: dict[str, Any] = {"seed": seed}
+    every = curve_every(cfg, model)
+    if every:
+        delta["train"] = {"keep_every": int(every)}
+    return delta
+
+
+def check_curve(cfg: Any, model: str) -> None:
+    """The curve spacing must be positive and leave at least one kept checkpoint before ``model``'s training ends."""
+    every = curve_every(cfg, model)
+    steps = cfg.train.model_steps.get(model, cfg.train.steps)
+    key = "curve_model_every" if model in cfg.curve_model_every else "curve_every"
+    if every is not None and every < 1:
+        raise StarbenchError(f"config key '{key}': {every} for {model}; expected a positive number of training steps")
+    if every and not cfg.train.epochs and every >= steps:
+        raise StarbenchError(f"config key '{key}': {every} is not shorter than the training of {model} ({steps} "
+                             f"steps): no checkpoint would be kept for its learning curve (curve_model_every."
+                             f"{model}=N sets another spacing for it)")
+
+
 def check_methods(cfg: Any) -> None:
-    """Fail before any work: unknown models, missing weight files, nothing to score."""
+    """Fail before any work: unknown models, missing weight files, nothing to score, a curve with no points."""
     if not cfg.models and not cfg.translations:
         raise StarbenchError("config keys 'models' and 'translations' are both empty; give e.g. models=[stargan] or "
                              "translations=[DIR]")
     for spec in cfg.models:
         model, path = parse_method(spec)
-        translator_class(model)  # unknown names and classes that miss the interface fail here
+        cls = translator_class(model)  # unknown names and classes that miss the interface fail here
         if path is not None and not path.is_file():
             raise StarbenchError(f"models: weights file {path} (from '{spec}') does not exist")
+        if path is None and is_trainable(cls):
+            check_curve(cfg, model)
     for folder in cfg.translations:
         if not Path(folder).is_dir():
             raise StarbenchError(f"translations: folder {folder} does not exist")
+
+
+def count_sources(cfg: Any) -> int:
+    """How many sources ``sources_from_config`` makes: a trained method once per seed, the others once."""
+    n = len(cfg.translations)
+    for spec in cfg.models:
+        model, path = parse_method(spec)
+        n += len(seeds_of(cfg)) if path is None and is_trainable(translator_class(model)) else 1
+    return n
 
 
 def sources_from_config(cfg: Any, fingerprint: str, device: torch.device) -> list[Source]:
@@ -266,12 +324,16 @@ def sources_from_config(cfg: Any, fingerprint: str, device: torch.device) -> lis
         if path is not None:
             out.append(FileSource(f"{model}@{path.name}", model, path, cfg, device))
         elif is_trainable(translator_class(model)):
-            out.append(TrainedSource(model, model, cfg, fingerprint, device))
+            out += [TrainedSource(model, model, cfg, training_delta(cfg, seed, model), fingerprint, device)
+                    for seed in seeds_of(cfg)]
         else:
             out.append(TranslatorSource(model, model, cfg, device))
     out += [FolderSource(Path(folder).expanduser()) for folder in cfg.translations]
-    names = [s.name for s in out]
-    dup = sorted({n for n in names if names.count(n) > 1})
+    rows = [(s.name, s.seed) for s in out]  # a trained method has one source per seed, in one row of the tables
+    kinds = {s.name: set() for s in out}
+    for s in out:
+        kinds[s.name].add(s.kind)
+    dup = sorted({n for n, seed in rows if rows.count((n, seed)) > 1} | {n for n, k in kinds.items() if len(k) > 1})
     if dup:
         raise StarbenchError(f"two methods would share the table row '{dup[0]}' (models=[...] / translations=[...]); "
                              f"rename a folder or file so that every row has its own name")

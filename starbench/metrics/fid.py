@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from starbench.errors import StarbenchError
+from starbench.locks import exclusive
 
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
 INCEPTION_SHA256_PREFIX = "6726825d"
@@ -150,7 +151,9 @@ def _fidelity_fid(generated: torch.Tensor, real: torch.Tensor, real_key: str, ca
         feature_extractor_weights_path=str(weights) if weights else None)
     if feature_layer:
         kwargs["feature_layer_fid"] = feature_layer
-    return float(torch_fidelity.calculate_metrics(**kwargs)["frechet_inception_distance"])
+    # torch-fidelity writes its statistics cache in place: one process at a time per real set
+    with exclusive(Path(cache_root) / f".{real_key}.lock", f"the FID statistics cache {real_key}"):
+        return float(torch_fidelity.calculate_metrics(**kwargs)["frechet_inception_distance"])
 
 
 def inception_fid(generated: torch.Tensor, real: torch.Tensor, weights: InceptionWeights, cache_root: Path,

@@ -35,7 +35,8 @@ from starbench.models.base import TranslationModel
 from starbench.progress import console
 from starbench.train import distributed as dist_util
 from starbench.locks import exclusive
-from starbench.train.checkpoint import CHECKPOINT_NAME, load_networks, read_latest, save_checkpoint, set_rng_state
+from starbench.train.checkpoint import (CHECKPOINT_NAME, load_networks, read_latest, save_checkpoint, save_kept,
+                                        set_rng_state)
 from starbench.train.events import EventLog
 from starbench.train.data_source import TrainingData, to_device
 from starbench.train.samples import save_grid, translation_grid
@@ -332,6 +333,10 @@ class Trainer:
                     if step % tc.checkpoint_every == 0 and step < self.total:
                         self._finite(step, losses, rate, factor)
                         self._checkpoint(step)
+                    if tc.keep_every and step % tc.keep_every == 0 and step < self.total:
+                        self._finite(step, losses, rate, factor)
+                        if self.dist.is_main:
+                            save_kept(self.run_dir, self.model, cfg.model, cfg, step, self.total)
                     if tc.sample_every and step % tc.sample_every == 0 and step < self.total:
                         self._samples(step)
                     if self._should_stop() or (until is not None and step >= until and step < self.total):

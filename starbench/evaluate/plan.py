@@ -1,0 +1,71 @@
+"""``starbench plan``: the training jobs a protocol needs, as commands that run anywhere sharing ``run_dir``.
+
+One ``starbench train`` per (method, seed) that the protocol would train, each into the very run
+folder the protocol will look in (``run_dir/models/<model>-<data>-<key>``), then the ``starbench run``
+line that, once they are done, only evaluates. The lines are independent: a SLURM array, several GPUs
+or one shell loop can run them, concurrently too (the run-folder lock keeps two jobs on one folder
+from corrupting it). Each train line's config is checked here to give the run key the protocol
+computes, so a plan never trains something the protocol would not reuse.
+"""
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+from starbench.config import parse_overrides, resolve
+from starbench.errors import StarbenchError
+from starbench.evaluate.sources import TrainedSource
+from starbench.protocols.common import run_key
+from starbench.registry import PROTOCOLS
+
+# Keys that shape only the evaluation, never a trained model: left off the train lines.
+EVALUATION_KEYS = ("protocol", "models", "translations", "seeds", "curve_every", "curve_model_every", "results_dir",
+                   "grid_inputs", "run_dir")
+EVALUATION_SECTIONS = ("classifier.", "fid.")
+
+
+def dotlist(delta: dict[str, Any], prefix: str = "") -> list[str]:
+    """{'seed': 1, 'train': {'keep_every': 10}} -> ['seed=1', 'train.keep_every=10'] (None as null)."""
+    out = []
+    for key, value in delta.items():
+        if isinstance(value, dict):
+            out += dotlist(value, f"{prefix}{key}.")
+        else:
+            out.append(f"{prefix}{key}={'null' if value is None else value}")
+    return out
+
+
+def training_overrides(overrides: list[str]) -> list[str]:
+    """The user's settings that reach a trained model (the evaluation-only ones dropped)."""
+    keep = []
+    for item, expanded in zip(overrides, parse_overrides(overrides)):
+        key = expanded.split("=", 1)[0]
+        if key not in EVALUATION_KEYS and not key.startswith(EVALUATION_SECTIONS):
+            keep.append(item)
+    return keep
+
+
+def plan(overrides: list[str]) -> list[dict[str, Any]]:
+    """The jobs: ``{"kind": "train", "method", "model", "seed", "run_dir", "argv", "command"}`` per trained source,
+    then ``{"kind": "run", "argv", "command"}``."""
+    cfg = resolve(overrides)
+    if not cfg.protocol:
+        raise StarbenchError(f"which protocol? give protocol=NAME; available: {', '.join(PROTOCOLS.names())}")
+    jobs_of = getattr(PROTOCOLS.get(cfg.protocol), "jobs", None)
+    sources: list[TrainedSource] = jobs_of(cfg) if jobs_of is not None else []
+    base = training_overrides(overrides)
+    out: list[dict[str, Any]] = []
+    for s in sources:
+        folder = s.run_folder()
+        data = [] if "data" in s.delta else [f"data={s.cfg.data.name}"]
+        own = dotlist({k: v for k, v in s.delta.items() if k != "model"})
+        argv = ["starbench", "train", *base, *data, *own, f"model={s.model_name}", f"run_dir={folder}"]
+        check = resolve(argv[2:])
+        if run_key(check, s.model_name, s.fp) != run_key(s.cfg, s.model_name, s.fp):  # pragma: no cover - a bug
+            raise StarbenchError(f"plan: the train line for {s.name} (seed {s.seed}) would not give the run the "
+                                 f"protocol looks for ({folder}); please report this")
+        out.append({"kind": "train", "method": s.name, "model": s.model_name, "seed": s.seed, "run_dir": str(folder),
+                    "argv": argv, "command": shlex.join(argv)})
+    argv = ["starbench", "run", *overrides]
+    out.append({"kind": "run", "argv": argv, "command": shlex.join(argv)})
+    return out

@@ -1,0 +1,99 @@
+"""Training seeds (mean ± sd, per-seed rows), learning curves, and the job plan for clusters."""
+import json
+import shlex
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from starbench.cli import cli
+from starbench.config import resolve
+from starbench.errors import StarbenchError
+from starbench.registry import PROTOCOLS
+
+FAST = ["scale=smoke", "fid.download=false", "train.progress=false", "train.tensorboard=false",
+        "data.synth_subjects=6", "train.steps=8", "train.log_every=2", "classifier.epochs=1", "models=[stargan,icgan]"]
+
+
+def run(tmp_path, name, *extra):
+    cfg = resolve(FAST + [f"run_dir={tmp_path / 'runs'}", f"results_dir={tmp_path / name}", *extra])
+    PROTOCOLS.get("rafd_expression")(cfg)
+    return tmp_path / name / "rafd_expression"
+
+
+def test_seeds_give_mean_sd_and_per_seed_rows_that_are_the_single_seed_runs(tmp_path):
+    singles = {seed: pd.read_csv(run(tmp_path, f"single{seed}", f"seed={seed}") / "table3.csv", keep_default_na=False,
+                                 dtype=str) for seed in (0, 1)}
+    out = run(tmp_path, "seeds", "seeds=[0,1]")
+    prov = json.loads((out / "provenance.json").read_text())
+    assert len(prov["runs"]) == 4 and all(r["reused"] for r in prov["runs"].values())  # shared with the single runs
+    table = pd.read_csv(out / "table3.csv", keep_default_na=False).set_index("method")
+    star = table.loc["stargan"]
+    assert star["seeds"] == "2" and " ± " in star["classification error % (mean ± sd)"]
+    assert star["95% CI over seeds (t)"].startswith("[") and star["pooled 95% CI (Clopper-Pearson)"].startswith("[")
+    assert table.loc["icgan", "McNemar p vs stargan (pooled over seeds)"] != "-"
+    assert max(table.loc[m, "first (lowest error)"] for m in ("stargan", "icgan")) in ("1/2", "2/2")
+    notes = (out / "table3.md").read_text()
+    assert "Training seeds 0, 1" in notes and "(seed, input, target) triples" in notes
+    per_seed = pd.read_csv(out / "per_seed.csv", keep_default_na=False, dtype=str)
+    assert list(zip(per_seed["seed"], per_seed["method"])) == [("0", "stargan"), ("0", "icgan"), ("1", "stargan"),
+                                                                ("1", "icgan")]
+    for seed, single in singles.items():  # each seed's rows are exactly what a single-seed run of that seed gives
+        mine = per_seed[per_seed.seed == str(seed)].drop(columns="seed").reset_index(drop=True)
+        assert mine.equals(single.iloc[:-1].reset_index(drop=True)), (mine, single)
+
+    # learning curve: one point per kept checkpoint (steps 3, 6) and the final model (8), per method and seed
+    out = run(tmp_path, "curve", "seeds=[0,1]", "curve_every=3")
+    curve = pd.read_csv(out / "curve.csv")
+    assert list(curve.columns[:3]) == ["method", "seed", "step"]
+    assert sorted(curve.groupby(["method", "seed"])["step"].apply(list).map(tuple).unique()) == [(3, 6, 8)]
+    final = curve[(curve.method == "stargan") & (curve.seed == 0) & (curve.step == 8)]["error %"].iloc[0]
+    assert f"{final:.2f}" == singles[0].iloc[0]["classification error % [95% CI]"].split()[0]
+    assert (out / "curve.png").stat().st_size > 10_000
+    # `starbench tables` re-renders everything, the curve and per-seed rows included
+    before = {f: (out / f).read_bytes() for f in ("table3.md", "per_seed.csv", "curve.csv", "curve.png")}
+    res = CliRunner().invoke(cli, ["tables", "protocol=rafd_expression", f"results_dir={tmp_path / 'curve'}"])
+    assert res.exit_code == 0, res.output
+    assert {f: (out / f).read_bytes() for f in before} == before
+
+
+def test_plan_lines_train_once_and_give_the_table_of_a_plain_run(tmp_path):
+    settings = FAST + ["seeds=[0,1]", f"run_dir={tmp_path / 'shared'}", f"results_dir={tmp_path / 'planned'}"]
+    res = CliRunner().invoke(cli, ["plan", "protocol=rafd_expression", *settings])
+    assert res.exit_code == 0, res.output
+    lines = [line for line in res.stdout.splitlines() if line]
+    assert len(lines) == 5 and all(line.startswith("starbench train ") for line in lines[:4])
+    assert lines[4].startswith("starbench run protocol=rafd_expression")
+    for line in lines[:4]:  # executed line by line, as a shell would
+        done = CliRunner().invoke(cli, shlex.split(line)[1:])
+        assert done.exit_code == 0 and "trained" in done.output, done.output
+    done = CliRunner().invoke(cli, shlex.split(lines[4])[1:])
+    assert done.exit_code == 0, done.output
+    prov = json.loads((tmp_path / "planned" / "rafd_expression" / "provenance.json").read_text())
+    assert len(prov["runs"]) == 4 and all(r["reused"] for r in prov["runs"].values())  # nothing trained twice
+    plain = run(tmp_path, "plain", "seeds=[0,1]")  # `starbench run` alone, with its own run_dir
+    for f in ("table3.csv", "per_seed.csv", "per_target.csv"):
+        assert (plain / f).read_bytes() == (tmp_path / "planned" / "rafd_expression" / f).read_bytes(), f
+    as_json = json.loads(CliRunner().invoke(cli, ["plan", "protocol=rafd_expression", *settings, "--format",
+                                                  "json"]).stdout)
+    assert [j["kind"] for j in as_json] == ["train"] * 4 + ["run"] and as_json[0]["seed"] == 0
+    assert {j["method"] for j in as_json[:4]} == {"stargan", "icgan"} and as_json[0]["run_dir"] in lines[0]
+
+
+def test_bad_seeds_curves_and_plans(tmp_path):
+    with pytest.raises(StarbenchError, match="'seeds': an empty list"):
+        resolve(["seeds=[]"])
+    with pytest.raises(StarbenchError, match="'seeds': seed 1 is given twice"):
+        resolve(["seeds=[0,1,1]"])
+    with pytest.raises(StarbenchError, match="'curve_every': 0; expected a positive"):
+        resolve(["curve_every=0"])
+    with pytest.raises(StarbenchError, match="'curve_every': 8 is not shorter than the training of stargan"):
+        run(tmp_path, "r", "curve_every=8")
+    res = CliRunner().invoke(cli, ["run", "protocol=rafd_expression", "seeds=[]"])
+    assert res.exit_code == 2 and "empty list" in res.output
+    res = CliRunner().invoke(cli, ["plan", "protocol=params"])
+    assert res.exit_code == 0 and "trains nothing" in res.stderr and res.stdout.strip() == "starbench run protocol=params"
+    res = CliRunner().invoke(cli, ["plan", "protocol=rafd_expression", "models=[]", f"translations=[{tmp_path}]"])
+    assert res.exit_code == 0 and "trains nothing" in res.stderr and res.stdout.count("starbench ") == 1
+    res = CliRunner().invoke(cli, ["plan", "scale=smoke"])
+    assert res.exit_code == 2 and "which protocol?" in res.output
