@@ -6,12 +6,13 @@ fakes per direction, Adam 2e-4 (0.5, 0.999); the Trainer's schedule (constant, t
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 import torch
 from torch import nn
 
 from starbench.baselines.networks import ImagePool, PatchDiscriminator, ResnetGenerator, adam, lsgan_loss
+from starbench.baselines.packed import pack, unpack
 from starbench.baselines.pairwise import PairInstance, Pairwise
 from starbench.registry import register_model
 
@@ -67,6 +68,58 @@ class CycleGANPair(PairInstance):
         opt["D"].step()
         return {"G/adv": adv.detach(), "G/cycle": cyc.detach(), "G/idt": idt.detach(), "D/A": d_a.detach(),
                 "D/B": d_b.detach()}
+
+    @classmethod
+    def packed_step(cls, instances: list["CycleGANPair"], xa: list[torch.Tensor], xb: list[torch.Tensor], step: int,
+                    model: Any, grouped: bool = True) -> Optional[list[dict[str, torch.Tensor]]]:
+        """``train_step`` of every instance at once: each of the four roles runs as one grouped network (CycleGAN's
+        instances share nothing, so without ``grouped`` there is nothing to pack)."""
+        if not grouped:
+            return None
+        m, o = len(instances), instances[0].o
+        role = {r: [i.nets[r] for i in instances] for r in ("G_AB", "G_BA", "D_A", "D_B")}
+        G = lambda r, x: ResnetGenerator.packed_forward(role[r], x)  # noqa: E731
+        D = lambda r, x: PatchDiscriminator.packed_forward(role[r], x)  # noqa: E731
+        pa, pb = pack(xa), pack(xb)
+        with model.autocast():
+            fake_b, fake_a = G("G_AB", pa), G("G_BA", pb)
+            rec_a, rec_b = G("G_BA", fake_b), G("G_AB", fake_a)
+            pred_b, pred_a = D("D_B", fake_b), D("D_A", fake_a)
+            adv = [lsgan_loss(pred_b[:, k], True) + lsgan_loss(pred_a[:, k], True) for k in range(m)]
+            ra, rb, xa_, xb_ = unpack(rec_a, m), unpack(rec_b, m), unpack(pa, m), unpack(pb, m)
+            cyc = [(ra[k].float() - xa_[k]).abs().mean() + (rb[k].float() - xb_[k]).abs().mean() for k in range(m)]
+            loss = sum(a + o.lambda_cycle * c for a, c in zip(adv, cyc))
+            idt = [torch.zeros((), device=pa.device)] * m
+            if o.lambda_identity > 0:
+                ib, ia = unpack(G("G_AB", pb), m), unpack(G("G_BA", pa), m)
+                idt = [(ib[k].float() - xb_[k]).abs().mean() + (ia[k].float() - xa_[k]).abs().mean() for k in range(m)]
+                loss = loss + o.lambda_cycle * o.lambda_identity * sum(idt)
+        critics = role["D_A"] + role["D_B"]
+        for d in critics:
+            d.requires_grad_(False)
+        for inst in instances:
+            inst.optimizers["G"].zero_grad(set_to_none=True)
+        loss.backward()
+        for d in critics:
+            d.requires_grad_(True)
+        for inst in instances:
+            model.grad_sync(inst.nets["G_AB"]), model.grad_sync(inst.nets["G_BA"])
+            inst.optimizers["G"].step()
+        fa, fb = unpack(fake_a, m), unpack(fake_b, m)
+        pooled = [(inst.pool_a.query(fa[k]), inst.pool_b.query(fb[k])) for k, inst in enumerate(instances)]
+        with model.autocast():
+            real_a, real_b = D("D_A", pa), D("D_B", pb)
+            old_a, old_b = D("D_A", pack([p[0] for p in pooled])), D("D_B", pack([p[1] for p in pooled]))
+            d_a = [0.5 * (lsgan_loss(real_a[:, k], True) + lsgan_loss(old_a[:, k], False)) for k in range(m)]
+            d_b = [0.5 * (lsgan_loss(real_b[:, k], True) + lsgan_loss(old_b[:, k], False)) for k in range(m)]
+        for inst in instances:
+            inst.optimizers["D"].zero_grad(set_to_none=True)
+        (sum(d_a) + sum(d_b)).backward()
+        for inst in instances:
+            model.grad_sync(inst.nets["D_A"]), model.grad_sync(inst.nets["D_B"])
+            inst.optimizers["D"].step()
+        return [{"G/adv": adv[k].detach(), "G/cycle": cyc[k].detach(), "G/idt": idt[k].detach(), "D/A": d_a[k].detach(),
+                 "D/B": d_b[k].detach()} for k in range(m)]
 
     def forward_ab(self, x: torch.Tensor) -> torch.Tensor:
         return self.nets["G_AB"](x)

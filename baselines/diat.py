@@ -24,11 +24,13 @@ import torch
 from torch import nn
 
 from starbench.baselines.networks import PatchDiscriminator, ResnetGenerator, adam, lsgan_loss
+from starbench.baselines.packed import pack, unpack
 from starbench.baselines.pairwise import PairInstance, Pairwise
 from starbench.config import cache_dir
 from starbench.errors import StarbenchError
 from starbench.metrics.classifier import ClassifierRecipe, cache_key, cached_classifier, features, resnet18, train_classifier
 from starbench.registry import register_model
+from starbench.train.speed import fast_path, precision_key
 
 
 class DIATPair(PairInstance):
@@ -68,6 +70,53 @@ class DIATPair(PairInstance):
         model.grad_sync(D)
         opt["D"].step()
         return {"G/adv": adv.detach(), "G/identity": ident.detach(), "D": d_loss.detach()}
+
+    @classmethod
+    def packed_step(cls, instances: list["DIATPair"], xa: list[torch.Tensor], xb: list[torch.Tensor], step: int,
+                    model: Any, grouped: bool = True) -> list[dict[str, torch.Tensor]]:
+        """``train_step`` of every instance at once. The shared identity network F always runs once on all
+        instances' images (one large batch instead of M small ones); G and D run as grouped networks when
+        ``grouped``, else each instance's own (``train.pack``)."""
+        m, o, identity = len(instances), instances[0].o, instances[0].identity
+        if identity is None:
+            raise StarbenchError("DIAT's identity network F is missing: train through the Trainer")
+        Gs, Ds = [i.nets["G"] for i in instances], [i.nets["D"] for i in instances]
+
+        def run(nets: list, xs: list[torch.Tensor]) -> list[torch.Tensor]:
+            if grouped:
+                return list(unpack(type(nets[0]).packed_forward(nets, pack(xs)), m))
+            return [net(x) for net, x in zip(nets, xs)]
+
+        with model.autocast():
+            fakes = run(Gs, xa)
+            preds = run(Ds, fakes)
+            adv = [lsgan_loss(pred, True) for pred in preds]
+            with torch.no_grad():
+                f_real = features(identity, torch.cat(xa))
+            f_fake = features(identity, torch.cat(fakes))
+            diff = (f_fake.float() - f_real.float()).abs().unflatten(0, (m, -1))
+            ident = [diff[k].mean() for k in range(m)]
+            loss = sum(a + o.lambda_id * i for a, i in zip(adv, ident))
+        for D in Ds:
+            D.requires_grad_(False)
+        for inst in instances:
+            inst.optimizers["G"].zero_grad(set_to_none=True)
+        loss.backward()
+        for D in Ds:
+            D.requires_grad_(True)
+        for inst in instances:
+            model.grad_sync(inst.nets["G"])
+            inst.optimizers["G"].step()
+        with model.autocast():
+            real_pred, fake_pred = run(Ds, xb), run(Ds, [f.detach() for f in fakes])
+            d_loss = [0.5 * (lsgan_loss(r, True) + lsgan_loss(f, False)) for r, f in zip(real_pred, fake_pred)]
+        for inst in instances:
+            inst.optimizers["D"].zero_grad(set_to_none=True)
+        sum(d_loss).backward()
+        for inst in instances:
+            model.grad_sync(inst.nets["D"])
+            inst.optimizers["D"].step()
+        return [{"G/adv": adv[k].detach(), "G/identity": ident[k].detach(), "D": d_loss[k].detach()} for k in range(m)]
 
     def forward_ab(self, x: torch.Tensor) -> torch.Tensor:
         return self.nets["G"](x)
@@ -132,12 +181,14 @@ class DIAT(Pairwise):
         targets = np.zeros((len(ids), len(classes)), dtype=np.float32)
         targets[train, inverse] = 1.0
         recipe = ClassifierRecipe(epochs=o.identity_epochs, seed=self.cfg.seed)
+        fast = fast_path(self.device, self.cfg.train.amp, self.cfg.train.channels_last)
         key = cache_key(kind="identity", data=data.fingerprint(), subjects=classes.tolist(), recipe=vars(recipe),
-                        size=int(src.images.shape[-1]))
+                        size=int(src.images.shape[-1]), precision=precision_key(fast))
 
         def train_fn():
             net = train_classifier(src.images, targets, train, "onehot", recipe, self.device,
-                                   description="DIAT identity network F", show_progress=self.cfg.train.progress)
+                                   description="DIAT identity network F", show_progress=self.cfg.train.progress,
+                                   amp=fast.autocast_dtype is not None, channels_last=fast.channels_last)
             return net, {"F": f"ResNet-18 trained here on {len(classes)} subject identities of the train split",
                           "key": key}
 

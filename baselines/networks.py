@@ -12,6 +12,7 @@ import random
 import torch
 from torch import nn
 
+from starbench.baselines.packed import packed_forward
 from starbench.models.blocks import patch_trunk
 
 
@@ -24,6 +25,10 @@ class ResnetBlock(nn.Module):
 
     def forward(self, x):
         return x + self.block(x)
+
+    @staticmethod
+    def packed_forward(blocks, x):
+        return x + packed_forward([b.block for b in blocks], x)
 
 
 class ResnetGenerator(nn.Module):
@@ -47,6 +52,10 @@ class ResnetGenerator(nn.Module):
     def forward(self, x):
         return self.model(x)
 
+    @staticmethod
+    def packed_forward(generators, x):
+        return packed_forward([g.model for g in generators], x)
+
 
 class PatchDiscriminator(nn.Module):
     """StarGAN's discriminator without the domain-classification head."""
@@ -58,6 +67,10 @@ class PatchDiscriminator(nn.Module):
 
     def forward(self, x):
         return self.conv1(self.main(x))
+
+    @staticmethod
+    def packed_forward(critics, x):
+        return packed_forward([d.conv1 for d in critics], packed_forward([d.main for d in critics], x))
 
 
 def lsgan_loss(pred: torch.Tensor, real: bool) -> torch.Tensor:

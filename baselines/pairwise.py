@@ -48,6 +48,14 @@ class PairInstance(abc.ABC):
     @abc.abstractmethod
     def train_step(self, xa: torch.Tensor, xb: torch.Tensor, step: int, model: "Pairwise") -> dict[str, Any]: ...
 
+    @classmethod
+    def packed_step(cls, instances: list["PairInstance"], xa: list[torch.Tensor], xb: list[torch.Tensor], step: int,
+                    model: "Pairwise", grouped: bool = True) -> Optional[list[dict[str, Any]]]:
+        """All ``instances`` trained in one step; the losses of each, as ``train_step`` returns them. ``grouped``:
+        each network role as one grouped network (``baselines.packed``); else only what the instances share runs
+        once for all (DIAT's identity network F). None: nothing to gain (each instance then trains alone)."""
+        return None
+
     @abc.abstractmethod
     def forward_ab(self, x: torch.Tensor) -> torch.Tensor: ...
 
@@ -135,6 +143,27 @@ class Pairwise(TranslationModel):
 
     def pair_requests(self) -> list[tuple[str, str, str]]:
         return [(tag, inst.a, inst.b) for tag, inst in self.instances.items()]
+
+    def train_batches(self, batches: list[Batch], step: int) -> dict[str, Any]:
+        """One step of every instance: packed into grouped networks (``train.pack``), else one after another."""
+        for b in batches:
+            if b.pair not in self.instances:
+                raise StarbenchError(f"batch for pair '{b.pair}': no such instance ({', '.join(self.instances)})")
+        pack = self.cfg.train.pack
+        if pack is not False and len(batches) > 1 and len({tuple(b.x.shape) for b in batches}) == 1:
+            halves = [b.x.chunk(2) for b in batches]
+            losses = self.instance_class.packed_step([self.instances[b.pair] for b in batches],
+                                                     [h[0] for h in halves], [h[1] for h in halves], step, self,
+                                                     grouped=bool(pack))
+            if losses is not None:
+                return {f"{b.pair}/{k}": v for b, own in zip(batches, losses) for k, v in own.items()}
+        return super().train_batches(batches, step)
+
+    @property
+    def packed(self) -> Optional[bool]:
+        """``train.pack``: true (grouped networks), false (each instance alone, as before packing existed), absent
+        (the measured default: only what the instances share runs once, i.e. DIAT's F)."""
+        return self.cfg.train.pack
 
     def train_step(self, batch: Batch, step: int) -> dict[str, float]:
         if batch.pair not in self.instances:

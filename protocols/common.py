@@ -24,12 +24,13 @@ from starbench.metrics.classifier import (ClassifierRecipe, cache_key, cached_cl
 from starbench.progress import console
 from starbench.report import plt
 from starbench.train.checkpoint import atomic_torch_save
+from starbench.train.speed import fast_path, precision_key
 from starbench.train.trainer import Trainer
 
 # Settings that do not change what a trained model is (left out of run keys).
 NOT_IN_RUN_KEY = ("protocol", "models", "translations", "seeds", "curve_every", "curve_model_every", "results_dir", "run_dir", "classifier", "fid", "grid_inputs", "device",
                   "cache_dir")
-TRAIN_KEYS_NOT_IN_RUN_KEY = ("progress", "tensorboard", "lock_timeout")
+TRAIN_KEYS_NOT_IN_RUN_KEY = ("progress", "tensorboard", "lock_timeout", "pack")
 
 
 class Steps:
@@ -90,12 +91,15 @@ def task_classifier(cfg: Any, data: LoadedData, device: torch.device, kind: str,
     recipe = ClassifierRecipe(epochs=cfg.classifier.epochs, batch_size=cfg.classifier.batch_size,
                               lr=cfg.classifier.lr, seed=cfg.classifier.seed)
     size = int(data.images.shape[-1])
-    cache_key_ = cache_key(kind=kind, data=data_fingerprint(data), recipe=vars(recipe), size=size, **key)
+    fast = fast_path(device, cfg.train.amp, cfg.train.channels_last)
+    cache_key_ = cache_key(kind=kind, data=data_fingerprint(data), recipe=vars(recipe), size=size,
+                           precision=precision_key(fast), **key)
     train = data.split("train")
 
     def fit():
         net = train_classifier(data.images, data.labels, train, labels, recipe, device, description=description,
-                               show_progress=cfg.train.progress)
+                               show_progress=cfg.train.progress, amp=fast.autocast_dtype is not None,
+                               channels_last=fast.channels_last)
         return net, {"recipe": vars(recipe), "train_images": int(len(train)), "key": cache_key_}
 
     outputs = int(data.labels.shape[1])

@@ -136,11 +136,13 @@ def run(cfg: Any) -> ProtocolResult:
         """The figure: the joint model on CelebA faces, right mask then wrong mask."""
         assert isinstance(source, ModelSource) and source.model is not None
         shown = ModelSource(source.name, ev.device)
+        ev.translate_at([shown])
         shown.use(source.model, figure)
         cells = np.stack([shown.column(figure, t).numpy() for t in range(len(figure.columns))], 1)
         grid["JNT, RaFD mask"], grid["JNT, CelebA mask (wrong)"] = cells[:, :len(dom.names)], cells[:, len(dom.names):]
 
     sources: list[Source] = trained_sources(cfg, data_fingerprint(rafd), data_fingerprint(celeba), ev.device) + folders
+    ev.translate_at(sources)
     results = [ev.score(task, s, metrics, f"translate {task.n} inputs x {len(task.columns)} targets",
                         on_ready=mask_grid if s.name == "StarGAN-JNT" and s.seed == seeds_of(cfg)[0] else None,
                         summarize=expression_summary)

@@ -60,12 +60,13 @@ class TrainConfig:
     sample_every: int = 1000  # sample grid PNG every N steps (0: only at the end)
     sample_images: int = 8  # test images in a sample grid
     resume: bool = True  # continue from the run folder's checkpoint when there is one
-    amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
-    channels_last: bool = True  # channels_last memory format on CUDA
+    amp: Optional[bool] = None  # bf16 autocast (losses and the gradient penalty stay fp32); absent: the device default
+    channels_last: Optional[bool] = None  # channels_last memory format; absent: the device default
     progress: bool = True  # rich progress bar
     tensorboard: Optional[bool] = None  # TensorBoard event files in the run folder; absent: on if tensorboard is installed
     lock_timeout: Optional[float] = None  # seconds to wait for a run folder another process is training; absent: no limit
     keep_every: Optional[int] = None  # also keep the networks every N steps in kept/ (learning curves); absent: no
+    pack: Optional[bool] = None  # two-domain baselines: true grouped networks, false each alone; absent: DIAT's F shared
 
 
 @dataclass

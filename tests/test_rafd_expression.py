@@ -22,7 +22,7 @@ def run(tmp_path, *extra):
 
 
 def test_smoke_protocol_writes_table3_and_reuses_its_steps(tmp_path):
-    first = run(tmp_path)
+    run(tmp_path)
     out = tmp_path / "results" / "rafd_expression"
     table = pd.read_csv(out / "table3.csv", keep_default_na=False)
     assert list(table.columns) == COLUMNS
@@ -56,9 +56,9 @@ def test_smoke_protocol_writes_table3_and_reuses_its_steps(tmp_path):
     assert {f: (out / f).read_bytes() for f in files} == before
     assert (out / "provenance.json").is_file()
     # the same config again: every step is reused
-    second = run(tmp_path)
-    assert all(r["reused"] for r in json.loads((out / "provenance.json").read_text())["runs"].values())
-    assert second.seconds < 0.5 * first.seconds
+    run(tmp_path)
+    again = json.loads((out / "provenance.json").read_text())
+    assert all(r["reused"] for r in again["runs"].values()) and again["classifier"]["cached"]
     assert pd.read_csv(out / "table3.csv", keep_default_na=False).equals(table)
 
 

@@ -20,7 +20,7 @@ from rich.markup import escape
 from starbench.config import cache_dir
 from starbench.data import LoadedData, load_data
 from starbench.evaluate.score import Judge, Metrics, Scores, score
-from starbench.evaluate.sources import (FileSource, Source, TrainedSource, check_methods, count_sources,
+from starbench.evaluate.sources import (FileSource, ModelSource, Source, TrainedSource, check_methods, count_sources,
                                        sources_from_config)
 from starbench.evaluate.task import Task
 from starbench.metrics.classifier import default_device
@@ -30,6 +30,7 @@ from starbench.progress import console
 from starbench.report import provenance, results_folder, save_record, write_json
 from starbench.train.checkpoint import KEPT_DIR
 from starbench.train.events import EventLog
+from starbench.train.speed import fast_path
 from starbench.train.trainer import Diverged
 
 Render = Callable[[dict[str, Any], dict[str, np.ndarray], Path], None]
@@ -73,7 +74,16 @@ class Evaluation:
         for s in out:
             if s.kind == "folder":
                 s.prepare(task)
+        self.translate_at(out)
         return out
+
+    def translate_at(self, sources: list[Source]) -> None:
+        """Every model source translates at the device's training precision and layout (``train.amp``,
+        ``train.channels_last``), whatever made it."""
+        fast = fast_path(self.device, self.cfg.train.amp, self.cfg.train.channels_last)
+        for s in sources:
+            if isinstance(s, ModelSource):
+                s.fast = fast
 
     def score(self, task: Task, source: Source, metrics: Metrics, what: str,
               on_ready: Optional[Callable[[Source], None]] = None, summarize: Optional[Summary] = None) -> Scores:
@@ -111,6 +121,7 @@ class Evaluation:
             with exclusive(path.with_name(f".{cached.name}.lock"), f"the evaluation of {path}"):
                 if not cached.is_file():
                     kept = FileSource(source.name, source.model_name, path, source.cfg, self.device)
+                    self.translate_at([kept])
                     values = summarize(score(task, kept, metrics, 0), task)
                     write_json(cached.with_name(f".{cached.name}.tmp"), values)
                     os.replace(cached.with_name(f".{cached.name}.tmp"), cached)

@@ -27,6 +27,7 @@ from starbench.errors import StarbenchError
 from starbench.evaluate.task import Task
 from starbench.models import is_trainable, translator_class
 from starbench.models.base import Translator
+from starbench.train.speed import FastPath
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 TRANSLATE_BATCH = 64
@@ -73,6 +74,7 @@ class ModelSource(Source):
     def __init__(self, name: str, device: torch.device, seed: Optional[int] = None) -> None:
         super().__init__(name, seed)
         self.device = device
+        self.fast = FastPath(None, False)  # the evaluation's precision and layout (``Evaluation.translate_at``)
         self.model: Optional[Translator] = None
         self._adapt: Callable[[np.ndarray], np.ndarray] = lambda labels: labels
 
@@ -81,6 +83,9 @@ class ModelSource(Source):
         from starbench.baselines.pairwise import count_instances
 
         self.model = model
+        # every source translates at the same precision and memory layout, however it was made
+        self.model.to(self.device, self.fast.channels_last)
+        self.model.autocast_dtype = self.fast.autocast_dtype
         self._adapt = label_adapter(model.domains, task.domains)
         counts = count_instances(model)
         per_instance = next(iter(counts.values()))
@@ -99,10 +104,12 @@ class ModelSource(Source):
         tgt = self._adapt(task.targets[rows, t])
         for i in range(0, len(rows), TRANSLATE_BATCH):
             x = to_float(task.inputs[rows[i:i + TRANSLATE_BATCH]].clone()).to(self.model.device)
+            if self.fast.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
             s = torch.from_numpy(np.ascontiguousarray(src[i:i + TRANSLATE_BATCH])).to(self.model.device)
             g = torch.from_numpy(np.ascontiguousarray(tgt[i:i + TRANSLATE_BATCH])).to(self.model.device)
             y = self.model.translate(x, s, g)
-            if tuple(y.shape) != tuple(x.shape):
+            if y.shape != x.shape:
                 raise StarbenchError(f"method {self.name}: translate() returned shape {tuple(y.shape)} for inputs "
                                      f"of shape {tuple(x.shape)}")
             out[i:i + x.size(0)] = to_uint8(y).cpu()

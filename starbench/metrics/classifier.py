@@ -56,11 +56,14 @@ def loss_fn(logits: torch.Tensor, targets: torch.Tensor, kind: str) -> torch.Ten
 
 
 def train_classifier(images: np.ndarray, targets: np.ndarray, rows: np.ndarray, kind: str, recipe: ClassifierRecipe,
-                     device: torch.device, description: str = "classifier", show_progress: bool = True) -> nn.Module:
-    """Train a ResNet-18 on ``images[rows]`` with ``targets[rows]`` (one-hot or multi-label)."""
+                     device: torch.device, description: str = "classifier", show_progress: bool = True,
+                     amp: bool = False, channels_last: bool = False) -> nn.Module:
+    """Train a ResNet-18 on ``images[rows]`` with ``targets[rows]`` (one-hot or multi-label); ``amp``: bf16 autocast
+    (the loss in fp32), ``channels_last``: that memory format."""
     g = torch.Generator().manual_seed(recipe.seed)
     torch.manual_seed(recipe.seed)
-    net = resnet18(targets.shape[1]).to(device)
+    layout = torch.channels_last if channels_last else torch.preserve_format
+    net = resnet18(targets.shape[1]).to(device, memory_format=layout)
     opt = torch.optim.AdamW(net.parameters(), recipe.lr, weight_decay=recipe.weight_decay)
     steps_per_epoch = max(1, len(rows) // recipe.batch_size)
     total = recipe.epochs * steps_per_epoch
@@ -75,7 +78,9 @@ def train_classifier(images: np.ndarray, targets: np.ndarray, rows: np.ndarray, 
                 flip = torch.rand(len(idx), generator=g) < 0.5
                 x[flip] = x[flip].flip(-1)
                 y = torch.from_numpy(targets[idx])
-                loss = loss_fn(net(x.to(device)), y.to(device), kind)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                    logits = net(x.to(device, memory_format=layout))
+                loss = loss_fn(logits.float(), y.to(device), kind)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()

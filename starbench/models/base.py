@@ -102,6 +102,14 @@ class TranslationModel(Translator):
         """One training iteration on ``batch``; returns the losses to log (floats or 0-d tensors: the
         Trainer converts them only when it logs, so a GPU step need not wait for them)."""
 
+    def train_batches(self, batches: list[Batch], step: int) -> dict[str, Any]:
+        """One training iteration over the step's batches (one per dataset or per two-domain instance); by
+        default ``train_step`` on each in turn. A model may train them together (packed two-domain instances)."""
+        losses: dict[str, Any] = {}
+        for batch in batches:
+            losses.update(self.train_step(batch, step))
+        return losses
+
     # ------------------------------------------------------------------ optional hooks
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         """Optimisers by name (checkpointed; their ``initial_lr`` is scaled by the schedule)."""

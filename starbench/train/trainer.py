@@ -38,6 +38,7 @@ from starbench.locks import exclusive
 from starbench.train.checkpoint import (CHECKPOINT_NAME, load_networks, read_latest, save_checkpoint, save_kept,
                                         set_rng_state)
 from starbench.train.events import EventLog
+from starbench.train.speed import fast_path
 from starbench.train.data_source import TrainingData, to_device
 from starbench.train.samples import save_grid, translation_grid
 from starbench.train.schedule import apply_lr, lr_factor
@@ -131,10 +132,10 @@ class Trainer:
         self.model = build_model(cfg.model, self.data.domains, cfg)
         if self.model.pair_requests():
             self.data.use_pairs(self.model.pair_requests(), cfg)
-        self.channels_last = self.device.type == "cuda" and cfg.train.channels_last
+        speed = fast_path(self.device, cfg.train.amp, cfg.train.channels_last)
+        self.channels_last = speed.channels_last
         self.model.to(self.device, self.channels_last)
-        if self.device.type == "cuda" and cfg.train.amp:
-            self.model.autocast_dtype = torch.bfloat16
+        self.model.autocast_dtype = speed.autocast_dtype
         if self.dist.enabled:
             for net in self.model.networks().values():
                 dist_util.broadcast_params(net)
@@ -320,8 +321,8 @@ class Trainer:
                 while step < self.total:
                     factor = lr_factor(step, self.total, tc.decay_start)
                     apply_lr(self.model.optimizers(), factor)
-                    for batch in self.data.batches(step):
-                        losses.update(self.model.train_step(to_device(batch, self.device, self.channels_last), step))
+                    batches = [to_device(b, self.device, self.channels_last) for b in self.data.batches(step)]
+                    losses.update(self.model.train_batches(batches, step))
                     step += 1
                     if step % tc.log_every == 0 or step == self.total:
                         now = time.perf_counter()

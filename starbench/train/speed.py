@@ -1,0 +1,47 @@
+"""The speed switches for a device: bf16 autocast and channels_last, each with a measured default.
+
+``train.amp`` and ``train.channels_last`` left absent take the default measured on that kind of
+device (``benchmarks/demo_steps.py``; figures in ``benchmarks/results/``): on CUDA both on; on the
+CPU what ``CPU_DEFAULTS`` says. A switch asked for where it cannot work (bf16 on a CPU without
+AVX512-BF16 or AMX) falls back to the plain path with one line saying so, never a traceback.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+
+from starbench.progress import console
+
+CUDA_DEFAULTS = {"amp": True, "channels_last": True}
+CPU_DEFAULTS = {"amp": True, "channels_last": True}  # benchmarks/results/demo_steps_cpu.txt: 1.2-1.5x
+
+
+@dataclass(frozen=True)
+class FastPath:
+    autocast_dtype: Optional[torch.dtype]
+    channels_last: bool
+
+
+def precision_key(fast: FastPath) -> str:
+    """How a network was trained, for cache keys: 'fp32', 'bf16', with '+channels_last'."""
+    return ("bf16" if fast.autocast_dtype is not None else "fp32") + ("+channels_last" if fast.channels_last else "")
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX); elsewhere bf16 autocast is slower than fp32."""
+    probe = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
+    amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    return bool((probe and probe()) or (amx and amx()))
+
+
+def fast_path(device: torch.device, amp: Optional[bool], channels_last: Optional[bool]) -> FastPath:
+    """The switches for ``device``: explicit settings win, absent ones take the measured default."""
+    defaults = CUDA_DEFAULTS if device.type == "cuda" else CPU_DEFAULTS
+    amp = defaults["amp"] if amp is None else amp
+    channels_last = defaults["channels_last"] if channels_last is None else channels_last
+    if amp and device.type == "cpu" and not cpu_has_bf16():
+        console.print("train.amp: this CPU has no native bf16 (AVX512-BF16/AMX): training in fp32", highlight=False)
+        amp = False
+    return FastPath(torch.bfloat16 if amp else None, bool(channels_last))
