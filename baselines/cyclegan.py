@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from starbench.baselines.networks import ImagePool, PatchDiscriminator, ResnetGenerator, adam, lsgan_loss
-from starbench.baselines.packed import pack, unpack
+from starbench.baselines.packed import optimize_all, pack, unpack
 from starbench.baselines.pairwise import PairInstance, Pairwise
 from starbench.registry import register_model
 
@@ -94,17 +94,7 @@ class CycleGANPair(PairInstance):
                 ib, ia = unpack(G("G_AB", pb), m), unpack(G("G_BA", pa), m)
                 idt = [(ib[k].float() - xb_[k]).abs().mean() + (ia[k].float() - xa_[k]).abs().mean() for k in range(m)]
                 loss = loss + o.lambda_cycle * o.lambda_identity * sum(idt)
-        critics = role["D_A"] + role["D_B"]
-        for d in critics:
-            d.requires_grad_(False)
-        for inst in instances:
-            inst.optimizers["G"].zero_grad(set_to_none=True)
-        loss.backward()
-        for d in critics:
-            d.requires_grad_(True)
-        for inst in instances:
-            model.grad_sync(inst.nets["G_AB"]), model.grad_sync(inst.nets["G_BA"])
-            inst.optimizers["G"].step()
+        optimize_all(instances, "G", ["G_AB", "G_BA"], loss, model, frozen=role["D_A"] + role["D_B"])
         fa, fb = unpack(fake_a, m), unpack(fake_b, m)
         pooled = [(inst.pool_a.query(fa[k]), inst.pool_b.query(fb[k])) for k, inst in enumerate(instances)]
         with model.autocast():
@@ -112,12 +102,7 @@ class CycleGANPair(PairInstance):
             old_a, old_b = D("D_A", pack([p[0] for p in pooled])), D("D_B", pack([p[1] for p in pooled]))
             d_a = [0.5 * (lsgan_loss(real_a[:, k], True) + lsgan_loss(old_a[:, k], False)) for k in range(m)]
             d_b = [0.5 * (lsgan_loss(real_b[:, k], True) + lsgan_loss(old_b[:, k], False)) for k in range(m)]
-        for inst in instances:
-            inst.optimizers["D"].zero_grad(set_to_none=True)
-        (sum(d_a) + sum(d_b)).backward()
-        for inst in instances:
-            model.grad_sync(inst.nets["D_A"]), model.grad_sync(inst.nets["D_B"])
-            inst.optimizers["D"].step()
+        optimize_all(instances, "D", ["D_A", "D_B"], sum(d_a) + sum(d_b), model)
         return [{"G/adv": adv[k].detach(), "G/cycle": cyc[k].detach(), "G/idt": idt[k].detach(), "D/A": d_a[k].detach(),
                  "D/B": d_b[k].detach()} for k in range(m)]
 

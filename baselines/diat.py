@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from starbench.baselines.networks import PatchDiscriminator, ResnetGenerator, adam, lsgan_loss
-from starbench.baselines.packed import pack, unpack
+from starbench.baselines.packed import optimize_all, pack, unpack
 from starbench.baselines.pairwise import PairInstance, Pairwise
 from starbench.config import cache_dir
 from starbench.errors import StarbenchError
@@ -97,25 +97,11 @@ class DIATPair(PairInstance):
             diff = (f_fake.float() - f_real.float()).abs().unflatten(0, (m, -1))
             ident = [diff[k].mean() for k in range(m)]
             loss = sum(a + o.lambda_id * i for a, i in zip(adv, ident))
-        for D in Ds:
-            D.requires_grad_(False)
-        for inst in instances:
-            inst.optimizers["G"].zero_grad(set_to_none=True)
-        loss.backward()
-        for D in Ds:
-            D.requires_grad_(True)
-        for inst in instances:
-            model.grad_sync(inst.nets["G"])
-            inst.optimizers["G"].step()
+        optimize_all(instances, "G", ["G"], loss, model, frozen=Ds)
         with model.autocast():
             real_pred, fake_pred = run(Ds, xb), run(Ds, [f.detach() for f in fakes])
             d_loss = [0.5 * (lsgan_loss(r, True) + lsgan_loss(f, False)) for r, f in zip(real_pred, fake_pred)]
-        for inst in instances:
-            inst.optimizers["D"].zero_grad(set_to_none=True)
-        sum(d_loss).backward()
-        for inst in instances:
-            model.grad_sync(inst.nets["D"])
-            inst.optimizers["D"].step()
+        optimize_all(instances, "D", ["D"], sum(d_loss), model)
         return [{"G/adv": adv[k].detach(), "G/identity": ident[k].detach(), "D": d_loss[k].detach()} for k in range(m)]
 
     def forward_ab(self, x: torch.Tensor) -> torch.Tensor:

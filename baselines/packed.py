@@ -60,3 +60,20 @@ def packed_forward(modules: Sequence[nn.Module], x: torch.Tensor) -> torch.Tenso
     if hasattr(first, "packed_forward"):
         return first.packed_forward(modules, x)
     raise StarbenchError(f"no packed form for {type(first).__name__}")
+
+
+def optimize_all(instances: Sequence, optimizer: str, nets: Sequence[str], loss: torch.Tensor, model: object,
+                 frozen: Sequence[nn.Module] = ()) -> None:
+    """One optimiser step of every instance on the summed ``loss`` (each instance gets exactly its own gradient);
+    ``frozen`` networks (the critics during a generator step) get none."""
+    for net in frozen:
+        net.requires_grad_(False)
+    for inst in instances:
+        inst.optimizers[optimizer].zero_grad(set_to_none=True)
+    loss.backward()
+    for net in frozen:
+        net.requires_grad_(True)
+    for inst in instances:
+        for name in nets:
+            model.grad_sync(inst.nets[name])  # type: ignore[attr-defined]
+        inst.optimizers[optimizer].step()

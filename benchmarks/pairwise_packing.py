@@ -1,4 +1,5 @@
-"""Two-domain baselines: one training step of M instances, packed into grouped networks vs one after another.
+"""Two-domain baselines: one training step of M instances: one after another, as grouped networks, and (DIAT)
+with only the shared identity network F run once for all ("shared-F", the default).
 
 DIAT trains 7 instances per step on RaFD and CycleGAN 7 bidirectional pairs (14 directions). Both
 paths run in this process on the same weights and batches (the Trainer's demo configuration unless
@@ -42,13 +43,14 @@ def make(model: str, m: int, cfg, device: torch.device, amp: bool):
     return insts, host
 
 
-def step_fn(insts, host, packed: bool, xa, xb):
+def step_fn(insts, host, packed: str, xa, xb):
+    """packed: "" (each instance alone), "grouped" (grouped networks), "shared" (only DIAT's F batched)."""
     cls = type(insts[0])
 
     def step(i: int) -> None:
         random.seed(i)
-        if packed:
-            cls.packed_step(insts, xa, xb, i, host)
+        if packed and cls.packed_step(insts, xa, xb, i, host, grouped=packed == "grouped") is not None:
+            pass
         else:
             for inst, a, b in zip(insts, xa, xb):
                 inst.train_step(a, b, i, host)
@@ -81,24 +83,27 @@ def main() -> None:
     rows = []
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {device}, {size} px, batch {batch}, "
           f"amp={args.amp}")
-    print(f"{'model':9} {'M':>3} {'separate ms':>12} {'packed ms':>10} {'packed/separate':>16} {'packed vs 1 alone':>18}")
+    print(f"{'model':9} {'M':>3} {'separate ms':>12} {'grouped ms':>11} {'grouped/separate':>17} "
+          f"{'grouped vs 1 alone':>19} {'shared-F ms':>12} {'shared-F vs 1 alone':>20}")
     alone: dict[str, float] = {}
     for model in args.models.split(","):
         for m in [int(k) for k in args.instances.split(",")]:
             insts, host = make(model, m, cfg, device, args.amp)
-            twin = copy.deepcopy(insts)
+            twin, third = copy.deepcopy(insts), copy.deepcopy(insts)
             g = torch.Generator().manual_seed(1)
             xa = [torch.rand(batch, 3, size, size, generator=g).mul(2).sub(1).to(device) for _ in range(m)]
             xb = [torch.rand(batch, 3, size, size, generator=g).mul(2).sub(1).to(device) for _ in range(m)]
-            sep = timed(step_fn(insts, host, False, xa, xb), args.warmup, args.iters)
-            pk = timed(step_fn(twin, host, True, xa, xb), args.warmup, args.iters)
+            sep = timed(step_fn(insts, host, "", xa, xb), args.warmup, args.iters)
+            pk = timed(step_fn(twin, host, "grouped", xa, xb), args.warmup, args.iters)
+            sh = timed(step_fn(third, host, "shared", xa, xb), args.warmup, args.iters) if model == "diat" else sep
             if m == 1:
                 alone[model] = sep
-            ratio_alone = pk / alone[model] if model in alone else float("nan")
-            rows.append({"model": model, "instances": m, "separate_ms": 1000 * sep, "packed_ms": 1000 * pk,
-                         "packed_over_separate": pk / sep, "packed_over_one_alone": ratio_alone})
-            print(f"{model:9} {m:>3} {1000 * sep:>12.1f} {1000 * pk:>10.1f} {pk / sep:>16.2f} {ratio_alone:>18.2f}",
-                  flush=True)
+            one = alone.get(model, float("nan"))
+            rows.append({"model": model, "instances": m, "separate_ms": 1000 * sep, "grouped_ms": 1000 * pk,
+                         "grouped_over_separate": pk / sep, "grouped_over_one_alone": pk / one,
+                         "shared_ms": 1000 * sh, "shared_over_one_alone": sh / one, "separate_over_one_alone": sep / one})
+            print(f"{model:9} {m:>3} {1000 * sep:>12.1f} {1000 * pk:>11.1f} {pk / sep:>17.2f} {pk / one:>19.2f} "
+                  f"{1000 * sh:>12.1f} {sh / one:>20.2f}", flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"torch": torch.__version__, "threads": torch.get_num_threads(), "device": str(device),

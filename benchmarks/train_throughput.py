@@ -1,6 +1,8 @@
 """StarGAN training iterations/s: starbench's Trainer step versus the public code's loop, one process.
 
-The reference is a plain eager fp32 restatement of the public StarGAN solver's iteration (same
+Two references: "public" restates the public StarGAN solver's iteration faithfully, its per-iteration
+``.item()`` logging of every loss included; "ref" is the same without the logging. Both are plain
+eager fp32 restatements of the solver (same
 networks, losses, hyperparameters and batch): D on real, G(x) for the fake with its graph kept,
 D on the fake, gradient penalty on x_hat (grad_outputs=ones), one D step; every 5th iteration a G
 step. Its batches come from one float tensor already in device memory (the "in-memory data" anchor
@@ -15,6 +17,7 @@ peak memory is reset before each.
 
 Usage:
   python benchmarks/train_throughput.py                       # CPU, small config (64 px, reduced widths)
+  python benchmarks/train_throughput.py --variants public,ref,starbench,starbench-fp32   # CPU, the issue's ratios
   python benchmarks/train_throughput.py --paper --device cuda # 128 px, paper networks, batch 16, CelebA config
   options: --variants ref,starbench[,gp-bf16,compile-g] --iters N --warmup N --data rafd|celeba
 """
@@ -60,8 +63,9 @@ def measure(step: Callable[[int], None], warmup: int, iters: int, device: torch.
     return {"it_per_s": iters / secs, "peak_gib": peak, "warmup_peak_gib": warm_peak}
 
 
-def reference_step_fn(cfg: Any, data: Any, device: torch.device) -> Callable[[int], None]:
-    """The public solver's iteration, restated in plain eager fp32 PyTorch."""
+def reference_step_fn(cfg: Any, data: Any, device: torch.device, log_items: bool = False) -> Callable[[int], None]:
+    """The public solver's iteration, restated in plain eager fp32 PyTorch; ``log_items``: also its per-iteration
+    logging (every loss ``.item()``-ed into a dict each iteration, a device sync per loss on a GPU)."""
     o, dom = cfg.stargan, data.domains
     torch.manual_seed(cfg.seed)
     G = Generator(o.g_conv_dim, dom.label_dim, o.g_repeat).to(device)
@@ -100,6 +104,9 @@ def reference_step_fn(cfg: Any, data: Any, device: torch.device) -> Callable[[in
         d_opt.zero_grad()
         d_loss.backward()
         d_opt.step()
+        if log_items:
+            log = {"D/loss_real": d_loss_real.item(), "D/loss_fake": d_loss_fake.item(),
+                   "D/loss_cls": d_loss_cls.item(), "D/loss_gp": d_loss_gp.item()}
         if (i + 1) % o.n_critic == 0:
             x_fake = G(x_real, c_trg)
             out_src, out_cls = D(x_fake)
@@ -110,6 +117,8 @@ def reference_step_fn(cfg: Any, data: Any, device: torch.device) -> Callable[[in
             d_opt.zero_grad()
             g_loss.backward()
             g_opt.step()
+            if log_items:
+                log["G/loss"] = g_loss.item()
 
     return step
 
@@ -122,7 +131,8 @@ def starbench_step_fn(trainer: Trainer) -> Callable[[int], None]:
     return step
 
 
-VARIANTS = {"starbench": [], "eager-g": ["stargan.compile_g=false"], "gp-bf16": ["stargan.gp_fp32=false"],
+VARIANTS = {"starbench": [], "starbench-fp32": ["train.amp=false", "train.channels_last=false"],
+            "eager-g": ["stargan.compile_g=false"], "gp-bf16": ["stargan.gp_fp32=false"],
             "compile-d": ["stargan.compile_d=true"], "compile-d+gp-bf16": ["stargan.compile_d=true", "stargan.gp_fp32=false"]}
 
 
@@ -155,13 +165,13 @@ def main() -> None:
     print(f"device: {torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'}, "
           f"torch {torch.__version__}, {cfg_text(trainer.cfg)}, {iters} iterations after {warmup} warm-up")
     for name in args.variants.split(","):
-        if name == "ref":  # the public code runs with PyTorch's default backend flags
+        if name in ("ref", "public"):  # the public code runs with PyTorch's default backend flags
             (torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32,
              torch.backends.cudnn.allow_tf32) = plain_flags
-            fn = reference_step_fn(trainer.cfg, trainer.data, device)
+            fn = reference_step_fn(trainer.cfg, trainer.data, device, log_items=name == "public")
         else:
             if name not in VARIANTS:
-                raise SystemExit(f"unknown variant {name}; known: ref, {', '.join(VARIANTS)}")
+                raise SystemExit(f"unknown variant {name}; known: ref, public, {', '.join(VARIANTS)}")
             tr = Trainer(resolve(base + ["train.steps=1000000"] + VARIANTS[name]), "/tmp/starbench-bench-unused")
             tr._setup()  # sets starbench's backend flags (cudnn autotuning, TF32)
             fn = starbench_step_fn(tr)
@@ -169,10 +179,11 @@ def main() -> None:
         r = results[name]
         print(f"{name:>20}: {r['it_per_s']:7.2f} it/s   peak memory {r['peak_gib']:.2f} GiB "
               f"(warm-up {r['warmup_peak_gib']:.2f} GiB)", flush=True)
-    if "ref" in results:
-        for name, r in results.items():
-            if name != "ref":
-                print(f"{name:>20}: {r['it_per_s'] / results['ref']['it_per_s']:.2f}x the reference")
+    for ref in ("public", "ref"):
+        if ref in results:
+            for name, r in results.items():
+                if name != ref:
+                    print(f"{name:>20}: {r['it_per_s'] / results[ref]['it_per_s']:.2f}x {ref}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"device": str(device), "config": base, "iters": iters, "results": results}, f, indent=2)

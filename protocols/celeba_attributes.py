@@ -30,7 +30,7 @@ from starbench.data.batches import to_float
 from starbench.errors import StarbenchError
 from starbench.evaluate.core import Evaluation
 from starbench.evaluate.score import Judge, Scores
-from starbench.evaluate.seeds import by_method, firsts, mean_sd
+from starbench.evaluate.seeds import by_method, firsts, mean_of, mean_sd
 from starbench.evaluate.sources import seeds_of
 from starbench.evaluate.task import Task, uint8_rows
 from starbench.metrics.classifier import predict_logits
@@ -182,12 +182,8 @@ def per_edit_rows(r: Scores, task: Task, with_seed: bool = False) -> list[dict[s
 def edit_summary(scores: Scores, task: Task) -> dict[str, Optional[float]]:
     """The learning curve's metrics: target-attribute error (100 - target %) over every edit, classifier Fréchet, FID."""
     return {"error %": 100 * (1 - float(scores.outcomes["target"][task.valid].mean())),
-            "classifier Frechet": _mean([v for v in scores.frechet if v is not None]),
-            "FID": _mean([v for v in scores.fid if v is not None])}
-
-
-def _mean(values: list[float]) -> Optional[float]:
-    return float(np.mean(values)) if values else None
+            "classifier Frechet": mean_of([v for v in scores.frechet if v is not None]),
+            "FID": mean_of([v for v in scores.fid if v is not None])}
 
 
 def group_values(df: pd.DataFrame, m: str, g: str, seed: Any = None) -> dict[str, Optional[float]]:
@@ -198,8 +194,8 @@ def group_values(df: pd.DataFrame, m: str, g: str, seed: Any = None) -> dict[str
     w = sub["n"].to_numpy()
     avg = lambda col: float(np.average(sub[col].astype(float), weights=w))  # noqa: E731
     return {"target %": avg("target %"), "kept %": avg("kept %"),
-            "FID": _mean([v for v in sub["FID"] if v is not None]),
-            "classifier Frechet": _mean([v for v in sub["classifier Frechet"] if v is not None]),
+            "FID": mean_of([v for v in sub["FID"] if v is not None]),
+            "classifier Frechet": mean_of([v for v in sub["classifier Frechet"] if v is not None]),
             "L1 to input": avg("L1 to input")}
 
 

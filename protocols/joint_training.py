@@ -29,7 +29,7 @@ from starbench.data.rafd import rafd_domains
 from starbench.errors import StarbenchError
 from starbench.evaluate.core import Evaluation
 from starbench.evaluate.score import Scores
-from starbench.evaluate.seeds import by_method, firsts, mean_sd, paired_over_seeds, t_interval
+from starbench.evaluate.seeds import by_method, distance_cells, error_cells, firsts, paired_over_seeds
 from starbench.evaluate.sources import (FolderSource, ModelSource, Source, TrainedSource, check_curve, seeds_of,
                                        training_delta)
 from starbench.evaluate.task import Task
@@ -224,30 +224,15 @@ def seeds_joint_table(cfg: Any, results: list[Scores], task: Task) -> tuple[list
         test = paired_over_seeds(sng, rs, wrong) if name != "StarGAN-SNG" else None
         if name == "StarGAN-JNT":
             jnt_test = test
-        errs = [error(r) for r in ok]
-        lo, hi = t_interval(errs, bounds=(0.0, 100.0))
-        pooled = error_rate(np.concatenate([wrong(r) for r in ok])) if ok else None
         rows.append({
             "model": name,
             "trained on": {"StarGAN-SNG": "RaFD", "StarGAN-JNT": "CelebA + RaFD (mask vector)"}.get(name, "-"),
             "seeds": str(len(ok)) + (f" ({len(rs) - len(ok)} diverged)" if len(ok) < len(rs) else ""),
-            "classification error % (mean ± sd)": mean_sd(errs) if ok else rs[0].status,
-            "95% CI over seeds (t)": f"[{lo:.2f}, {hi:.2f}]" if np.isfinite(lo) else "n/a",
-            "pooled 95% CI (Clopper-Pearson)": f"[{100 * pooled.low:.2f}, {100 * pooled.high:.2f}]" if pooled else "n/a",
-            "FID (mean of 7 targets)": mean_sd([_mean(r.fid) for r in ok]),
-            "classifier Frechet (not FID)": mean_sd([_mean(r.frechet) for r in ok], 3),
-            "L1 to ground truth": mean_sd([r.truth_mean("l1", task.valid) for r in ok], 4),
-            "PSNR dB": mean_sd([r.truth_mean("psnr", task.valid) for r in ok]),
-            "SSIM": mean_sd([r.truth_mean("ssim", task.valid) for r in ok], 3),
+            **error_cells(rs, wrong), **distance_cells(rs, task.valid),
             "McNemar p vs SNG (pooled over seeds)": fmt(test.p_value, 4) if test else "-",
             "first (lowest error)": first[name],
         })
     return rows, jnt_test, per_seed
-
-
-def _mean(values: list) -> Optional[float]:
-    kept = [v for v in values if v is not None]
-    return float(np.mean(kept)) if kept else None
 
 
 def joint_row(r: Scores, task: Task, wrong: Optional[np.ndarray], test_vs: Any) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from starbench.data.rafd import rafd_domains
 from starbench.errors import StarbenchError
 from starbench.evaluate.core import Evaluation
 from starbench.evaluate.score import Judge, Scores
-from starbench.evaluate.seeds import by_method, firsts, mean_sd, paired_over_seeds, t_interval
+from starbench.evaluate.seeds import by_method, distance_cells, error_cells, firsts, mean_of, paired_over_seeds
 from starbench.evaluate.sources import seeds_of
 from starbench.evaluate.task import Task, uint8_rows
 from starbench.metrics.stats import error_rate, mcnemar
@@ -141,20 +141,10 @@ def seeds_table3(cfg: Any, results: list[Scores], task: Task, real_err: Any
         paper_err = TABLE3_ERROR.get(name)
         test_vs = paired_over_seeds(groups["stargan"], rs, wrong) if "stargan" in groups and name != "stargan" else None
         errs = [error(r) for r in ok]
-        lo, hi = t_interval(errs, bounds=(0.0, 100.0))
-        pooled = error_rate(np.concatenate([wrong(r) for r in ok])) if ok else None
-        seeds_text = str(len(ok)) + (f" ({len(failed)} diverged)" if failed else "")
+        cells = error_cells(rs, wrong)
         rows.append({
-            "method": name, "seeds": seeds_text,
-            "classification error % (mean ± sd)": mean_sd(errs) if ok else failed[0].status,
-            "95% CI over seeds (t)": f"[{lo:.2f}, {hi:.2f}]" if np.isfinite(lo) else "n/a",
-            "pooled 95% CI (Clopper-Pearson)": f"[{100 * pooled.low:.2f}, {100 * pooled.high:.2f}]" if pooled else "n/a",
-            "paper error %": paper_err.text() if paper_err else "-",
-            "FID (mean of 7 targets)": mean_sd([mean_of(r.fid) for r in ok]),
-            "classifier Frechet (not FID)": mean_sd([mean_of(r.frechet) for r in ok], 3),
-            "L1 to ground truth": mean_sd([r.truth_mean("l1", task.valid) for r in ok], 4),
-            "PSNR dB": mean_sd([r.truth_mean("psnr", task.valid) for r in ok]),
-            "SSIM": mean_sd([r.truth_mean("ssim", task.valid) for r in ok], 3),
+            "method": name, "seeds": str(len(ok)) + (f" ({len(failed)} diverged)" if failed else ""),
+            **cells, "paper error %": paper_err.text() if paper_err else "-", **distance_cells(rs, task.valid),
             "McNemar p vs stargan (pooled over seeds)": fmt(test_vs.p_value, 4) if test_vs else "-",
             "first (lowest error)": first[name],
             "parameters": ok[0].info.get("parameters", "-") if ok else "n/a",
@@ -229,11 +219,6 @@ def table3_notes(cfg: Any, ev: Evaluation, task: Task, real_err: Any, results: l
         f"({task.n_paired} pairs per method).",
         "Paper numbers marked (recalled) were not re-checked against the paper's text.",
     ]
-
-
-def mean_of(values: list) -> Any:
-    kept = [v for v in values if v is not None]
-    return float(np.mean(kept)) if kept else None
 
 
 def dataset_provenance(data: LoadedData, fp: str) -> dict[str, Any]:

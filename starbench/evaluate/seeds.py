@@ -15,7 +15,7 @@ import numpy as np
 from scipy import stats
 
 from starbench.evaluate.score import Scores
-from starbench.metrics.stats import McNemar, mcnemar
+from starbench.metrics.stats import McNemar, error_rate, mcnemar
 
 
 def finite(values: Sequence[Optional[float]]) -> list[float]:
@@ -93,3 +93,30 @@ def firsts(groups: dict[str, list[Scores]], value: Callable[[Scores], float], lo
             for name, v in scores.items():
                 wins[name] += v == best
     return {name: f"{wins[name]}/{len(seeds)}" for name in groups}
+
+
+def mean_of(values: Sequence[Optional[float]]) -> Optional[float]:
+    """The mean of the values that exist (None when none do)."""
+    kept = [v for v in values if v is not None]
+    return float(np.mean(kept)) if kept else None
+
+
+def error_cells(rs: Sequence[Scores], wrong: Callable[[Scores], np.ndarray]) -> dict[str, str]:
+    """The classification error of one row over seeds: mean ± sd, the t-interval over seeds, the pooled interval."""
+    ok = [r for r in rs if not r.diverged]
+    errs = [100 * float(wrong(r).mean()) for r in ok]
+    lo, hi = t_interval(errs, bounds=(0.0, 100.0))
+    pooled = error_rate(np.concatenate([wrong(r) for r in ok])) if ok else None
+    return {"classification error % (mean ± sd)": mean_sd(errs) if ok else str(rs[0].status),
+            "95% CI over seeds (t)": f"[{lo:.2f}, {hi:.2f}]" if np.isfinite(lo) else "n/a",
+            "pooled 95% CI (Clopper-Pearson)": f"[{100 * pooled.low:.2f}, {100 * pooled.high:.2f}]" if pooled else "n/a"}
+
+
+def distance_cells(rs: Sequence[Scores], valid: np.ndarray) -> dict[str, str]:
+    """FID, classifier Fréchet and the ground-truth distances of one row over seeds (mean ± sd)."""
+    ok = [r for r in rs if not r.diverged]
+    return {"FID (mean of 7 targets)": mean_sd([mean_of(r.fid) for r in ok]),
+            "classifier Frechet (not FID)": mean_sd([mean_of(r.frechet) for r in ok], 3),
+            "L1 to ground truth": mean_sd([r.truth_mean("l1", valid) for r in ok], 4),
+            "PSNR dB": mean_sd([r.truth_mean("psnr", valid) for r in ok]),
+            "SSIM": mean_sd([r.truth_mean("ssim", valid) for r in ok], 3)}
