@@ -143,7 +143,7 @@ def run(cfg: Any) -> ProtocolResult:
 
     sources: list[Source] = trained_sources(cfg, data_fingerprint(rafd), data_fingerprint(celeba), ev.device) + folders
     ev.translate_at(sources)
-    results = [ev.score(task, s, metrics, f"translate {task.n} inputs x {len(task.columns)} targets",
+    results = [ev.score(task, s, metrics, f"{task.n} inputs x {len(task.columns)} targets",
                         on_ready=mask_grid if s.name == "StarGAN-JNT" and s.seed == seeds_of(cfg)[0] else None,
                         summarize=expression_summary)
                for s in sources]

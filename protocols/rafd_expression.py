@@ -98,7 +98,7 @@ def expression_judge(clf: torch.nn.Module) -> Judge:
 
 
 def method_description(task: Task) -> str:
-    return f"translate {task.n} inputs x {len(task.columns)} targets"
+    return f"{task.n} inputs x {len(task.columns)} targets"
 
 
 def per_target_rows(scores: Scores, task: Task, with_seed: bool = False) -> list[dict[str, Any]]:

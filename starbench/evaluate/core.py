@@ -33,6 +33,8 @@ from starbench.train.events import EventLog
 from starbench.train.speed import fast_path
 from starbench.train.trainer import Diverged
 
+VERBS = {"trained": "train or load, then translate and score", "checkpoint": "load, translate and score",
+         "translator": "translate and score", "folder": "read and score"}  # how a source's step is announced
 Render = Callable[[dict[str, Any], dict[str, np.ndarray], Path], None]
 Summary = Callable[[Scores, Task], dict[str, Optional[float]]]  # a protocol's main metrics of one source
 
@@ -87,12 +89,12 @@ class Evaluation:
 
     def score(self, task: Task, source: Source, metrics: Metrics, what: str,
               on_ready: Optional[Callable[[Source], None]] = None, summarize: Optional[Summary] = None) -> Scores:
-        """``source`` scored on ``task`` in a step of its own (``what``: how the step is announced);
+        """``source`` scored on ``task`` in a step of its own (``what``: the cells, e.g. '63 inputs x 7 targets');
         ``on_ready(source)`` runs once it is trained or loaded (a protocol's own figure). With ``curve_every``,
         ``summarize`` gives the main metrics of each kept checkpoint of a trained source (``Scores.curve``)."""
-        verb = "read" if source.kind == "folder" else ("train or load" if source.kind == "trained" else "load")
+        verb = VERBS.get(source.kind, "translate")
         seed = f" (seed {source.seed})" if self.cfg.seeds is not None and source.seed is not None else ""
-        with self.step(f"method {source.name}{seed}: {verb}, {what}"):
+        with self.step(f"method {source.name}{seed}: {verb} {what}"):
             try:
                 result = score(task, source, metrics, self.cfg.grid_inputs, on_ready)
             except Diverged as exc:  # the row is kept, "diverged at step N"; the other methods go on
