@@ -99,9 +99,10 @@ def main() -> None:
         with open(args.json, "w") as f:
             json.dump({"torch": torch.__version__, "threads": torch.get_num_threads(), "rows": rows}, f, indent=2,
                       default=str)
-    print("projected demo training (old -> best variant per method):",
-          f"{sum(min(r['projected_s'] for r in rows if r['method'] == m and r['variant'] == 'old') for m in {r['method'] for r in rows}):.0f} s ->",
-          f"{sum(min(r['projected_s'] for r in rows if r['method'] == m) for m in {r['method'] for r in rows}):.0f} s")
+    methods = {r["method"] for r in rows}
+    old = sum(r["projected_s"] for r in rows if r["variant"] == "old")
+    best = sum(min(r["projected_s"] for r in rows if r["method"] == m) for m in methods)
+    print(f"projected demo training (old -> best variant per method): {old:.0f} s -> {best:.0f} s")
 
 
 if __name__ == "__main__":

@@ -35,8 +35,8 @@ from starbench.evaluate.sources import seeds_of
 from starbench.evaluate.task import Task, uint8_rows
 from starbench.metrics.classifier import predict_logits
 from starbench.paper import TABLE1_VOTES, TABLE2_VOTES
-from starbench.protocols.common import (budget_note, method_jobs, figure_arrays, fmt, origin_notes, render_curve, runs_provenance,
-                                       save_grid_figure, seed_records, seeds_notes, task_classifier)
+from starbench.protocols.common import (budget_note, figure_arrays, fmt, method_jobs, origin_notes, render_curve,
+                                       runs_provenance, save_grid_figure, seed_records, seeds_notes, task_classifier)
 from starbench.registry import register_protocol
 from starbench.report import ProtocolResult, write_table
 
@@ -272,7 +272,8 @@ def run(cfg: Any) -> ProtocolResult:
         real_attr_acc = {a: float((real_pred[:, i] == data.labels[test][:, i]).mean()) for i, a in enumerate(ATTRS)}
 
     metrics = ev.metrics(attribute_judge(clf), extractor)
-    results = [ev.score(task, s, metrics, f"{task.n} inputs x {len(task.columns)} edits", summarize=edit_summary) for s in sources]
+    results = [ev.score(task, s, metrics, f"{task.n} inputs x {len(task.columns)} edits", summarize=edit_summary)
+               for s in sources]
     seeded = cfg.seeds is not None
     per_edit = [row for r in results for row in per_edit_rows(r, task, seeded)]
 

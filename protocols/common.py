@@ -28,8 +28,8 @@ from starbench.train.speed import fast_path, precision_key
 from starbench.train.trainer import Trainer
 
 # Settings that do not change what a trained model is (left out of run keys).
-NOT_IN_RUN_KEY = ("protocol", "models", "translations", "seeds", "curve_every", "curve_model_every", "results_dir", "run_dir", "classifier", "fid", "grid_inputs", "device",
-                  "cache_dir")
+NOT_IN_RUN_KEY = ("protocol", "models", "translations", "seeds", "curve_every", "curve_model_every", "results_dir",
+                  "run_dir", "classifier", "fid", "grid_inputs", "device", "cache_dir")
 TRAIN_KEYS_NOT_IN_RUN_KEY = ("progress", "tensorboard", "lock_timeout", "pack")
 
 

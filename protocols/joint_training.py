@@ -89,8 +89,8 @@ def mask_figure_task(celeba: LoadedData, joint: DomainSpec, rows: int) -> Task:
 def trained_sources(cfg: Any, rafd_fp: str, celeba_fp: str, device: Any) -> list[Source]:
     """StarGAN-SNG and StarGAN-JNT, once per training seed."""
     fps = {"StarGAN-SNG": rafd_fp, "StarGAN-JNT": rafd_fp + "+" + celeba_fp}
-    return [TrainedSource(variant, "stargan", cfg, {**variant_delta(cfg, data), **training_delta(cfg, seed, "stargan")}, fps[variant],
-                          device) for variant, data in VARIANTS.items() for seed in seeds_of(cfg)]
+    return [TrainedSource(variant, "stargan", cfg, {**variant_delta(cfg, data), **training_delta(cfg, seed, "stargan")},
+                          fps[variant], device) for variant, data in VARIANTS.items() for seed in seeds_of(cfg)]
 
 
 def jobs(cfg: Any) -> list[Source]:

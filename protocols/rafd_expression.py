@@ -167,9 +167,9 @@ def table3_rows(results: list[Scores], task: Task, real_err: Any) -> tuple[list[
     for r in results:
         paper_err = TABLE3_ERROR.get(r.name)
         if r.diverged:
-            rows.append(failed_row(r, TABLE3_COLUMNS, TABLE3_COLUMNS[1], **{"paper error %": paper_err.text() if paper_err else "-",
-                                                         "McNemar p vs stargan": "-",
-                                                         "paper parameters": params_text(r.name) or "-"}))
+            known = {"paper error %": paper_err.text() if paper_err else "-", "McNemar p vs stargan": "-",
+                     "paper parameters": params_text(r.name) or "-"}
+            rows.append(failed_row(r, TABLE3_COLUMNS, TABLE3_COLUMNS[1], **known))
             continue
         err = error_rate(wrong_by[r.name])
         test_vs = mcnemar(wrong_by[ref], wrong_by[r.name]) if ref and r.name != ref else None
