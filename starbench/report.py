@@ -143,7 +143,11 @@ def provenance(cfg: Any, **extra: Any) -> dict[str, Any]:
 
 
 def write_json(path: Path, obj: Any) -> None:
-    Path(path).write_text(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+    """``obj`` as indented JSON, written under a temporary name and renamed (readers never see half a file)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+    os.replace(tmp, path)
 
 
 def plt():

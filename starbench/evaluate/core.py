@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -125,8 +124,7 @@ class Evaluation:
                     kept = FileSource(source.name, source.model_name, path, source.cfg, self.device)
                     self.translate_at([kept])
                     values = summarize(score(task, kept, metrics, 0), task)
-                    write_json(cached.with_name(f".{cached.name}.tmp"), values)
-                    os.replace(cached.with_name(f".{cached.name}.tmp"), cached)
+                    write_json(cached, values)
                     new.append((step, values))
             points.append({"step": step, **json.loads(cached.read_text())})
         points.append({"step": int(final.info["steps"]), **summarize(final, task)})

@@ -33,6 +33,7 @@ from starbench.errors import StarbenchError
 from starbench.models import model_class
 from starbench.models.base import TranslationModel
 from starbench.progress import console
+from starbench.report import write_json
 from starbench.train import distributed as dist_util
 from starbench.locks import exclusive
 from starbench.train.checkpoint import (CHECKPOINT_NAME, load_networks, read_latest, save_checkpoint, save_kept,
@@ -77,12 +78,6 @@ class Diverged(StarbenchError):
                 if info.get("checkpoint_step") else f"no checkpoint was written to {run_dir}")
         super().__init__(f"model {info['model']} diverged at step {info['step']}: loss {info['loss']} is "
                          f"{info['value']}; {kept} (lower the learning rates, or train.resume=false to start over)")
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
 
 
 @dataclass
@@ -198,7 +193,7 @@ class Trainer:
                 "value": str(values[bad[0]]) if bad else "nan", "checkpoint_step": saved[0]["step"] if saved else 0,
                 "config": self._config_hash()}
         if self.dist.is_main:
-            write_json_atomic(self.run_dir / DIVERGED_FILE, info)
+            write_json(self.run_dir / DIVERGED_FILE, info)
         raise Diverged(info, self.run_dir)
 
     def _config_hash(self) -> str:
