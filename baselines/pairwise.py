@@ -149,7 +149,7 @@ class Pairwise(TranslationModel):
         for b in batches:
             if b.pair not in self.instances:
                 raise StarbenchError(f"batch for pair '{b.pair}': no such instance ({', '.join(self.instances)})")
-        pack = self.cfg.train.pack
+        pack = self.packed
         if pack is not False and len(batches) > 1 and len({tuple(b.x.shape) for b in batches}) == 1:
             halves = [b.x.chunk(2) for b in batches]
             losses = self.instance_class.packed_step([self.instances[b.pair] for b in batches],

@@ -159,7 +159,6 @@ class FileSource(ModelSource):
 
     def prepare(self, task: Task) -> None:
         model = translator_class(self.model_name).from_file(self.path, task.domains, self.cfg)
-        model.to(self.device)
         self.info["format"] = type(model).__qualname__
         self.use(model, task)
 
@@ -174,9 +173,7 @@ class TranslatorSource(ModelSource):
         self.model_name, self.cfg = model, cfg
 
     def prepare(self, task: Task) -> None:
-        model = translator_class(self.model_name)(task.domains, self.cfg)
-        model.to(self.device)
-        self.use(model, task)
+        self.use(translator_class(self.model_name)(task.domains, self.cfg), task)
 
 
 # ------------------------------------------------------------------------------------------------ folders

@@ -16,11 +16,11 @@ from typing import Any, Optional
 import numpy as np
 import torch
 from omegaconf import OmegaConf
+from rich.markup import escape
 
 from starbench.data.domains import DomainSpec
 from starbench.errors import StarbenchError
 from starbench.progress import console
-from rich.markup import escape
 
 FORMAT = 1
 CHECKPOINT_NAME = "checkpoint.pt"

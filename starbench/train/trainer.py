@@ -30,17 +30,17 @@ from omegaconf import OmegaConf
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from starbench.errors import StarbenchError
+from starbench.locks import exclusive
 from starbench.models import model_class
 from starbench.models.base import TranslationModel
 from starbench.progress import console
 from starbench.report import write_json
 from starbench.train import distributed as dist_util
-from starbench.locks import exclusive
 from starbench.train.checkpoint import (CHECKPOINT_NAME, load_networks, read_latest, save_checkpoint, save_kept,
                                         set_rng_state)
+from starbench.train.data_source import TrainingData, to_device
 from starbench.train.events import EventLog
 from starbench.train.speed import fast_path
-from starbench.train.data_source import TrainingData, to_device
 from starbench.train.samples import save_grid, translation_grid
 from starbench.train.schedule import apply_lr, lr_factor
 
@@ -188,9 +188,8 @@ class Trainer:
         if not flag:
             return values
         self._log(step, values, rate, lr)
-        saved = read_latest(self.run_dir) if (self.run_dir / CHECKPOINT_NAME).exists() else None
         info = {"model": self.cfg.model, "step": step, "loss": bad[0] if bad else "(another rank)",
-                "value": str(values[bad[0]]) if bad else "nan", "checkpoint_step": saved[0]["step"] if saved else 0,
+                "value": str(values[bad[0]]) if bad else "nan", "checkpoint_step": self._saved_step,
                 "config": self._config_hash()}
         if self.dist.is_main:
             write_json(self.run_dir / DIVERGED_FILE, info)
