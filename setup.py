@@ -1,9 +1,25 @@
-"""Packaging: starbench, with baselines/ and protocols/ installed as starbench.baselines / .protocols."""
+"""Packaging: starbench, with baselines/ and protocols/ installed as starbench.baselines / .protocols.
+
+Packages are found, not listed: every folder under starbench/, baselines/ and protocols/ that holds Python
+code ships, so a new sub-package cannot be left out of the wheel.
+"""
 from pathlib import Path
 
-from setuptools import setup
+from setuptools import find_namespace_packages, setup
 
 ROOT = Path(__file__).parent
+MAPPED = {"starbench": "starbench", "starbench.baselines": "baselines", "starbench.protocols": "protocols"}
+
+
+def packages() -> list[str]:
+    found = []
+    for name, folder in MAPPED.items():
+        found.append(name)
+        found += [f"{name}.{sub}" for sub in find_namespace_packages(folder, exclude=["__pycache__", "*.__pycache__"])
+                  if any((ROOT / folder / sub.replace(".", "/")).glob("*.py"))]
+    return found
+
+
 version = {}
 for line in (ROOT / "starbench" / "__init__.py").read_text().splitlines():
     if line.startswith("__version__"):
@@ -16,15 +32,8 @@ setup(
     long_description=(ROOT / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=[
-        "starbench", "starbench.data", "starbench.models", "starbench.train", "starbench.metrics",
-        "starbench.baselines", "starbench.protocols",
-    ],
-    package_dir={
-        "starbench": "starbench",
-        "starbench.baselines": "baselines",
-        "starbench.protocols": "protocols",
-    },
+    packages=packages(),
+    package_dir=MAPPED,
     install_requires=[
         "torch>=2.1,<3",
         "torchvision>=0.16,<1",

@@ -23,7 +23,7 @@ from starbench.metrics.classifier import (ClassifierRecipe, cache_key, cached_cl
                                           train_classifier)
 from starbench.progress import console
 from starbench.report import plt
-from starbench.train.checkpoint import atomic_torch_save
+from starbench.files import save_torch
 from starbench.train.speed import fast_path, precision_key
 from starbench.train.trainer import Trainer
 
@@ -106,8 +106,8 @@ def task_classifier(cfg: Any, data: LoadedData, device: torch.device, kind: str,
     net, info = cached_classifier(cache_dir(cfg), cache_key_, outputs, device, fit)
     extractor_file = cache_dir(cfg) / "classifiers" / f"{cache_key_}.extractor.pt"
     if not extractor_file.is_file():
-        atomic_torch_save({"state": {k: v.cpu() for k, v in net.state_dict().items()}, "num_outputs": outputs,
-                           "image_size": size}, extractor_file)
+        save_torch(extractor_file, {"state": {k: v.cpu() for k, v in net.state_dict().items()}, "num_outputs": outputs,
+                                    "image_size": size})
     return net, info, extractor_file
 
 

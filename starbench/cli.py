@@ -18,6 +18,7 @@ from rich.table import Table
 from starbench import __version__
 from starbench.config import resolve, to_yaml
 from starbench.errors import StarbenchError
+from starbench.files import FULL_ERRNOS
 from starbench.registry import DATASETS, MODELS, PROTOCOLS
 
 out = Console()
@@ -26,14 +27,20 @@ OVERRIDES = click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")
 
 
 class StarbenchGroup(click.Group):
-    """Turns StarbenchError into a one-line message and exit code 2 (traceback with --debug)."""
+    """Turns StarbenchError (and a full disk anywhere) into a one-line message and exit code 2 (traceback with
+    --debug)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except StarbenchError as exc:
+        except (StarbenchError, OSError) as exc:
             if ctx.obj and ctx.obj.get("debug"):
                 raise
+            if isinstance(exc, OSError):
+                if exc.errno not in FULL_ERRNOS:
+                    raise
+                exc = StarbenchError(f"no space left on {Path(exc.filename).parent if exc.filename else 'the disk'}"
+                                     f" ({exc.strerror}); free some space and run the command again")
             err.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False, soft_wrap=True)
             sys.exit(StarbenchError.exit_code)
 

@@ -2,16 +2,22 @@
 
 A protocol writes into a fresh temporary folder beside ``results/<protocol>/``; only when every file
 is written does ``results_folder`` swap it into place, so a failed or interrupted run leaves the
-previous results untouched.
+previous results untouched. The swap is one atomic exchange of the two folders where the system
+has it (Linux ``renameat2``), so ``results/<protocol>/`` never goes missing, not even under ``kill -9``;
+elsewhere it is two renames, and a hard kill between them is repaired by the next run (``recover``),
+which puts the previous results back.
 """
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import json
 import os
 import platform
 import shutil
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -21,6 +27,10 @@ from typing import Any, Iterator, Optional, Sequence
 import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
+
+from starbench.errors import StarbenchError
+from starbench.files import no_space, pid_alive, pid_of, write_json
+from starbench.locks import exclusive
 
 @dataclass
 class ProtocolResult:
@@ -35,26 +45,68 @@ class ProtocolResult:
 PACKAGES = ("torch", "torchvision", "torch-fidelity", "numpy", "scipy", "pandas", "pillow", "omegaconf", "starbench")
 
 
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two existing folders in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``); False where the
+    system has no such call (the caller then renames twice)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        rename = libc.renameat2
+    except (OSError, AttributeError, TypeError):
+        return False
+    at_fdcwd, exchange = -100, 2
+    if rename(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), exchange) == 0:
+        return True
+    return False
+
+
+def recover(final: Path) -> None:
+    """Repair what a hard-killed ``results_folder`` left: the previous results moved aside (``.NAME.old-PID``) go
+    back when the new ones never arrived, and the temporary folders of dead processes are removed."""
+    for old in sorted(final.parent.glob(f".{final.name}.old-*")):
+        if pid_alive(pid_of(old)) and pid_of(old) != os.getpid():
+            continue
+        if final.exists():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(old, final)
+    for tmp in final.parent.glob(f".{final.name}.tmp-*"):
+        if not pid_alive(pid_of(tmp)) or pid_of(tmp) == os.getpid():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def results_folder(results_dir: Path | str, name: str) -> Iterator[Path]:
     """Yield an empty temporary folder; on success it replaces ``results_dir/name``."""
     final = Path(results_dir) / name
     final.parent.mkdir(parents=True, exist_ok=True)
+    with exclusive(final.parent / f".{name}.lock", f"the results folder {final}"):
+        recover(final)
     tmp = final.with_name(f".{name}.tmp-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
     tmp.mkdir()
     try:
         yield tmp
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        full = no_space(final, exc)
+        if full is not None:
+            raise StarbenchError(f"no space left on {final.parent} while writing the results of {name}; the "
+                                 f"previous {final} is unchanged: free some space and run the command again") from exc
+        raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    old = final.with_name(f".{name}.old-{os.getpid()}")
-    if final.exists():
-        os.replace(final, old)
-    os.replace(tmp, final)
-    if old.exists():
-        shutil.rmtree(old)
+    with exclusive(final.parent / f".{name}.lock", f"the results folder {final}"):
+        if final.exists() and _exchange(tmp, final):
+            shutil.rmtree(tmp)  # now the previous results
+            return
+        old = final.with_name(f".{name}.old-{os.getpid()}")
+        if final.exists():
+            os.replace(final, old)
+        os.replace(tmp, final)
+        if old.exists():
+            shutil.rmtree(old)
 
 
 RECORD_FILE = "record.json"
@@ -70,8 +122,6 @@ def save_record(folder: Path, record: dict[str, Any], arrays: Optional[dict[str,
 
 
 def load_record(folder: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    from starbench.errors import StarbenchError
-
     path = Path(folder) / RECORD_FILE
     if not path.is_file():
         raise StarbenchError(f"{path} does not exist: run the protocol first (starbench run protocol=...)")
@@ -140,14 +190,6 @@ def provenance(cfg: Any, **extra: Any) -> dict[str, Any]:
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         **extra,
     }
-
-
-def write_json(path: Path, obj: Any) -> None:
-    """``obj`` as indented JSON, written under a temporary name and renamed (readers never see half a file)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
-    os.replace(tmp, path)
 
 
 def plt():

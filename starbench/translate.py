@@ -19,12 +19,14 @@ from omegaconf import OmegaConf
 from starbench.config import Config
 from starbench.data.batches import to_float
 from starbench.data.domains import DomainSpec
-from starbench.data.images import Crop, load_image
+from starbench.data.images import Crop, preprocess, read_rgb, summarize_notes
 from starbench.data.index import is_image
 from starbench.errors import StarbenchError
+from starbench.progress import console
 from starbench.models.base import Translator
-from starbench.models.public import is_public_generator, load_public, read_state_dict
-from starbench.train.checkpoint import domains_from_dict, load_networks, read_checkpoint
+from starbench.files import load_torch
+from starbench.models.public import is_public_generator, is_state_dict, load_public
+from starbench.train.checkpoint import FORMAT, domains_from_dict, load_networks, read_checkpoint
 
 
 @dataclass
@@ -38,16 +40,16 @@ class LoadedModel:
 
 
 def checkpoint_kind(path: Path) -> tuple[str, Any]:
-    """("public", state dict) | ("state_dict", state dict) | ("starbench", checkpoint) | ("other", None)."""
-    if not path.is_file():
-        raise StarbenchError(f"checkpoint {path} does not exist")
-    state = read_state_dict(path)
-    if state is not None:
-        return ("public" if is_public_generator(state) else "state_dict"), state
-    try:
-        return "starbench", read_checkpoint(path)
-    except StarbenchError:
-        return "other", None
+    """("public", state dict) | ("state_dict", state dict) | ("starbench", checkpoint) | ("other", None).
+
+    The file is read once, as data only (``starbench.files.load_torch``): a file that asks for code is refused
+    here, before anything else looks at it."""
+    obj = load_torch(path, "checkpoint")
+    if is_state_dict(obj):
+        return ("public" if is_public_generator(obj) else "state_dict"), obj
+    if isinstance(obj, dict) and obj.get("format") == FORMAT and "networks" in obj:
+        return "starbench", obj
+    return "other", None
 
 
 def load_translator(path: Path | str, device: str = "cpu", names: Sequence[str] = (),
@@ -150,13 +152,24 @@ def translate_files(checkpoint: Path | str, inputs: Path | str, targets: Sequenc
     if source:
         src = target_vectors(model.domains, source)[0][1]
     files = list_inputs(Path(inputs))
+    images, bad, notes = [], [], []
+    for p in files:  # every input is read before anything is written: a bad file leaves out/ untouched
+        try:
+            decoded = read_rgb(p)
+            images.append(torch.from_numpy(preprocess(decoded.image, loaded.image_size, loaded.crop, p)))
+            notes += decoded.notes
+        except StarbenchError as exc:
+            bad.append(str(exc))
+    if bad:
+        raise StarbenchError(f"{len(bad)} input image(s) cannot be used (nothing was written):\n  " + "\n  ".join(bad))
+    for line in summarize_notes(notes):
+        console.print(f"note: input {line}", highlight=False)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     for start in range(0, len(files), batch_size):
         chunk = files[start:start + batch_size]
-        x = to_float(torch.stack([torch.from_numpy(load_image(str(p), loaded.image_size, loaded.crop)) for p in chunk]))
-        x = x.to(model.device)
+        x = to_float(torch.stack(images[start:start + batch_size])).to(model.device)
         s = src.expand(len(chunk), -1).to(model.device)
         for name, t in tvecs:
             y = model.translate(x, s, t.expand(len(chunk), -1).to(model.device))

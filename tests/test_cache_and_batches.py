@@ -32,8 +32,8 @@ def test_cache_is_reused_and_redecoded_when_a_file_changes(rafd_raw, isolated_ca
     key_before = fingerprint(index, 24)
     calls = []
     import starbench.data.cache as cache_mod
-    real = cache_mod.load_image
-    monkeypatch.setattr(cache_mod, "load_image", lambda *a: calls.append(a) or real(*a))
+    real = cache_mod.read_rgb
+    monkeypatch.setattr(cache_mod, "read_rgb", lambda *a: calls.append(a) or real(*a))
     decoded_images(load_index(cfg), 24, isolated_cache, show_progress=False)
     assert calls == []  # same files: no decoding at all
     # change one file (new content, new mtime): a new fingerprint and a full re-decode

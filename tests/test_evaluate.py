@@ -123,7 +123,7 @@ def test_bad_translation_folders_fail_clearly_and_touch_nothing(tmp_path):
     broken = tmp_path / "broken"
     shutil.copytree(good, broken)
     (broken / rows[3]["output"]).write_bytes(b"not a png")
-    with pytest.raises(StarbenchError, match=f"{rows[3]['output']} cannot be read as an image"):
+    with pytest.raises(StarbenchError, match=f"1 image\\(s\\) cannot be used:\n  .*{rows[3]['output']}: not an image"):
         run(resolve(settings(tmp_path, "models=[]", f"translations=[{broken}]")))
     with pytest.raises(StarbenchError, match="'models' and 'translations' are both empty"):
         run(resolve(settings(tmp_path, "models=[]")))

@@ -141,7 +141,7 @@ def test_celeba_listed_image_missing(celeba):
 def test_corrupt_jpeg_named_and_no_cache_written(celeba, isolated_cache):
     target = celeba / "img_align_celeba" / "000010.jpg"
     target.write_bytes(target.read_bytes()[:200])  # truncated JPEG
-    with pytest.raises(StarbenchError, match=r"000010\.jpg: cannot decode image"):
+    with pytest.raises(StarbenchError, match=r"000010\.jpg: truncated or corrupt image"):
         load_data(cfg_for("celeba", celeba))
     decoded = isolated_cache / "decoded"
     assert not decoded.exists() or not list(decoded.glob("*.npy")) and not list(decoded.glob(".*.npy"))  # nothing

@@ -132,10 +132,12 @@ def test_write_error_while_saving_results_leaves_earlier_results(tmp_path, monke
         raise OSError(28, "No space left on device")
     monkeypatch.setattr(report, "write_table", full_disk)
     monkeypatch.setattr("starbench.protocols.rafd_expression.write_table", full_disk)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(StarbenchError, match=r"^no space left on .*results while writing the results of "
+                                             r"rafd_expression; the previous .*rafd_expression is unchanged"):
         PROTOCOLS.get("rafd_expression")(cfg)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
-    assert [p.name for p in (tmp_path / "results").iterdir()] == ["rafd_expression"]  # no temporary folder left
+    assert [p.name for p in (tmp_path / "results").iterdir() if not p.name.endswith(".lock")] == [
+        "rafd_expression"]  # no temporary folder left
 
 
 def test_protocols_pick_their_data_and_results_name_no_machine_path(tmp_path, isolated_cache):

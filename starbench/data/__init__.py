@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from starbench.config import cache_dir
-from starbench.data.cache import decoded_images
+from starbench.data.cache import decode_notes, decoded_images
 from starbench.data.domains import DomainSpec
 from starbench.data.index import DatasetIndex, ImageRecord, Problem
 from starbench.errors import StarbenchError
@@ -114,6 +114,7 @@ def load_data(cfg: Any, show_progress: bool = True) -> LoadedData:
     """Index (strict), subset for the scale, and decode once into the cache."""
     index = load_subset(cfg, show_progress)
     images = decoded_images(index, cfg.data.image_size, cache_dir(cfg), cfg.data.workers, show_progress)
+    index.notes += [f"decoding: {note}" for note in decode_notes(index, cfg.data.image_size, cache_dir(cfg))]
     return LoadedData(index, images, index.labels())
 
 

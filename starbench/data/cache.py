@@ -5,22 +5,26 @@ decoded once into ``<cache>/decoded/<fingerprint>.npy`` (N x 3 x S x S, uint8) a
 gathered from it with no decoding. The fingerprint covers the file list, each file's size and
 mtime, the preprocessing (crop, size) and the cache format version, so a changed file, a changed
 crop or a new size gives a new cache. The file is written under a temporary name and renamed, so an
-interrupted build never leaves a half-written cache behind.
+interrupted build never leaves a half-written cache behind; every image that cannot be used is
+listed (all of them, one line each) before anything is cached, and what was converted on the way
+(grey, CMYK, 16-bit, EXIF-rotated images) is recorded beside the array (``<key>.notes.json``).
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
-from starbench.data.images import load_image
+from starbench.data.images import preprocess, read_rgb, summarize_notes
 from starbench.data.index import DatasetIndex
 from starbench.errors import StarbenchError
+from starbench.files import write_json
 from starbench.locks import exclusive
 from starbench.progress import progress_bar
 
@@ -57,6 +61,15 @@ def decoded_images(index: DatasetIndex, size: int, cache_root: Path, workers: in
     return np.load(path, mmap_mode="r")
 
 
+def decode_notes(index: DatasetIndex, size: int, cache_root: Path) -> list[str]:
+    """What decoding the index's images converted ('3 images: EXIF orientation applied'); [] when nothing was."""
+    path = Path(cache_root) / "decoded" / f"{fingerprint(index, size)}.notes.json"
+    try:
+        return list(json.loads(path.read_text()).get("notes", []))
+    except (OSError, ValueError):
+        return []
+
+
 def _cached(path: Path, shape: tuple[int, ...]) -> Optional[np.ndarray]:
     if path.exists():
         arr = np.load(path, mmap_mode="r")
@@ -67,20 +80,38 @@ def _cached(path: Path, shape: tuple[int, ...]) -> Optional[np.ndarray]:
 
 def _decode(index: DatasetIndex, size: int, path: Path, workers: int, show_progress: bool) -> None:
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npy")
+    shape = (len(index.records), 3, size, size)
+    need, free = int(np.prod(shape)) + 4096, shutil.disk_usage(path.parent).free
+    if need > free:  # a memory map on a full disk ends in SIGBUS, not an error: check first
+        raise StarbenchError(f"no space left on {path.parent} while writing the decoded {index.name} cache: it "
+                             f"needs {need / 2**20:.1f} MiB, {free / 2**20:.1f} MiB are free")
     try:
-        arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(index.records), 3, size, size))
+        arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
 
-        def work(i: int, out: np.ndarray = arr) -> int:
-            out[i] = load_image(index.records[i].path, size, index.crop)
-            return i
+        def work(i: int, out: np.ndarray = arr) -> tuple[list[str], Optional[str]]:
+            try:
+                decoded = read_rgb(index.records[i].path)
+                out[i] = preprocess(decoded.image, size, index.crop, index.records[i].path)
+                return decoded.notes, None
+            except StarbenchError as exc:
+                return [], str(exc)
 
+        notes: list[str] = []
+        bad: list[str] = []
         with progress_bar(f"decoding {index.name} images ({size}px)", total=len(index.records),
                           enabled=show_progress) as advance:
             with ThreadPoolExecutor(max(1, workers)) as pool:
-                for _ in pool.map(work, range(len(index.records))):
+                for found, problem in pool.map(work, range(len(index.records))):
+                    notes += found
+                    if problem:
+                        bad.append(problem)
                     advance(1)
+        if bad:
+            raise StarbenchError(f"{len(bad)} image(s) of {index.name} in {index.root} cannot be used (nothing was "
+                                 f"cached; fix or remove them):\n  " + "\n  ".join(bad))
         arr.flush()
         del arr
+        write_json(path.with_name(f"{path.stem}.notes.json"), {"notes": summarize_notes(notes)})
         os.replace(tmp, path)
     finally:
         if tmp.exists():

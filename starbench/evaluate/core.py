@@ -22,6 +22,7 @@ from starbench.evaluate.score import Judge, Metrics, Scores, score
 from starbench.evaluate.sources import (FileSource, ModelSource, Source, TrainedSource, check_methods, count_sources,
                                        sources_from_config)
 from starbench.evaluate.task import Task
+from starbench.files import load_torch
 from starbench.metrics.classifier import default_device
 from starbench.protocols.common import Steps, data_fingerprint, inception_weights
 from starbench.locks import exclusive
@@ -124,10 +125,12 @@ class Evaluation:
                     kept = FileSource(source.name, source.model_name, path, source.cfg, self.device)
                     self.translate_at([kept])
                     values = summarize(score(task, kept, metrics, 0), task)
+                    values["train seconds"] = load_torch(path, "kept checkpoint").get("train_seconds")
                     write_json(cached, values)
                     new.append((step, values))
             points.append({"step": step, **json.loads(cached.read_text())})
-        points.append({"step": int(final.info["steps"]), **summarize(final, task)})
+        points.append({"step": int(final.info["steps"]), **summarize(final, task),
+                       "train seconds": final.info.get("train_seconds")})
         if new:  # TensorBoard: the curve beside the run's losses (points computed now, so none twice)
             events = EventLog(run, self.cfg.train.tensorboard)
             for step, values in new:

@@ -22,8 +22,10 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from starbench.data.batches import to_float, to_uint8
+from starbench.data.images import read_rgb, summarize_notes
 from starbench.data.domains import DomainSpec
 from starbench.errors import StarbenchError
+from starbench.files import UnsafeFile, load_torch
 from starbench.evaluate.task import Task
 from starbench.models import is_trainable, translator_class
 from starbench.models.base import Translator
@@ -191,7 +193,10 @@ def _find(folder: Path, name: str) -> Optional[Path]:
 
 
 class FolderSource(Source):
-    """Translations made elsewhere: one image per task cell, named as ``tasks.csv``'s ``output`` column."""
+    """Translations made elsewhere: one image per task cell, named as ``tasks.csv``'s ``output`` column.
+
+    ``prepare`` reads every file once, before anything is trained: a missing, unreadable or corrupt image fails
+    the run there (all of them named), so no table is ever made from a half-read folder."""
 
     kind = "folder"
 
@@ -199,10 +204,12 @@ class FolderSource(Source):
         super().__init__(folder.name)
         self.folder = folder
         self.resized = 0
+        self.conversions: list[str] = []
         self.files: dict[tuple[int, int], Path] = {}
 
     def prepare(self, task: Task) -> None:
-        """Every asked cell must have its file: the error counts the missing ones and names the first few."""
+        """Every asked cell must have its file, and every file must be a readable image: the error counts the
+        missing ones and names the first few, or names each file that cannot be read and why."""
         if self.files:
             return
         if not self.folder.is_dir():
@@ -222,6 +229,16 @@ class FolderSource(Source):
             raise StarbenchError(f"translations folder {self.folder}: {len(missing)} of {len(missing) + len(self.files)} "
                                  f"translations are missing: {', '.join(missing[:5])}"
                                  + (f" and {len(missing) - 5} more" if len(missing) > 5 else ""))
+        bad = []
+        for path in self.files.values():
+            try:
+                self.conversions += read_rgb(path).notes
+            except StarbenchError as exc:
+                bad.append(str(exc))
+        if bad:
+            self.files = {}
+            raise StarbenchError(f"translations folder {self.folder}: {len(bad)} image(s) cannot be used:\n  "
+                                 + "\n  ".join(bad))
         self.info.update({"folder": self.folder.name, "images": len(self.files)})
 
     def column(self, task: Task, t: int) -> torch.Tensor:
@@ -232,12 +249,7 @@ class FolderSource(Source):
         return out
 
     def _read(self, path: Path, size: int) -> np.ndarray:
-        try:
-            with Image.open(path) as im:
-                im.load()
-                rgb = im.convert("RGB")
-        except Exception as exc:  # PIL raises many types for corrupt data
-            raise StarbenchError(f"translation {path} cannot be read as an image ({exc}); expected a PNG or JPEG") from exc
+        rgb = read_rgb(path).image
         if rgb.size != (size, size):
             self.resized += 1
             rgb = rgb.resize((size, size), Image.BILINEAR)
@@ -247,6 +259,8 @@ class FolderSource(Source):
         if self.resized:
             self.notes.append(f"{self.name}: {self.resized} translation(s) were not of the protocol's size and were "
                               f"resized (bilinear) to it.")
+        if self.conversions:
+            self.notes.append(f"{self.name}: read as 8-bit RGB: {'; '.join(summarize_notes(self.conversions))}.")
         self.info["resized"] = self.resized
 
 
@@ -303,11 +317,24 @@ def check_methods(cfg: Any) -> None:
         cls = translator_class(model)  # unknown names and classes that miss the interface fail here
         if path is not None and not path.is_file():
             raise StarbenchError(f"models: weights file {path} (from '{spec}') does not exist")
+        if path is not None:
+            refuse_unsafe(path)
         if path is None and is_trainable(cls):
             check_curve(cfg, model)
     for folder in cfg.translations:
         if not Path(folder).is_dir():
             raise StarbenchError(f"translations: folder {folder} does not exist")
+
+
+def refuse_unsafe(path: Path) -> None:
+    """A weights file that asks for code is refused before any work; one that is not a torch file at all is left to
+    its model class's ``load`` (a plug-in may read its own format)."""
+    try:
+        load_torch(path, "weights file")
+    except UnsafeFile:
+        raise
+    except StarbenchError:
+        pass
 
 
 def count_sources(cfg: Any) -> int:

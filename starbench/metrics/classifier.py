@@ -23,7 +23,7 @@ from torch import nn
 from starbench.data.batches import to_float
 from starbench.locks import exclusive
 from starbench.progress import progress_bar
-from starbench.train.checkpoint import atomic_torch_save
+from starbench.files import load_torch, save_torch
 
 
 @dataclass
@@ -111,9 +111,9 @@ def cached_classifier(cache_root: Path, key: str, num_outputs: int, device: torc
                 start = time.perf_counter()
                 net, info = train()
                 info = {**info, "train_seconds": round(time.perf_counter() - start, 2)}
-                atomic_torch_save({"state": {k: v.cpu() for k, v in net.state_dict().items()}, "info": info}, path)
+                save_torch(path, {"state": {k: v.cpu() for k, v in net.state_dict().items()}, "info": info})
                 return net, {**info, "cached": False}
-    blob = torch.load(path, map_location="cpu", weights_only=False)
+    blob = load_torch(path, "classifier cache")
     net = resnet18(num_outputs)
     net.load_state_dict(blob["state"])
     return net.to(device).eval(), {**blob["info"], "cached": True}

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from starbench.errors import StarbenchError
+from starbench.files import load_torch
 from starbench.locks import exclusive
 
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
@@ -190,7 +191,7 @@ def _register_classifier_extractor() -> None:
 
             if feature_extractor_weights_path is None:
                 raise StarbenchError("the classifier feature extractor needs the classifier's weights file")
-            blob = torch.load(feature_extractor_weights_path, map_location="cpu", weights_only=False)
+            blob = load_torch(feature_extractor_weights_path, "classifier feature extractor")
             self.size = int(blob["image_size"])
             self.net = resnet18(int(blob["num_outputs"]))
             self.net.load_state_dict(blob["state"])

@@ -31,19 +31,13 @@ FIRST_KEY = "main.0.weight"
 _BLOCK_KEY = re.compile(r"^main\.(\d+)\.main\.0\.weight$")
 
 
-def read_state_dict(path: Path) -> Optional[dict[str, torch.Tensor]]:
-    """The file as a bare dict of tensors (safe ``weights_only`` load), or None if it is something else."""
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:
-        return None
-    if isinstance(obj, dict) and obj and all(isinstance(k, str) and torch.is_tensor(v) for k, v in obj.items()):
-        return obj
-    return None
+def is_state_dict(obj: Any) -> bool:
+    """A bare dict of tensors (what the public code's ``torch.save(G.state_dict())`` writes)."""
+    return isinstance(obj, dict) and bool(obj) and all(isinstance(k, str) and torch.is_tensor(v) for k, v in obj.items())
 
 
-def is_public_generator(state: Optional[dict[str, torch.Tensor]]) -> bool:
-    return state is not None and FIRST_KEY in state
+def is_public_generator(obj: Any) -> bool:
+    return is_state_dict(obj) and FIRST_KEY in obj
 
 
 def generator_dims(state: dict[str, torch.Tensor], path: Path) -> tuple[int, int, int]:

@@ -1,14 +1,18 @@
 """Atomic checkpoints: networks, optimisers, step, RNG states, config and domains.
 
-A checkpoint is written to a temporary name in the same folder and renamed over the old one, so
-an interrupt or crash never leaves a truncated file; the one before it is kept as
-``checkpoint.prev.pt``, and a latest checkpoint that cannot be read (a disk error, a copy cut
-short) makes resume fall back to it with a warning. A checkpoint carries the resolved config and
-the domain names, so that ``starbench translate`` can rebuild the model from the file alone.
+A checkpoint is written to a temporary name in the same folder and renamed over the old one
+(``starbench.files``), so an interrupt, a ``kill -9`` or a full disk never leaves a truncated file;
+the one before it is kept as ``checkpoint.prev.pt``, and a latest checkpoint that cannot be read (a
+disk error, a copy cut short) makes resume fall back to it with a warning. A checkpoint carries the
+resolved config and the domain names, so that ``starbench translate`` can rebuild the model from
+the file alone.
+
+Everything in a checkpoint is data that loads with ``weights_only=True``: tensors, numbers,
+strings and plain containers. numpy's RNG state is stored as a tensor of its key (checkpoints of
+starbench 0.1.0 hold it as a numpy array, which ``starbench.files`` still reads).
 """
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 from typing import Any, Optional
@@ -20,30 +24,20 @@ from rich.markup import escape
 
 from starbench.data.domains import DomainSpec
 from starbench.errors import StarbenchError
+from starbench.files import load_torch, save_torch
 from starbench.progress import console
 
 FORMAT = 1
+REQUIRED_KEYS = ("model", "config", "domains", "step", "networks")
 CHECKPOINT_NAME = "checkpoint.pt"
 PREVIOUS_NAME = "checkpoint.prev.pt"
 
 
-def atomic_torch_save(obj: Any, path: Path, previous: Optional[Path] = None) -> None:
-    """``torch.save`` under a temporary name, then renamed into place (the old file to ``previous`` if given)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        torch.save(obj, tmp)
-        if previous is not None and path.exists():
-            os.replace(path, previous)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def rng_state() -> dict[str, Any]:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """Every RNG state as plain data: numpy's key as an int64 tensor instead of an array."""
+    name, key, pos, has_gauss, cached = np.random.get_state()
+    state = {"python": random.getstate(), "torch": torch.get_rng_state(),
+             "numpy": (name, torch.from_numpy(key.astype(np.int64)), int(pos), int(has_gauss), float(cached))}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -51,7 +45,9 @@ def rng_state() -> dict[str, Any]:
 
 def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    name, key, pos, has_gauss, cached = state["numpy"]
+    key = key.numpy() if torch.is_tensor(key) else np.asarray(key)  # a numpy array in 0.1.0 checkpoints
+    np.random.set_state((name, key.astype(np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -71,7 +67,7 @@ def domains_from_dict(d: dict[str, Any]) -> DomainSpec:
 
 def save_checkpoint(path: Path, model: Any, model_name: str, cfg: Any, step: int, total_steps: int,
                     train_seconds: float = 0.0) -> None:
-    atomic_torch_save({
+    save_torch(path, {
         "train_seconds": round(train_seconds, 2),
         "format": FORMAT,
         "model": model_name,
@@ -84,7 +80,7 @@ def save_checkpoint(path: Path, model: Any, model_name: str, cfg: Any, step: int
         "optimizers": {k: v.state_dict() for k, v in model.optimizers().items()},
         "extra": model.extra_state(),
         "rng": rng_state(),
-    }, path, previous=Path(path).with_name(PREVIOUS_NAME))
+    }, previous=Path(path).with_name(PREVIOUS_NAME))
 
 
 KEPT_DIR = "kept"
@@ -94,26 +90,27 @@ def kept_path(run_dir: Path, step: int) -> Path:
     return Path(run_dir) / KEPT_DIR / f"step_{step:07d}.pt"
 
 
-def save_kept(run_dir: Path, model: Any, model_name: str, cfg: Any, step: int, total_steps: int) -> None:
+def save_kept(run_dir: Path, model: Any, model_name: str, cfg: Any, step: int, total_steps: int,
+              train_seconds: float = 0.0) -> None:
     """The networks alone at ``step`` (``train.keep_every``): what a learning curve evaluates, at a third of a
-    checkpoint's size; ``starbench translate`` and ``models=[name@PATH]`` read it like a checkpoint."""
-    atomic_torch_save({
-        "format": FORMAT, "model": model_name, "model_class": f"{type(model).__module__}:{type(model).__qualname__}",
+    checkpoint's size; ``starbench translate`` and ``models=[name@PATH]`` read it like a checkpoint.
+    ``train_seconds``: the training-loop wall time up to this step (a curve against wall-clock time)."""
+    save_torch(kept_path(run_dir, step), {
+        "train_seconds": round(train_seconds, 2), "format": FORMAT, "model": model_name, "model_class": f"{type(model).__module__}:{type(model).__qualname__}",
         "config": OmegaConf.to_container(cfg, resolve=True), "domains": domains_to_dict(model.domains),
         "step": step, "total_steps": total_steps, "networks": {k: v.state_dict() for k, v in model.networks().items()},
-    }, kept_path(run_dir, step))
+    })
 
 
 def read_checkpoint(path: Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise StarbenchError(f"checkpoint {path} does not exist")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:
-        raise StarbenchError(f"checkpoint {path} cannot be read ({exc}); expected a starbench checkpoint.pt") from exc
+    """A starbench checkpoint, read as data only (``starbench.files.load_torch``)."""
+    ckpt = load_torch(Path(path), "checkpoint")
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or "networks" not in ckpt:
         raise StarbenchError(f"checkpoint {path} is not a starbench checkpoint (format {FORMAT})")
+    missing = [k for k in REQUIRED_KEYS if k not in ckpt]
+    if missing:
+        raise StarbenchError(f"checkpoint {path} lacks '{missing[0]}': not a whole starbench checkpoint (format "
+                             f"{FORMAT} holds {', '.join(REQUIRED_KEYS)})")
     return ckpt
 
 
@@ -147,6 +144,8 @@ def load_networks(model: Any, ckpt: dict[str, Any], path: Path) -> None:
                              f"(it was written by model '{ckpt.get('model')}')")
     for name, net in nets.items():
         state = ckpt["networks"][name]
+        if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
+            raise StarbenchError(f"checkpoint {path}: the weights of network {name} are not a dict of tensors")
         own = net.state_dict()
         for key, tensor in state.items():
             if key in own and own[key].shape != tensor.shape:

@@ -1,7 +1,6 @@
 """Sample grids: each input followed by its translation to every target domain."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Sequence
 
@@ -11,6 +10,7 @@ from PIL import Image
 
 from starbench.data.batches import to_uint8
 from starbench.data.domains import DomainSpec
+from starbench.files import atomic_write
 
 
 def target_labels(domains: DomainSpec, labels: torch.Tensor, dataset: str | None = None) -> list[tuple[str, torch.Tensor]]:
@@ -64,12 +64,8 @@ def save_image(path: Path, image: torch.Tensor) -> None:
 
 
 def write_png(path: Path, array: np.ndarray) -> None:
-    """Write an (H, W, 3) uint8 array under a temporary name, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.png")
-    Image.fromarray(array).save(tmp)
-    os.replace(tmp, path)
+    """Write an (H, W, 3) uint8 array as a PNG, atomically (``starbench.files``)."""
+    atomic_write(path, lambda f: Image.fromarray(array).save(f, format="PNG"))
 
 
 @torch.no_grad()

@@ -34,7 +34,7 @@ from starbench.locks import exclusive
 from starbench.models import model_class
 from starbench.models.base import TranslationModel
 from starbench.progress import console
-from starbench.report import write_json
+from starbench.files import remove_stale_temporaries, write_json, write_text
 from starbench.train import distributed as dist_util
 from starbench.train.checkpoint import (CHECKPOINT_NAME, load_networks, read_latest, save_checkpoint, save_kept,
                                         set_rng_state)
@@ -214,13 +214,20 @@ class Trainer:
             marker.unlink()
 
     def _truncate_log(self, start: int) -> None:
+        """The loss log up to the resumed step; a line cut short by a hard kill is dropped with the later ones."""
         path = self.run_dir / "losses.jsonl"
         if not path.exists():
             return
-        keep = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= start]
-        tmp = path.with_name(".losses.jsonl.tmp")
-        tmp.write_text("".join(line + "\n" for line in keep))
-        os.replace(tmp, path)
+        keep = []
+        for line in path.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except ValueError:
+                break
+            if row["step"] > start:
+                break
+            keep.append(line)
+        write_text(path, "".join(line + "\n" for line in keep))
 
     def _checkpoint(self, step: int) -> None:
         if self.dist.enabled:  # every rank takes part: running statistics are averaged over ranks
@@ -292,7 +299,9 @@ class Trainer:
         cfg, tc = self.cfg, self.cfg.train
         if self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            (self.run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+            write_text(self.run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+        if self.dist.is_main:
+            remove_stale_temporaries(self.run_dir)  # a checkpoint a hard kill caught before its rename
         found = read_latest(self.run_dir) if tc.resume else None  # again: another process may have gone on
         start = self._resume(found)
         self._check_diverged_marker(start)
@@ -331,7 +340,8 @@ class Trainer:
                     if tc.keep_every and step % tc.keep_every == 0 and step < self.total:
                         self._finite(step, losses, rate, factor)
                         if self.dist.is_main:
-                            save_kept(self.run_dir, self.model, cfg.model, cfg, step, self.total)
+                            save_kept(self.run_dir, self.model, cfg.model, cfg, step, self.total,
+                                      self._train_seconds())
                     if tc.sample_every and step % tc.sample_every == 0 and step < self.total:
                         self._samples(step)
                     if self._should_stop() or (until is not None and step >= until and step < self.total):

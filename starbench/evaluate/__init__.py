@@ -1,0 +1,1 @@
+"""Evaluation core: a task scored on sources of translations by shared metrics."""
