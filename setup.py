@@ -28,7 +28,8 @@ for line in (ROOT / "starbench" / "__init__.py").read_text().splitlines():
 setup(
     name="starbench",
     version=version["__version__"],
-    description="Benchmarking and evaluation toolkit for multi-domain image-to-image translation (StarGAN and baselines)",
+    description="Benchmarking and evaluation toolkit for multi-domain image-to-image translation "
+                "(StarGAN and baselines)",
     long_description=(ROOT / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
@@ -50,6 +51,6 @@ setup(
         "matplotlib>=3.6",
         "filelock>=3.12",
     ],
-    extras_require={"test": ["pytest>=7", "tensorboard>=2.12"], "tensorboard": ["tensorboard>=2.12"]},
+    extras_require={"test": ["pytest>=7", "tensorboard>=2.12", "ruff>=0.6"], "tensorboard": ["tensorboard>=2.12"]},
     entry_points={"console_scripts": ["starbench=starbench.cli:main"]},
 )

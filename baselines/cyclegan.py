@@ -6,6 +6,7 @@ fakes per direction, Adam 2e-4 (0.5, 0.999); the Trainer's schedule (constant, t
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Optional
 
 import torch
@@ -17,15 +18,33 @@ from starbench.baselines.pairwise import PairInstance, Pairwise
 from starbench.registry import register_model
 
 
+@dataclass
+class CycleGANOptions:
+    """CycleGAN as the StarGAN paper ran it (``cyclegan.<option>=VALUE``): ResNet G, StarGAN's PatchGAN D without
+    the class head."""
+
+    g_conv_dim: int = 64  # G's first width
+    g_blocks: int = 6  # residual blocks (6 at 128 px)
+    d_conv_dim: int = 64  # D's first width
+    d_repeat: int = 6  # strided conv layers in D
+    lambda_cycle: float = 10.0  # cycle-consistency loss weight
+    lambda_identity: float = 0.5  # times lambda_cycle; 0 disables the identity loss
+    pool_size: int = 50  # image pool of earlier fakes shown to D
+    lr: float = 2e-4  # Adam learning rate of every network
+    beta1: float = 0.5  # Adam beta1
+    beta2: float = 0.999  # Adam beta2
+
+
 class CycleGANPair(PairInstance):
     bidirectional = True
 
-    def __init__(self, cfg: Any, a: str, b: str) -> None:
-        super().__init__(cfg, a, b)
-        o = cfg.cyclegan
-        self.o = o
-        self.nets = {"G_AB": ResnetGenerator(o.g_conv_dim, o.g_blocks), "G_BA": ResnetGenerator(o.g_conv_dim, o.g_blocks),
-                     "D_A": PatchDiscriminator(o.d_conv_dim, o.d_repeat), "D_B": PatchDiscriminator(o.d_conv_dim, o.d_repeat)}
+    def __init__(self, opts: Any, cfg: Any, a: str, b: str) -> None:
+        super().__init__(opts, cfg, a, b)
+        o = self.o
+        self.nets = {"G_AB": ResnetGenerator(o.g_conv_dim, o.g_blocks), "G_BA": ResnetGenerator(o.g_conv_dim,
+                                                                                                o.g_blocks),
+                     "D_A": PatchDiscriminator(o.d_conv_dim, o.d_repeat), "D_B": PatchDiscriminator(o.d_conv_dim,
+                                                                                                    o.d_repeat)}
         self.pool_a, self.pool_b = ImagePool(o.pool_size), ImagePool(o.pool_size)
 
     def make_optimizers(self, device: torch.device) -> dict[str, torch.optim.Optimizer]:
@@ -128,5 +147,11 @@ class CycleGANPair(PairInstance):
 
 @register_model("cyclegan", "CycleGAN: one bidirectional two-domain model per domain pair (x14 for RaFD)")
 class CycleGAN(Pairwise):
-    config_section = "cyclegan"
+    name = "cyclegan"
+    options = CycleGANOptions
+    presets = {
+        "smoke": {"g_conv_dim": 8, "g_blocks": 1, "d_conv_dim": 8, "d_repeat": 4, "pool_size": 8},
+        "demo": {"g_conv_dim": 16, "g_blocks": 2, "d_conv_dim": 32, "d_repeat": 4, "lr": 5e-4},
+    }
+    steps = {"demo": 72}
     instance_class = CycleGANPair

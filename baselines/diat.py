@@ -16,6 +16,7 @@ fixed during DIAT training and is not counted in DIAT's parameters (the paper do
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
@@ -28,16 +29,39 @@ from starbench.baselines.packed import optimize_all, pack, unpack
 from starbench.baselines.pairwise import PairInstance, Pairwise
 from starbench.config import cache_dir
 from starbench.errors import StarbenchError
-from starbench.metrics.classifier import ClassifierRecipe, cache_key, cached_classifier, features, resnet18, train_classifier
+from starbench.metrics.classifier import (
+    ClassifierRecipe,
+    cache_key,
+    cached_classifier,
+    features,
+    resnet18,
+    train_classifier,
+)
 from starbench.registry import register_model
 from starbench.train.speed import fast_path, precision_key
 
 
+@dataclass
+class DIATOptions:
+    """DIAT (``diat.<option>=VALUE``): one-directional transform G, adversarial loss and the identity regulariser
+    ||F(x) - F(G(x))||_1."""
+
+    g_conv_dim: int = 64  # G's first width
+    g_blocks: int = 6  # residual blocks in G
+    d_conv_dim: int = 64  # D's first width
+    d_repeat: int = 6  # strided conv layers in D
+    lambda_id: float = 1.0  # weight of the identity regulariser (mean absolute feature difference)
+    lr: float = 2e-4  # Adam learning rate of G and D
+    beta1: float = 0.5  # Adam beta1
+    beta2: float = 0.999  # Adam beta2
+    identity_weights: Optional[str] = None  # your own F: a torchvision ResNet-18 state dict; absent: trained here
+    identity_epochs: int = 10  # epochs of the subject-identity ResNet-18 trained when no weights are given
+
+
 class DIATPair(PairInstance):
-    def __init__(self, cfg: Any, a: str, b: str) -> None:
-        super().__init__(cfg, a, b)
-        o = cfg.diat
-        self.o = o
+    def __init__(self, opts: Any, cfg: Any, a: str, b: str) -> None:
+        super().__init__(opts, cfg, a, b)
+        o = self.o
         self.nets = {"G": ResnetGenerator(o.g_conv_dim, o.g_blocks), "D": PatchDiscriminator(o.d_conv_dim, o.d_repeat)}
         self.identity: Optional[nn.Module] = None
 
@@ -132,7 +156,13 @@ def subject_ids(index: Any) -> Optional[np.ndarray]:
 
 @register_model("diat", "DIAT: one-directional transform per domain pair with an identity regulariser (x7 for RaFD)")
 class DIAT(Pairwise):
-    config_section = "diat"
+    name = "diat"
+    options = DIATOptions
+    presets = {
+        "smoke": {"g_conv_dim": 8, "g_blocks": 1, "d_conv_dim": 8, "d_repeat": 4, "identity_epochs": 1},
+        "demo": {"g_conv_dim": 16, "g_blocks": 2, "d_conv_dim": 32, "d_repeat": 4, "lr": 5e-4, "identity_epochs": 2},
+    }
+    steps = {"demo": 160}
     instance_class = DIATPair
 
     def __init__(self, domains: Any, cfg: Any) -> None:
@@ -147,7 +177,7 @@ class DIAT(Pairwise):
             inst.identity = net  # type: ignore[attr-defined]
 
     def identity_network(self, data: Any) -> tuple[nn.Module, dict[str, Any]]:
-        o = self.cfg.diat
+        o = self.opts
         if o.identity_weights:
             path = Path(o.identity_weights)
             try:
@@ -155,7 +185,8 @@ class DIAT(Pairwise):
                 net = resnet18(state["fc.weight"].shape[0])
                 net.load_state_dict(state)
             except Exception as exc:
-                raise StarbenchError(f"diat.identity_weights {path}: expected a torchvision ResNet-18 state dict ({exc})")
+                raise StarbenchError(f"diat.identity_weights {path}: expected a torchvision ResNet-18 state dict "
+                                     f"({exc})")
             return net.to(self.device).eval(), {"F": f"user weights {path}"}
         src = data.sources[0].data
         ids = subject_ids(src.index)

@@ -11,12 +11,13 @@ Layer sizes at image side S (n = log2(S / 4) up-sampling stages; widths from ``i
   width with BN + LeakyReLU; conv 4x4 to 1 logit. At 128 px, d = 64: 64-128-256-512-1024.
 - E_z, E_y: conv 4x4 s2 from 3 -> e, doubling, BN + LeakyReLU(0.2), down to 4x4; a linear layer to
   z (E_z) or to the label logits (E_y).
-The paper's 67.8M parameters could not be derived from its text (REFERENCE §5); `starbench run
+The paper's 67.8M parameters could not be derived from its text; `starbench run
 protocol=params` reports this implementation's count beside it.
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from starbench.errors import StarbenchError
 from starbench.models.base import TranslationModel
 from starbench.models.stargan import classification_loss
 from starbench.registry import register_model
+from starbench.train.checkpoint import read_checkpoint
 
 
 def _stages(image_size: int) -> int:
@@ -93,15 +95,35 @@ class Encoder(nn.Module):
         return self.fc(self.main(x).flatten(1))
 
 
+@dataclass
+class IcGANOptions:
+    """IcGAN (``icgan.<option>=VALUE``): conditional DCGAN G(z, y) with encoders E_z and E_y."""
+
+    z_dim: int = 100  # latent code size
+    g_conv_dim: int = 64  # G's last hidden width; it doubles per layer towards the 4x4 input
+    d_conv_dim: int = 64  # D's first width
+    e_conv_dim: int = 64  # encoders' first width
+    lr: float = 2e-4  # Adam learning rate of every network
+    beta1: float = 0.5  # Adam beta1
+    beta2: float = 0.999  # Adam beta2
+    lambda_ez: float = 1.0  # E_z regression loss weight (on generated pairs)
+    lambda_ey: float = 1.0  # E_y classification loss weight (on real images)
+
+
 @register_model("icgan", "IcGAN: conditional GAN with encoders; edits by G(E_z(x), y')")
 class IcGAN(TranslationModel):
-    config_section = "icgan"
+    name = "icgan"
+    options = IcGANOptions
+    presets = {
+        "smoke": {"g_conv_dim": 16, "d_conv_dim": 16, "e_conv_dim": 8},
+        "demo": {"g_conv_dim": 32, "d_conv_dim": 32, "e_conv_dim": 32, "lr": 5e-4},
+    }
 
     def __init__(self, domains: DomainSpec, cfg: Any) -> None:
         super().__init__(domains, cfg)
         if domains.is_joint:
             raise StarbenchError("IcGAN does not train on data=joint")
-        o, size = cfg.icgan, cfg.data.image_size
+        o, size = self.opts, cfg.data.image_size
         self.o = o
         self.G = CondGenerator(o.z_dim, domains.label_dim, size, o.g_conv_dim)
         self.D = CondDiscriminator(domains.label_dim, size, o.d_conv_dim)
@@ -188,8 +210,6 @@ class IcGAN(TranslationModel):
 
     def load_encoders(self, path: Path | str) -> None:
         """Take E_z and E_y from another IcGAN checkpoint, checking they fit this generator."""
-        from starbench.train.checkpoint import read_checkpoint
-
         ckpt = read_checkpoint(Path(path))
         if ckpt.get("model") != "icgan":
             raise StarbenchError(f"{path} holds model '{ckpt.get('model')}', not IcGAN encoders")

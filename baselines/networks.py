@@ -3,7 +3,7 @@
 The generator is the CycleGAN ResNet generator (pytorch-CycleGAN-and-pix2pix's ``resnet_6blocks``:
 reflection padding, InstanceNorm without affine, conv biases): 7,837,699 parameters at 64 filters
 and 6 blocks. The discriminator is StarGAN's PatchGAN body with only the real/fake head: 44,721,088
-parameters at 128 px. Together 52,558,787 = the paper's "52.6M" per direction (REFERENCE §5).
+parameters at 128 px. Together 52,558,787 = the paper's "52.6M" per direction (Table 3).
 """
 from __future__ import annotations
 
@@ -113,7 +113,4 @@ class ImagePool:
 
 
 def adam(params, lr: float, beta1: float, beta2: float, device: torch.device) -> torch.optim.Adam:
-    opt = torch.optim.Adam(params, lr, (beta1, beta2), fused=device.type == "cuda")
-    for group in opt.param_groups:
-        group.setdefault("initial_lr", group["lr"])
-    return opt
+    return torch.optim.Adam(params, lr, (beta1, beta2), fused=device.type == "cuda")

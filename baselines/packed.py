@@ -4,7 +4,7 @@ DIAT trains 7 and CycleGAN 14 networks of each role per step. Run one after anot
 launches its own small kernels; packed, instance m's batch sits in channel group m of one tensor
 and every layer runs once for all M: a convolution with ``groups=M`` and the instances' weights
 concatenated, InstanceNorm over the M*C channels (its statistics are per channel, so this is
-exact), element-wise layers as they are (REFERENCE §10).
+exact), element-wise layers as they are.
 
 The instances' own modules stay the parameters: the packed weights are ``torch.cat`` of theirs,
 built in each forward, so backward hands each instance exactly its own gradient, each keeps its

@@ -1,4 +1,4 @@
-"""One model per domain pair, seen by the protocols as one model (DESIGN: "Pairwise").
+"""One model per domain pair, seen by the protocols as one model (the paper's "x7 / x14" baselines, Table 3).
 
 Two-domain methods (DIAT, CycleGAN) hold one instance per pair; ``translate`` routes each image to
 the instance for its (source, target) and chains instances for multi-attribute CelebA edits, as the
@@ -37,8 +37,8 @@ class PairInstance(abc.ABC):
 
     bidirectional = False
 
-    def __init__(self, cfg: Any, a: str, b: str) -> None:
-        self.cfg, self.a, self.b = cfg, a, b
+    def __init__(self, opts: Any, cfg: Any, a: str, b: str) -> None:
+        self.o, self.cfg, self.a, self.b = opts, cfg, a, b
         self.nets: dict[str, nn.Module] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
 
@@ -76,7 +76,8 @@ class PairInstance(abc.ABC):
 def _check_domain(domains: DomainSpec, expr: str) -> None:
     name = expr[1:] if expr.startswith("-") else expr
     if name not in domains.names or (expr.startswith("-") and domains.kind == "onehot"):
-        valid = ", ".join(domains.names) + ("; prefix an attribute with - for 'not'" if domains.kind == "multilabel" else "")
+        hint = "; prefix an attribute with - for 'not'" if domains.kind == "multilabel" else ""
+        valid = ", ".join(domains.names) + hint
         raise StarbenchError(f"pair names unknown domain '{expr}'; available: {valid}")
 
 
@@ -127,7 +128,8 @@ class Pairwise(TranslationModel):
         super().__init__(domains, cfg)
         pairs = resolve_pairs(domains, cfg.pair, self.instance_class.bidirectional)
         arrow = "<->" if self.instance_class.bidirectional else "->"
-        self.instances: dict[str, PairInstance] = {f"{a}{arrow}{b}": self.instance_class(cfg, a, b) for a, b in pairs}
+        self.instances: dict[str, PairInstance] = {f"{a}{arrow}{b}": self.instance_class(self.opts, cfg, a, b)
+                                                   for a, b in pairs}
 
     # ------------------------------------------------------------------ the contract
     def networks(self) -> dict[str, nn.Module]:
@@ -193,7 +195,9 @@ class Pairwise(TranslationModel):
             for direction, frm, to in (("ab", inst.a, inst.b), ("ba", inst.b, inst.a)):
                 if direction == "ba" and not inst.bidirectional:
                     continue
-                if bool(self._holds(current, frm)[0]) and bool(self._holds(tgt, to)[0]) and not bool(self._holds(current, to)[0]):
+                holds = (bool(self._holds(current, frm)[0]), bool(self._holds(tgt, to)[0]),
+                         bool(self._holds(current, to)[0]))
+                if holds[0] and holds[1] and not holds[2]:
                     steps.append((inst, direction))
                     current = with_condition(self.domains, current, to)
                     break
@@ -201,7 +205,8 @@ class Pairwise(TranslationModel):
             def describe(v: torch.Tensor) -> str:
                 on = [n for n, x in zip(self.domains.names, v[0].tolist()) if x > 0.5]
                 return "+".join(on) if on else "(none)"
-            raise StarbenchError(f"{type(self).__name__} has no instance chain from {describe(src)} to {describe(tgt)}; "
+            raise StarbenchError(f"{type(self).__name__} has no instance chain from {describe(src)} to "
+                                 f"{describe(tgt)}; "
                                  f"available translations: {', '.join(self.available())}")
         return steps
 

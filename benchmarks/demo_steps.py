@@ -43,10 +43,12 @@ def time_method(method: str, overrides: list[str], steps: int, warmup: int) -> d
     trainer._setup()
     model = trainer.model
     for step in range(warmup):
-        model.train_batches([to_device(b, trainer.device, trainer.channels_last) for b in trainer.data.batches(step)], step)
+        model.train_batches([to_device(b, trainer.device, trainer.channels_last) for b in trainer.data.batches(step)],
+                            step)
     start = time.perf_counter()
     for step in range(warmup, warmup + steps):
-        model.train_batches([to_device(b, trainer.device, trainer.channels_last) for b in trainer.data.batches(step)], step)
+        model.train_batches([to_device(b, trainer.device, trainer.channels_last) for b in trainer.data.batches(step)],
+                            step)
     per_step = (time.perf_counter() - start) / steps
     total = cfg.train.model_steps.get(method, cfg.train.steps)
     return {"ms_per_step": 1000 * per_step, "demo_steps": total, "projected_s": per_step * total,

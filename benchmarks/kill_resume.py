@@ -120,7 +120,8 @@ def main() -> None:
         summary = {"torch": torch.__version__, "trials": args.trials, "kills_per_trial": args.kills,
                    "sigkilled": sum(k["exit"] == -9 for r in rows for k in r["kills"]),
                    "bit_exact": sum(r["bit_exact"] for r in rows), "rows": rows, "results_folder": tables}
-        print(f"{summary['sigkilled']} SIGKILLs landed; {summary['bit_exact']}/{args.trials} trials resumed bit-exactly")
+        print(f"{summary['sigkilled']} SIGKILLs landed; {summary['bit_exact']}/{args.trials} trials resumed "
+              f"bit-exactly")
         if args.out:
             Path(args.out).write_text(json.dumps(summary, indent=2) + "\n")
     finally:

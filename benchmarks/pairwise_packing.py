@@ -101,7 +101,8 @@ def main() -> None:
             one = alone.get(model, float("nan"))
             rows.append({"model": model, "instances": m, "separate_ms": 1000 * sep, "grouped_ms": 1000 * pk,
                          "grouped_over_separate": pk / sep, "grouped_over_one_alone": pk / one,
-                         "shared_ms": 1000 * sh, "shared_over_one_alone": sh / one, "separate_over_one_alone": sep / one})
+                         "shared_ms": 1000 * sh, "shared_over_one_alone": sh / one,
+                         "separate_over_one_alone": sep / one})
             print(f"{model:9} {m:>3} {1000 * sep:>12.1f} {1000 * pk:>11.1f} {pk / sep:>17.2f} {pk / one:>19.2f} "
                   f"{1000 * sh:>12.1f} {sh / one:>20.2f}", flush=True)
     if args.json:

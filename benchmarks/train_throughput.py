@@ -6,7 +6,7 @@ eager fp32 restatements of the solver (same
 networks, losses, hyperparameters and batch): D on real, G(x) for the fake with its graph kept,
 D on the fake, gradient penalty on x_hat (grad_outputs=ones), one D step; every 5th iteration a G
 step. Its batches come from one float tensor already in device memory (the "in-memory data" anchor
-of REFERENCE §8).
+of the measured anchors in benchmarks/results/).
 
 starbench's iteration is the Trainer's loop body: a batch gathered from the decoded uint8 cache,
 moved to the device, and ``StarGAN.train_step`` (bf16 autocast, channels_last and fused Adam on
@@ -133,14 +133,15 @@ def starbench_step_fn(trainer: Trainer) -> Callable[[int], None]:
 
 VARIANTS = {"starbench": [], "starbench-fp32": ["train.amp=false", "train.channels_last=false"],
             "eager-g": ["stargan.compile_g=false"], "gp-bf16": ["stargan.gp_fp32=false"],
-            "compile-d": ["stargan.compile_d=true"], "compile-d+gp-bf16": ["stargan.compile_d=true", "stargan.gp_fp32=false"]}
+            "compile-d": ["stargan.compile_d=true"], "compile-d+gp-bf16": ["stargan.compile_d=true",
+                                                                           "stargan.gp_fp32=false"]}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description="StarGAN training throughput: starbench vs the public loop")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--paper", action="store_true", help="paper networks at 128 px (default: a small CPU config)")
-    ap.add_argument("--data", default="celeba", help="celeba (5 attributes, REFERENCE §8 anchors) or rafd")
+    ap.add_argument("--data", default="celeba", help="celeba (5 attributes, the GPU anchors) or rafd")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--iters", type=int, default=None)
     ap.add_argument("--warmup", type=int, default=None)
@@ -191,8 +192,8 @@ def main() -> None:
 
 def cfg_text(cfg: Any) -> str:
     o = cfg.stargan
-    return (f"{cfg.data.name} {cfg.data.image_size}px batch {cfg.data.batch_size}, G {o.g_conv_dim}/{o.g_repeat} blocks, "
-            f"D {o.d_conv_dim}/{o.d_repeat} layers")
+    return (f"{cfg.data.name} {cfg.data.image_size}px batch {cfg.data.batch_size}, "
+            f"G {o.g_conv_dim}/{o.g_repeat} blocks, D {o.d_conv_dim}/{o.d_repeat} layers")
 
 
 if __name__ == "__main__":

@@ -28,15 +28,17 @@ import torch
 from starbench.data import LoadedData, load_data
 from starbench.data.batches import to_float
 from starbench.errors import StarbenchError
+from starbench.evaluate.classifiers import task_classifier
 from starbench.evaluate.core import Evaluation
+from starbench.evaluate.curves import render_curve
 from starbench.evaluate.score import Judge, Scores
-from starbench.evaluate.seeds import by_method, firsts, mean_of, mean_sd
-from starbench.evaluate.sources import seeds_of
+from starbench.evaluate.seeds import by_method, firsts, mean_of
+from starbench.evaluate.sources import seeds_of, trained_jobs
 from starbench.evaluate.task import Task, uint8_rows
 from starbench.metrics.classifier import predict_logits
 from starbench.paper import TABLE1_VOTES, TABLE2_VOTES
-from starbench.protocols.common import (budget_note, figure_arrays, fmt, method_jobs, origin_notes, render_curve,
-                                       runs_provenance, save_grid_figure, seed_records, seeds_notes, task_classifier)
+from starbench.protocols.figures import figure_arrays, save_grid_figure
+from starbench.protocols.tables import budget_note, methods, origin_notes, runs_provenance, seed_records, seeds_notes
 from starbench.registry import register_protocol
 from starbench.report import ProtocolResult, write_table
 
@@ -82,15 +84,15 @@ def _age(t: np.ndarray) -> None:
 def edits() -> list[Edit]:
     out: list[Edit] = []
     for h, attr in enumerate(HAIRS):
-        out.append((f"hair->{HAIR_NAMES[attr]}", "hair colour", [0, 1, 2], lambda l, h=h: _hair(l) != h,
+        out.append((f"hair->{HAIR_NAMES[attr]}", "hair colour", [0, 1, 2], lambda lab, h=h: _hair(lab) != h,
                     _edit(lambda t, h=h: _set_hair(t, h))))
-    out.append(("gender", "gender", [3], lambda l: True, _edit(_flip_gender)))
-    out.append(("aged", "aged", [4], lambda l: l[4] > 0.5, _edit(_age)))
+    out.append(("gender", "gender", [3], lambda lab: True, _edit(_flip_gender)))
+    out.append(("aged", "aged", [4], lambda lab: lab[4] > 0.5, _edit(_age)))
     nh = lambda t: _set_hair(t, _next_hair(t))  # noqa: E731
-    out.append(("H+G", "H+G", [0, 1, 2, 3], lambda l: True, _edit(lambda t: (nh(t), _flip_gender(t)))))
-    out.append(("H+A", "H+A", [0, 1, 2, 4], lambda l: l[4] > 0.5, _edit(lambda t: (nh(t), _age(t)))))
-    out.append(("G+A", "G+A", [3, 4], lambda l: l[4] > 0.5, _edit(lambda t: (_flip_gender(t), _age(t)))))
-    out.append(("H+G+A", "H+G+A", [0, 1, 2, 3, 4], lambda l: l[4] > 0.5,
+    out.append(("H+G", "H+G", [0, 1, 2, 3], lambda lab: True, _edit(lambda t: (nh(t), _flip_gender(t)))))
+    out.append(("H+A", "H+A", [0, 1, 2, 4], lambda lab: lab[4] > 0.5, _edit(lambda t: (nh(t), _age(t)))))
+    out.append(("G+A", "G+A", [3, 4], lambda lab: lab[4] > 0.5, _edit(lambda t: (_flip_gender(t), _age(t)))))
+    out.append(("H+G+A", "H+G+A", [0, 1, 2, 3, 4], lambda lab: lab[4] > 0.5,
                 _edit(lambda t: (nh(t), _flip_gender(t), _age(t)))))
     return out
 
@@ -121,9 +123,9 @@ def edit_task(data: LoadedData) -> Task:
                              f"of {', '.join(HAIRS)}; the protocol needs at least 4")
     src = labels[inputs]
     edit_list = edits()
-    valid = np.array([[applies(l) for (_, _, _, applies, _) in edit_list] for l in src])
-    targets = np.stack([np.stack([target_of(l) if ok else l for ok, (_, _, _, _, target_of) in zip(row, edit_list)])
-                        for l, row in zip(src, valid)])
+    valid = np.array([[applies(lab) for (_, _, _, applies, _) in edit_list] for lab in src])
+    targets = np.stack([np.stack([target_of(lab) if ok else lab for ok, (*_, target_of) in zip(row, edit_list)])
+                        for lab, row in zip(src, valid)])
     refs = []
     for k, (_, _, edited, _, _) in enumerate(edit_list):
         patterns = {tuple(t[edited]) for t in targets[valid[:, k], k]}
@@ -142,7 +144,7 @@ def attribute_classifier(cfg: Any, data: LoadedData, device: torch.device) -> tu
 
 
 def predict(net: torch.nn.Module, images_u8: torch.Tensor) -> np.ndarray:
-    """0/1 attribute predictions; hair colour as one-of-three (REFERENCE §2)."""
+    """0/1 attribute predictions; hair colour as one-of-three (as the paper's CelebA experiments do)."""
     logits = predict_logits(net, to_float(images_u8.clone())).numpy()
     out = (logits > 0).astype(np.float32)
     out[:, :3] = 0
@@ -180,7 +182,8 @@ def per_edit_rows(r: Scores, task: Task, with_seed: bool = False) -> list[dict[s
 
 
 def edit_summary(scores: Scores, task: Task) -> dict[str, Optional[float]]:
-    """The learning curve's metrics: target-attribute error (100 - target %) over every edit, classifier Fréchet, FID."""
+    """The learning curve's metrics: target-attribute error (100 - target %) over every edit, classifier Fréchet and
+    FID."""
     return {"error %": 100 * (1 - float(scores.outcomes["target"][task.valid].mean())),
             "classifier Frechet": mean_of([v for v in scores.frechet if v is not None]),
             "FID": mean_of([v for v in scores.fid if v is not None])}
@@ -202,44 +205,24 @@ def group_values(df: pd.DataFrame, m: str, g: str, seed: Any = None) -> dict[str
 GROUP_DIGITS = {"target %": 1, "kept %": 1, "FID": 2, "classifier Frechet": 3, "L1 to input": 4}
 
 
-def group_rows(results: list[Scores], df: pd.DataFrame, groups: list[str], votes: dict[str, dict[str, Any]],
-               key_of: Callable[[str], str]) -> list[dict]:
-    """Table 1 or 2, one row per source (one seed)."""
+def group_table(results: list[Scores], df: pd.DataFrame, groups: list[str], votes: dict[str, dict[str, Any]],
+                key_of: Callable[[str], str], seeded: bool, first: Optional[dict[str, str]] = None) -> list[dict]:
+    """Table 1 or 2: per method, each group's measures (one seed: its values; several: mean ± sd over seeds) beside
+    the paper's vote percentages, and with several seeds how often the method ranked first."""
     out = []
-    for r in results:
-        row: dict[str, Any] = {"method": r.name}
+    for m in methods(results, seeded):
+        row: dict[str, Any] = {"method": m.name, **({"seeds": m.seeds()} if seeded else {})}
         for g in groups:
-            vote = votes.get(r.name, {}).get(key_of(g))
-            if r.diverged:
-                row.update({f"{g}: {c}": "n/a" for c in GROUP_COLUMNS})
-                row[f"{g}: target %"] = r.status
-            else:
-                values = group_values(df, r.name, g)
-                row.update({f"{g}: {c}": fmt(v, GROUP_DIGITS[c]) if v is not None else "n/a"
-                            for c, v in values.items()})
-            row[f"{g}: paper votes % (human study)"] = vote.text("{:.1f}") if vote else "-"
-        out.append(row)
-    return out
-
-
-def seeds_group_rows(results: list[Scores], df: pd.DataFrame, groups: list[str], votes: dict[str, dict[str, Any]],
-                     key_of: Callable[[str], str], first: dict[str, str]) -> list[dict]:
-    """Table 1 or 2 over training seeds: mean ± sd of each measure, and how often each method ranked first."""
-    by = by_method(results)
-    out = []
-    for name, rs in by.items():
-        ok = [r for r in rs if not r.diverged]
-        row: dict[str, Any] = {"method": name, "seeds": str(len(ok)) + (f" ({len(rs) - len(ok)} diverged)"
-                                                                        if len(ok) < len(rs) else "")}
-        for g in groups:
-            per_seed = [group_values(df, name, g, "-" if r.seed is None else r.seed) for r in ok]
             for c in GROUP_COLUMNS:
-                row[f"{g}: {c}"] = mean_sd([v[c] for v in per_seed], GROUP_DIGITS[c]) if ok else "n/a"
-            if not ok:
-                row[f"{g}: target %"] = rs[0].status
-            vote = votes.get(name, {}).get(key_of(g))
+                row[f"{g}: {c}"] = m.number(
+                    lambda r: group_values(df, m.name, g, ("-" if r.seed is None else r.seed) if seeded else None)[c],
+                    GROUP_DIGITS[c])
+            if m.status:
+                row[f"{g}: target %"] = m.status
+            vote = votes.get(m.name, {}).get(key_of(g))
             row[f"{g}: paper votes % (human study)"] = vote.text("{:.1f}") if vote else "-"
-        row["first (highest target %)"] = first[name]
+        if seeded:
+            row["first (highest target %)"] = (first or {})[m.name]
         out.append(row)
     return out
 
@@ -257,7 +240,7 @@ def render(record: dict[str, Any], arrays: dict[str, np.ndarray], folder: Path) 
 
 
 @register_protocol(NAME, "CelebA attribute edits (stand-in for the paper's Tables 1-2): accuracy, preservation, FID",
-                   render=render, task=build_task, jobs=method_jobs, data="celeba")
+                   render=render, task=build_task, jobs=trained_jobs, data="celeba")
 def run(cfg: Any) -> ProtocolResult:
     check_inputs(cfg)
     ev = Evaluation(cfg, NAME, own_steps=3)
@@ -279,21 +262,17 @@ def run(cfg: Any) -> ProtocolResult:
 
     with ev.step("report"):
         df = pd.DataFrame(per_edit)
-        if not seeded:
-            table1 = group_rows(results, df, SINGLE_GROUPS, TABLE1_VOTES, lambda g: PAPER_GROUP_KEY[g])
-            table2 = group_rows(results, df, MULTI_GROUPS, TABLE2_VOTES, lambda g: g)
-            per_seed, seed_notes = None, []
-        else:
-            first = firsts(by_method(results), lambda r: float(r.outcomes["target"][task.valid].mean()),
-                           lower_is_better=False)
-            table1 = seeds_group_rows(results, df, SINGLE_GROUPS, TABLE1_VOTES, lambda g: PAPER_GROUP_KEY[g], first)
-            table2 = seeds_group_rows(results, df, MULTI_GROUPS, TABLE2_VOTES, lambda g: g, first)
+        first = firsts(by_method(results), lambda r: float(r.outcomes["target"][task.valid].mean()),
+                       lower_is_better=False) if seeded else None
+        table1 = group_table(results, df, SINGLE_GROUPS, TABLE1_VOTES, lambda g: PAPER_GROUP_KEY[g], seeded, first)
+        table2 = group_table(results, df, MULTI_GROUPS, TABLE2_VOTES, lambda g: g, seeded, first)
+        per_seed, seed_notes = None, []
+        if seeded:
             per_seed = []
             for seed in seeds_of(cfg):
-                sub = [r for r in results if r.seed in (seed, None)]
-                rows1 = group_rows(sub, df[df.seed.isin([seed, "-"])], SINGLE_GROUPS, TABLE1_VOTES,
-                                   lambda g: PAPER_GROUP_KEY[g])
-                rows2 = group_rows(sub, df[df.seed.isin([seed, "-"])], MULTI_GROUPS, TABLE2_VOTES, lambda g: g)
+                sub, sub_df = [r for r in results if r.seed in (seed, None)], df[df.seed.isin([seed, "-"])]
+                rows1 = group_table(sub, sub_df, SINGLE_GROUPS, TABLE1_VOTES, lambda g: PAPER_GROUP_KEY[g], False)
+                rows2 = group_table(sub, sub_df, MULTI_GROUPS, TABLE2_VOTES, lambda g: g, False)
                 per_seed += [{"seed": seed, **r1, **r2} for r1, r2 in zip(rows1, rows2)]
             seed_notes = seeds_notes(cfg, "the highest target % over all edits")
         weights = ev.weights
@@ -326,5 +305,6 @@ def run(cfg: Any) -> ProtocolResult:
                           n={"inputs": int(task.n), "real_test_images": int(len(test))},
                           classifier={**clf_info, "real_all_correct": real_acc, "real_per_attribute": real_attr_acc},
                           runs=runs_provenance(results))
-    return ProtocolResult(NAME, folder, {"table1": pd.DataFrame(table1), "table2": pd.DataFrame(table2), "per_edit": df},
+    return ProtocolResult(NAME, folder, {"table1": pd.DataFrame(table1), "table2": pd.DataFrame(table2),
+                                         "per_edit": df},
                           ev.seconds)

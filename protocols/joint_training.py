@@ -1,6 +1,6 @@
 """Protocol ``joint_training``: StarGAN-SNG (RaFD only) versus StarGAN-JNT (CelebA + RaFD, mask vector).
 
-REFERENCE §3: the paper shows that training one StarGAN on both datasets with the mask vector
+The paper (its CelebA+RaFD experiment) shows that training one StarGAN on both datasets with the mask vector
 improves its RaFD results. Both models are trained by the Trainer (SNG on ``data=rafd``, JNT on
 ``data=joint``, the same number of iterations: JNT's iterations each take one CelebA and one RaFD
 batch), then translate the same RaFD neutral test images to the 7 other expressions and are measured
@@ -28,16 +28,28 @@ from starbench.data.domains import DomainSpec
 from starbench.data.rafd import rafd_domains
 from starbench.errors import StarbenchError
 from starbench.evaluate.core import Evaluation
+from starbench.evaluate.curves import render_curve
+from starbench.evaluate.runs import data_fingerprint, index_fingerprint
 from starbench.evaluate.score import Scores
-from starbench.evaluate.seeds import by_method, distance_cells, error_cells, firsts, paired_over_seeds
-from starbench.evaluate.sources import (FolderSource, ModelSource, Source, TrainedSource, check_curve, seeds_of,
-                                       training_delta)
+from starbench.evaluate.seeds import by_method, firsts, mean_of, paired_over_seeds
+from starbench.evaluate.sources import (
+    FolderSource,
+    ModelSource,
+    Source,
+    TrainedSource,
+    check_curve,
+    seeds_of,
+    training_delta,
+)
 from starbench.evaluate.task import Task
-from starbench.metrics.stats import error_rate, mcnemar
-from starbench.protocols.common import (data_fingerprint, failed_row, index_fingerprint, fmt, origin_notes, render_curve,
-                                       runs_provenance, save_grid_figure, seed_records, seeds_notes)
-from starbench.protocols.rafd_expression import (expression_classifier, expression_judge, expression_summary,
-                                                expression_task)
+from starbench.protocols.figures import save_grid_figure
+from starbench.protocols.rafd_expression import (
+    expression_classifier,
+    expression_judge,
+    expression_summary,
+    expression_task,
+)
+from starbench.protocols.tables import fmt, methods, origin_notes, runs_provenance, seed_records, seeds_notes
 from starbench.registry import register_protocol
 from starbench.report import ProtocolResult, write_table
 
@@ -149,12 +161,8 @@ def run(cfg: Any) -> ProtocolResult:
                for s in sources]
 
     with ev.step("metrics"):
-        if cfg.seeds is None:
-            table, jnt_test = joint_table(results, task)
-            per_seed, seed_notes = None, []
-        else:
-            table, jnt_test, per_seed = seeds_joint_table(cfg, results, task)
-            seed_notes = seeds_notes(cfg, "the lowest classification error")
+        table, jnt_test, per_seed = joint_table(cfg, results, task)
+        seed_notes = seeds_notes(cfg, "the lowest classification error") if cfg.seeds is not None else []
 
     with ev.step("report"):
         runs = runs_provenance(results)
@@ -165,7 +173,8 @@ def run(cfg: Any) -> ProtocolResult:
             (f"McNemar exact test{' pooled over seeds' if cfg.seeds is not None else ''}: only SNG wrong "
              f"{jnt_test.only_a_wrong}, only JNT wrong {jnt_test.only_b_wrong}."
              if jnt_test else "McNemar exact test: n/a (a variant diverged)."),
-            "The paper reports that joint training improves RaFD results (REFERENCE §3); this table is what "
+            "The paper reports that joint training improves RaFD results (its CelebA+RaFD experiment); this table is "
+            "what "
             "starbench measured at this scale, whichever way it comes out.",
             ("FID: n/a: " + str(weights.problem)) if not weights.available else f"FID: InceptionV3 ({weights.source}).",
             "Training budget: " + "; ".join(budget(results, v) for v in VARIANTS)
@@ -185,8 +194,7 @@ def run(cfg: Any) -> ProtocolResult:
     return ProtocolResult(NAME, folder, {"joint": pd.DataFrame(table)}, ev.seconds)
 
 
-JOINT_COLUMNS = ["model", "trained on", "classification error % [95% CI]", "FID (mean of 7 targets)",
-                 "classifier Frechet (not FID)", "L1 to ground truth", "PSNR dB", "SSIM", "McNemar p (JNT vs SNG)"]
+TRAINED_ON = {"StarGAN-SNG": "RaFD", "StarGAN-JNT": "CelebA + RaFD (mask vector)"}
 
 
 def budget(results: list[Scores], variant: str) -> str:
@@ -199,54 +207,38 @@ def budget(results: list[Scores], variant: str) -> str:
             f"{sum(r['train_seconds'] for r in runs):.0f} s in all")
 
 
-def joint_table(results: list[Scores], task: Task) -> tuple[list[dict[str, Any]], Any]:
-    """One row per source (one seed), McNemar against StarGAN-SNG; and SNG vs JNT's test."""
-    wrong_by = {r.name: r.outcomes["wrong"][task.valid] for r in results if not r.diverged}
-    test_vs = ({r.name: mcnemar(wrong_by["StarGAN-SNG"], wrong_by[r.name]) for r in results[1:]
-                if r.name in wrong_by} if "StarGAN-SNG" in wrong_by else {})
-    return [joint_row(r, task, wrong_by.get(r.name), test_vs.get(r.name)) for r in results], test_vs.get("StarGAN-JNT")
-
-
-def seeds_joint_table(cfg: Any, results: list[Scores], task: Task) -> tuple[list[dict[str, Any]], Any, list[dict]]:
-    """Over training seeds: mean ± sd, the error's intervals over seeds and pooled, McNemar pooled over seeds."""
-    per_seed = []
-    for seed in seeds_of(cfg):
-        rows, _ = joint_table([r for r in results if r.seed in (seed, None)], task)
-        per_seed += [{"seed": seed, **row} for row in rows]
-    groups = by_method(results)
+def joint_table(cfg: Any, results: list[Scores], task: Task
+                ) -> tuple[list[dict[str, Any]], Any, Optional[list[dict[str, Any]]]]:
+    """The SNG vs JNT table, one row per variant (and per translations folder), with McNemar's exact test against
+    StarGAN-SNG (pooled over (seed, input, target) triples with several seeds); SNG vs JNT's test; and with
+    several seeds every seed's own rows (per_seed.csv)."""
+    seeded = cfg.seeds is not None
     wrong = lambda r: r.outcomes["wrong"][task.valid]  # noqa: E731
     error = lambda r: 100 * float(wrong(r).mean())  # noqa: E731
-    first = firsts(groups, error)
-    sng = groups.get("StarGAN-SNG", [])
+    groups = by_method(results)
+    first = firsts(groups, error) if seeded else {}
     rows, jnt_test = [], None
-    for name, rs in groups.items():
-        ok = [r for r in rs if not r.diverged]
-        test = paired_over_seeds(sng, rs, wrong) if name != "StarGAN-SNG" else None
-        if name == "StarGAN-JNT":
+    for m in methods(results, seeded):
+        test = paired_over_seeds(groups["StarGAN-SNG"], m.results, wrong) \
+            if "StarGAN-SNG" in groups and m.name != "StarGAN-SNG" else None
+        if m.name == "StarGAN-JNT":
             jnt_test = test
-        rows.append({
-            "model": name,
-            "trained on": {"StarGAN-SNG": "RaFD", "StarGAN-JNT": "CelebA + RaFD (mask vector)"}.get(name, "-"),
-            "seeds": str(len(ok)) + (f" ({len(rs) - len(ok)} diverged)" if len(ok) < len(rs) else ""),
-            **error_cells(rs, wrong), **distance_cells(rs, task.valid),
-            "McNemar p vs SNG (pooled over seeds)": fmt(test.p_value, 4) if test else "-",
-            "first (lowest error)": first[name],
-        })
+        row: dict[str, Any] = {"model": m.name, "trained on": TRAINED_ON.get(m.name, "-"),
+                               **({"seeds": m.seeds()} if seeded else {}), **m.error(wrong),
+                               "FID (mean of 7 targets)": m.number(lambda r: mean_of(r.fid), 2),
+                               "classifier Frechet (not FID)": m.number(lambda r: mean_of(r.frechet), 3),
+                               "L1 to ground truth": m.number(lambda r: r.truth_mean("l1", task.valid), 4),
+                               "PSNR dB": m.number(lambda r: r.truth_mean("psnr", task.valid), 2),
+                               "SSIM": m.number(lambda r: r.truth_mean("ssim", task.valid), 3)}
+        if seeded:
+            row["McNemar p vs SNG (pooled over seeds)"] = fmt(test.p_value, 4) if test else "-"
+            row["first (lowest error)"] = first[m.name]
+        else:
+            row["McNemar p (JNT vs SNG)"] = "n/a" if m.status else fmt(test.p_value, 4) if test else "-"
+        rows.append(row)
+    per_seed = None
+    if seeded:
+        per_seed = [{"seed": seed, **row} for seed in seeds_of(cfg) for row in
+                    joint_table(OmegaConf.merge(cfg, {"seeds": None}), [r for r in results if r.seed in (seed, None)],
+                                task)[0]]
     return rows, jnt_test, per_seed
-
-
-def joint_row(r: Scores, task: Task, wrong: Optional[np.ndarray], test_vs: Any) -> dict[str, Any]:
-    trained_on = {"StarGAN-SNG": "RaFD", "StarGAN-JNT": "CelebA + RaFD (mask vector)"}.get(r.name, "-")
-    if r.diverged or wrong is None:
-        return failed_row(r, JOINT_COLUMNS, JOINT_COLUMNS[2], **{"trained on": trained_on})
-    fids = [v for v in r.fid if v is not None]
-    return {
-        "model": r.name,
-        "trained on": trained_on,
-        "classification error % [95% CI]": error_rate(wrong).text(),
-        "FID (mean of 7 targets)": fmt(float(np.mean(fids))) if fids else "n/a",
-        "classifier Frechet (not FID)": fmt(float(np.mean(r.frechet)), 3),
-        "L1 to ground truth": fmt(r.truth_mean("l1", task.valid), 4), "PSNR dB": fmt(r.truth_mean("psnr", task.valid)),
-        "SSIM": fmt(r.truth_mean("ssim", task.valid), 3),
-        "McNemar p (JNT vs SNG)": "-" if test_vs is None else fmt(test_vs.p_value, 4),
-    }

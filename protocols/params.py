@@ -22,27 +22,25 @@ import torch
 from omegaconf import OmegaConf
 
 from starbench.baselines.pairwise import Pairwise, resolve_pairs
-from starbench.config import SCALE_PRESETS, Config
+from starbench.config import schema_for, sections_for
 from starbench.data.domains import DomainSpec
 from starbench.data.rafd import rafd_domains
+from starbench.files import write_json
 from starbench.paper import TABLE3_PARAMS, params_text
 from starbench.registry import MODELS, register_protocol
-from starbench.report import ProtocolResult, plt, provenance, results_folder, save_record, write_json, write_table
+from starbench.report import ProtocolResult, plt, provenance, results_folder, save_record, write_table
 from starbench.train.trainer import build_model
 
 PAPER_SIZE = 128
 KS = range(2, 11)
 
 
-MODEL_SECTIONS = ("stargan", "cyclegan", "diat", "icgan")
-
-
 def paper_sized(cfg: Any) -> Any:
-    """The config with every built-in model section at its paper defaults and 128 px images."""
-    defaults = OmegaConf.structured(Config)
-    paper = {k: v for k, v in SCALE_PRESETS["paper"].items() if k in MODEL_SECTIONS}
-    return OmegaConf.merge(cfg, {k: defaults[k] for k in MODEL_SECTIONS}, paper,
-                           {"data": {"image_size": PAPER_SIZE}, "pair": None})
+    """The config with every compared model's options at their paper defaults (its ``paper`` preset over the
+    defaults its class declares) and 128 px images."""
+    defaults = OmegaConf.structured(schema_for(cfg.models))
+    paper = {s.name: OmegaConf.merge(defaults[s.name], s.presets.get("paper", {})) for s in sections_for(cfg.models)}
+    return OmegaConf.merge(cfg, paper, {"data": {"image_size": PAPER_SIZE}, "pair": None})
 
 
 def counts_for(name: str, domains: DomainSpec, cfg: Any) -> tuple[list[int], dict[str, int]]:
@@ -62,7 +60,8 @@ def counts_for(name: str, domains: DomainSpec, cfg: Any) -> tuple[list[int], dic
     if isinstance(model, Pairwise):
         inst = next(iter(model.instances.values()))
         directions = inst.instance_networks()
-        per_direction = [sum(p.numel() for n in names for p in inst.nets[n].parameters()) for names in directions.values()]
+        per_direction = [sum(p.numel() for n in names for p in inst.nets[n].parameters())
+                         for names in directions.values()]
         first = next(iter(directions.values()))
         nets = {n: sum(p.numel() for p in inst.nets[n].parameters()) for n in first}
         return per_direction * n_instances, nets
@@ -78,7 +77,7 @@ NOTES = [
     "CycleGAN bidirectional: 7 pairs, 14 directions).",
     "A two-domain instance counts one direction's generator and discriminator. DIAT's identity network F is not "
     "counted (fixed, auxiliary); IcGAN's encoders E_z and E_y are (editing needs them).",
-    "IcGAN's paper figure (67.8M) could not be derived from its text (REFERENCE §5); the layer sizes used are "
+    "IcGAN's paper figure (67.8M) could not be derived from the paper's text; the layer sizes used are "
     "documented in starbench/baselines/icgan.py.",
 ]
 

@@ -1,4 +1,4 @@
-"""Protocol ``rafd_expression``: the paper's Table 3 (REFERENCE §4), regenerated.
+"""Protocol ``rafd_expression``: the paper's Table 3, regenerated.
 
 Steps (each expensive one keyed by a hash of what determines it, and reused on a re-run):
 1. data: RaFD (``data.root``, raw names or train/test folders; absent: the synthetic set), decoded once;
@@ -10,10 +10,10 @@ Steps (each expensive one keyed by a hash of what determines it, and reused on a
    checkpoint, the public StarGAN format), translate-only plug-ins, and ``translations=[DIR]``
    folders of images made elsewhere (named as ``starbench export`` says);
 4. the task: every neutral test image to each of the 7 other expressions;
-5. metrics, the same for every source: classification error (95% Clopper-Pearson interval) and McNemar's paired test against
-   StarGAN; FID per target expression (generated vs real test images of that expression, averaged
-   over the 7 targets, as StarGAN v2 does) when Inception weights are available; the Fréchet
-   distance on the classifier's own features (always; not comparable with FID); L1/PSNR/SSIM
+5. metrics, the same for every source: classification error (95% Clopper-Pearson interval) and
+   McNemar's paired test against StarGAN; FID per target expression (generated vs real test images
+   of that expression, averaged over the 7 targets, as StarGAN v2 does) when Inception weights are
+   available; the Fréchet distance on the classifier's own features (always; not comparable with FID); L1/PSNR/SSIM
    against the real photo of the same subject, gaze and angle in the target expression;
 6. report: ``results/rafd_expression/table3.{csv,md,tex}``, ``per_target.csv``, ``translations.png``
    and ``provenance.json``, written together or not at all.
@@ -26,23 +26,33 @@ from typing import Any, Optional
 import numpy as np
 import pandas as pd
 import torch
+from omegaconf import OmegaConf
 
 from starbench.data import LoadedData, load_data
 from starbench.data.rafd import rafd_domains
 from starbench.errors import StarbenchError
+from starbench.evaluate.classifiers import classify, task_classifier
 from starbench.evaluate.core import Evaluation
+from starbench.evaluate.curves import render_curve
 from starbench.evaluate.score import Judge, Scores
-from starbench.evaluate.seeds import by_method, distance_cells, error_cells, firsts, mean_of, paired_over_seeds
-from starbench.evaluate.sources import seeds_of
+from starbench.evaluate.seeds import by_method, firsts, mean_of, paired_over_seeds
+from starbench.evaluate.sources import seeds_of, trained_jobs
 from starbench.evaluate.task import Task, uint8_rows
-from starbench.metrics.stats import error_rate, mcnemar
+from starbench.metrics.stats import error_rate
 from starbench.paper import TABLE3_ERROR, params_text
 from starbench.progress import console
+from starbench.protocols.figures import figure_arrays, save_grid_figure
+from starbench.protocols.tables import (
+    budget_note,
+    fmt,
+    methods,
+    origin_notes,
+    runs_provenance,
+    seed_records,
+    seeds_notes,
+)
 from starbench.registry import register_protocol
 from starbench.report import ProtocolResult, write_table
-from starbench.protocols.common import (budget_note, method_jobs, classify, failed_row, figure_arrays, fmt, origin_notes,
-                                       render_curve, runs_provenance, save_grid_figure, seed_records, seeds_notes,
-                                       task_classifier)
 
 NAME = "rafd_expression"
 SOURCE = "neutral"
@@ -54,11 +64,6 @@ def check_inputs(cfg: Any) -> None:
     """Fail before any work on settings that cannot run."""
     if cfg.data.name != "rafd":
         raise StarbenchError(f"protocol {NAME} runs on RaFD: data=rafd (got data={cfg.data.name})")
-
-
-TABLE3_COLUMNS = ["method", "classification error % [95% CI]", "paper error %", "FID (mean of 7 targets)",
-                  "classifier Frechet (not FID)", "L1 to ground truth", "PSNR dB", "SSIM", "McNemar p vs stargan",
-                  "parameters", "paper parameters"]
 
 
 # ------------------------------------------------------------------------------------ task and classifier
@@ -116,85 +121,60 @@ def per_target_rows(scores: Scores, task: Task, with_seed: bool = False) -> list
 
 
 def expression_summary(scores: Scores, task: Task) -> dict[str, Optional[float]]:
-    """The learning curve's metrics: classification error, classifier Fréchet and FID (None without weights)."""
+    """The learning curve's metrics: classification error, classifier Fréchet, FID (None without weights) and the
+    L1 distance to the ground-truth photo."""
     return {"error %": 100 * float(scores.outcomes["wrong"][task.valid].mean()),
-            "classifier Frechet": mean_of(scores.frechet), "FID": mean_of(scores.fid)}
+            "classifier Frechet": mean_of(scores.frechet), "FID": mean_of(scores.fid),
+            "L1 to ground truth": scores.truth_mean("l1", task.valid)}
 
 
-def seeds_table3(cfg: Any, results: list[Scores], task: Task, real_err: Any
-                 ) -> tuple[list[dict[str, Any]], list[str], list[dict[str, Any]]]:
-    """Table 3 over training seeds: mean ± sd of every metric, the error's intervals over seeds and pooled, the
-    paired test over (seed, input, target) triples, and how often each method ranked first; plus every seed's
-    own Table 3 rows (per_seed.csv, the same rows a single-seed run of that seed gives)."""
-    seeds = seeds_of(cfg)
-    per_seed = []
-    for seed in seeds:
-        rows, _ = table3_rows([r for r in results if r.seed in (seed, None)], task, real_err)
-        per_seed += [{"seed": seed, **row} for row in rows[:-1]]
-    groups = by_method(results)
+def table3(cfg: Any, results: list[Scores], task: Task, real_err: Any
+           ) -> tuple[list[dict[str, Any]], list[str], Optional[list[dict[str, Any]]]]:
+    """Table 3: one row per method, then real images; and the notes on methods that did not learn.
+
+    One seed: each method's error with its Clopper-Pearson interval, its distances, McNemar's exact test against
+    StarGAN on the same inputs. Several (``seeds=[...]``): mean ± sd over seeds of every metric, the error's
+    t-interval over seeds beside the pooled interval, McNemar pooled over (seed, input, target) triples, how often
+    each method ranked first; and every seed's own rows (per_seed.csv: what a single-seed run of it gives)."""
+    seeded = cfg.seeds is not None
     wrong = lambda r: r.outcomes["wrong"][task.valid]  # noqa: E731
     error = lambda r: 100 * float(wrong(r).mean())  # noqa: E731
-    first = firsts(groups, error)
+    groups = by_method(results)
+    first = firsts(groups, error) if seeded else {}
     rows, notes = [], []
-    for name, rs in groups.items():
-        ok, failed = [r for r in rs if not r.diverged], [r for r in rs if r.diverged]
-        paper_err = TABLE3_ERROR.get(name)
-        test_vs = paired_over_seeds(groups["stargan"], rs, wrong) if "stargan" in groups and name != "stargan" else None
-        errs = [error(r) for r in ok]
-        cells = error_cells(rs, wrong)
-        rows.append({
-            "method": name, "seeds": str(len(ok)) + (f" ({len(failed)} diverged)" if failed else ""),
-            **cells, "paper error %": paper_err.text() if paper_err else "-", **distance_cells(rs, task.valid),
-            "McNemar p vs stargan (pooled over seeds)": fmt(test_vs.p_value, 4) if test_vs else "-",
-            "first (lowest error)": first[name],
-            "parameters": ok[0].info.get("parameters", "-") if ok else "n/a",
-            "paper parameters": params_text(name) or "-",
-        })
-        if ok and np.mean(errs) >= 100 * NOT_LEARNED:
-            notes.append(f"{name} did not learn the task at this scale (mean error {np.mean(errs):.1f}%, guessing "
-                         f"gives {100 * CHANCE_ERROR:.1f}%); its row is reported as measured.")
-    rows.append({**{k: "-" for k in rows[0]}, "method": "real images",
-                 "classification error % (mean ± sd)": real_err.text(), "paper error %": TABLE3_ERROR["real"].text()})
-    notes += seeds_notes(cfg, "the lowest classification error")
+    for m in methods(results, seeded):
+        paper_err = TABLE3_ERROR.get(m.name)
+        test = (paired_over_seeds(groups["stargan"], m.results, wrong)
+                if "stargan" in groups and m.name != "stargan" else None)
+        row: dict[str, Any] = {"method": m.name, **({"seeds": m.seeds()} if seeded else {}), **m.error(wrong),
+                               "paper error %": paper_err.text() if paper_err else "-",
+                               "FID (mean of 7 targets)": m.number(lambda r: mean_of(r.fid), 2),
+                               "classifier Frechet (not FID)": m.number(lambda r: mean_of(r.frechet), 3),
+                               "L1 to ground truth": m.number(lambda r: r.truth_mean("l1", task.valid), 4),
+                               "PSNR dB": m.number(lambda r: r.truth_mean("psnr", task.valid), 2),
+                               "SSIM": m.number(lambda r: r.truth_mean("ssim", task.valid), 3)}
+        mcnemar_column = "McNemar p vs stargan" + (" (pooled over seeds)" if seeded else "")
+        row[mcnemar_column] = fmt(test.p_value, 4) if test else "-"
+        if seeded:
+            row["first (lowest error)"] = first[m.name]
+        row.update({"parameters": m.ok[0].info.get("parameters", "-") if m.ok else "n/a",
+                    "paper parameters": params_text(m.name) or "-"})
+        rows.append(row)
+        errs = [error(r) for r in m.ok]
+        if errs and np.mean(errs) >= 100 * NOT_LEARNED:
+            what = f"mean error {np.mean(errs):.1f}%" if seeded else f"error {errs[0]:.1f}%"
+            notes.append(f"{m.name} did not learn the task at this scale ({what}, guessing gives "
+                         f"{100 * CHANCE_ERROR:.1f}%); its row is reported as measured.")
+    error_column = "classification error % (mean ± sd)" if seeded else "classification error % [95% CI]"
+    rows.append({**{k: "-" for k in rows[0]}, "method": "real images", error_column: real_err.text(),
+                 "paper error %": TABLE3_ERROR["real"].text()})
+    per_seed = None
+    if seeded:
+        notes += seeds_notes(cfg, "the lowest classification error")
+        per_seed = [{"seed": seed, **row} for seed in seeds_of(cfg) for row in
+                    table3(OmegaConf.merge(cfg, {"seeds": None}), [r for r in results if r.seed in (seed, None)],
+                           task, real_err)[0][:-1]]
     return rows, notes, per_seed
-
-
-def table3_rows(results: list[Scores], task: Task, real_err: Any) -> tuple[list[dict[str, Any]], list[str]]:
-    """Table 3's rows (one per source, then real images) and the notes on methods that did not learn."""
-    wrong_by = {r.name: r.outcomes["wrong"][task.valid] for r in results if not r.diverged}
-    ref = "stargan" if "stargan" in wrong_by else None
-    rows, notes = [], []
-    for r in results:
-        paper_err = TABLE3_ERROR.get(r.name)
-        if r.diverged:
-            known = {"paper error %": paper_err.text() if paper_err else "-", "McNemar p vs stargan": "-",
-                     "paper parameters": params_text(r.name) or "-"}
-            rows.append(failed_row(r, TABLE3_COLUMNS, TABLE3_COLUMNS[1], **known))
-            continue
-        err = error_rate(wrong_by[r.name])
-        test_vs = mcnemar(wrong_by[ref], wrong_by[r.name]) if ref and r.name != ref else None
-        fid = mean_of(r.fid)
-        rows.append({
-            "method": r.name,
-            "classification error % [95% CI]": err.text(),
-            "paper error %": paper_err.text() if paper_err else "-",
-            "FID (mean of 7 targets)": fmt(fid) if fid is not None else "n/a",
-            "classifier Frechet (not FID)": fmt(mean_of(r.frechet), 3),
-            "L1 to ground truth": fmt(r.truth_mean("l1", task.valid), 4),
-            "PSNR dB": fmt(r.truth_mean("psnr", task.valid)),
-            "SSIM": fmt(r.truth_mean("ssim", task.valid), 3),
-            "McNemar p vs stargan": fmt(test_vs.p_value, 4) if test_vs else "-",
-            "parameters": r.info.get("parameters", "-"),
-            "paper parameters": params_text(r.name) or "-",
-        })
-        if err.rate >= NOT_LEARNED:
-            notes.append(f"{r.name} did not learn the task at this scale (error {100 * err.rate:.1f}%, "
-                         f"guessing gives {100 * CHANCE_ERROR:.1f}%); its row is reported as measured.")
-    rows.append({"method": "real images", "classification error % [95% CI]": real_err.text(),
-                 "paper error %": TABLE3_ERROR["real"].text(), "FID (mean of 7 targets)": "-",
-                 "classifier Frechet (not FID)": "-", "L1 to ground truth": "-", "PSNR dB": "-", "SSIM": "-",
-                 "McNemar p vs stargan": "-", "parameters": "-", "paper parameters": "-"})
-    return rows, notes
 
 
 def table3_notes(cfg: Any, ev: Evaluation, task: Task, real_err: Any, results: list[Scores]) -> list[str]:
@@ -238,7 +218,7 @@ def render(record: dict[str, Any], arrays: dict[str, np.ndarray], folder: Path) 
 
 # ------------------------------------------------------------------------------------ the protocol
 @register_protocol(NAME, "RaFD expression translation (the paper's Table 3): classifier error, FID, paired GT, params",
-                   render=render, task=build_task, jobs=method_jobs, data="rafd")
+                   render=render, task=build_task, jobs=trained_jobs, data="rafd")
 def run(cfg: Any) -> ProtocolResult:
     check_inputs(cfg)
     ev = Evaluation(cfg, NAME, own_steps=4)
@@ -255,11 +235,7 @@ def run(cfg: Any) -> ProtocolResult:
     results = [ev.score(task, s, metrics, method_description(task), summarize=expression_summary) for s in sources]
 
     with ev.step("metrics"):
-        if cfg.seeds is None:
-            table_rows, notes = table3_rows(results, task, real_err)
-            per_seed = None
-        else:
-            table_rows, notes, per_seed = seeds_table3(cfg, results, task, real_err)
+        table_rows, notes, per_seed = table3(cfg, results, task, real_err)
 
     with ev.step("report"):
         two_domain = any(r.info.get("instances", 1) > 1 for r in results if r.info["kind"] == "trained")

@@ -6,20 +6,32 @@ preset < overrides). A ``StarbenchError`` is printed without a traceback and exi
 """
 from __future__ import annotations
 
+import dataclasses
+import inspect
+import json
+import re
 import sys
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 import click
+from omegaconf import OmegaConf
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from starbench import __version__
-from starbench.config import resolve, to_yaml
+from starbench.config import model_section, parse_overrides, resolve, to_yaml
+from starbench.data import load_index, synth
 from starbench.errors import StarbenchError
+from starbench.evaluate.export import export_task
+from starbench.evaluate.plan import plan
 from starbench.files import FULL_ERRNOS
-from starbench.registry import DATASETS, MODELS, PROTOCOLS
+from starbench.progress import progress_bar
+from starbench.registry import DATASETS, FORMATS, MODELS, PROTOCOLS
+from starbench.report import RECORD_FILE, rerender
+from starbench.train.trainer import Trainer
+from starbench.translate import translate_files
 
 out = Console()
 err = Console(stderr=True)
@@ -59,19 +71,78 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 # ----------------------------------------------------------------------------------------- list
-@cli.command("list")
-def list_cmd() -> None:
-    """Registered models, protocols and datasets."""
-    for title, registry in (("models", MODELS), ("protocols", PROTOCOLS), ("datasets", DATASETS)):
+@cli.command("list", context_settings={"ignore_unknown_options": True})
+@OVERRIDES
+def list_cmd(overrides: tuple[str, ...]) -> None:
+    """Registered models (with their options), protocols, datasets and weight formats: [model=NAME].
+
+    model=NAME (a registered name or package.module:Class) lists that model's options: key, type, default, the
+    value each scale preset gives, and what it is.
+    """
+    opts = simple_options(overrides, {"model": str})
+    if "model" in opts:
+        section = model_section(opts["model"])
+        table = Table(title=f"options of model {opts['model']}" + (f" (set as {section.name}.<option>=VALUE)"
+                                                                    if section.name else ""), title_justify="left")
+        for column in ("key", "type", "default", "smoke", "demo", "paper", "meaning"):
+            table.add_column(column, style="bold cyan" if column == "key" else None, no_wrap=column != "meaning")
+        for row in option_rows(section):
+            table.add_row(*row)
+        if section.options is None:
+            table.add_row("-", "", "", "", "", "", "this model has no options")
+        out.print(table)
+        return
+    for title, registry in (("models", MODELS), ("protocols", PROTOCOLS), ("datasets", DATASETS),
+                            ("weight formats", FORMATS)):
         table = Table(title=title, title_justify="left", show_lines=False)
         table.add_column("name", style="bold cyan")
         table.add_column("description")
+        if registry is MODELS:
+            table.add_column("options (defaults; `starbench list model=NAME` for all)")
         entries = list(registry)
         for entry in entries:
-            table.add_row(entry.name, entry.description)
+            extra = [options_summary(model_section(entry.name))] if registry is MODELS else []
+            table.add_row(entry.name, entry.description, *extra)
         if not entries:
             table.add_row("-", "none registered yet")
         out.print(table)
+
+
+def option_rows(section: Any) -> list[tuple[str, ...]]:
+    """(key, type, default, smoke, demo, paper, meaning) per option of a model's options dataclass; the meaning is
+    the comment on the option's line in the model's file (or the class docstring's first line)."""
+    if section.options is None:
+        return []
+    comments = option_comments(section.options)
+    rows = []
+    for f in dataclasses.fields(section.options):
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        per_scale = [str(section.presets.get(scale, {}).get(f.name, "")) for scale in ("smoke", "demo", "paper")]
+        kind = getattr(f.type, "__name__", str(f.type)).replace("typing.", "")
+        rows.append((f"{section.name}.{f.name}", kind, str(default), *per_scale, comments.get(f.name, "")))
+    return rows
+
+
+def option_comments(options: type) -> dict[str, str]:
+    """{option: the '# ...' comment on its line} from the source of an options dataclass."""
+    try:
+        source = inspect.getsource(options)
+    except (OSError, TypeError):
+        return {}
+    out = {}
+    for line in source.splitlines():
+        match = re.match(r"\s+(\w+)\s*:[^#]*#\s*(.+)$", line)
+        if match:
+            out[match.group(1)] = match.group(2).strip()
+    return out
+
+
+def options_summary(section: Any) -> str:
+    if section.options is None:
+        return "-"
+    fields = dataclasses.fields(section.options)
+    shown = ", ".join(f"{f.name}={f.default}" for f in fields[:4] if f.default is not dataclasses.MISSING)
+    return shown + (f", ... ({len(fields)} in all)" if len(fields) > 4 else "")
 
 
 # ----------------------------------------------------------------------------------------- run
@@ -104,10 +175,6 @@ def export_cmd(overrides: tuple[str, ...]) -> None:
     target: source and target domains and the file name the translation must have) and DIR/README.txt.
     Score a folder of such translations with `starbench run protocol=NAME translations=[FOLDER]`.
     """
-    from omegaconf import OmegaConf
-
-    from starbench.evaluate.export import export_task
-
     out_dir = [o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0] == "out"]
     rest = [o for o in overrides if o.split("=", 1)[0] != "out"]
     if not out_dir or not out_dir[-1]:
@@ -121,7 +188,8 @@ def export_cmd(overrides: tuple[str, ...]) -> None:
     task = build(cfg)
     settings = [o for o in rest if o.split("=", 1)[0] != "protocol"]
     folder = export_task(task, Path(out_dir[-1]), settings, OmegaConf.to_container(cfg, resolve=True))
-    out.print(f"wrote {task.n} inputs and {len(task.cells())} rows of tasks.csv to {folder}; see {folder / 'README.txt'}",
+    out.print(f"wrote {task.n} inputs and {len(task.cells())} rows of tasks.csv to {folder}; "
+              f"see {folder / 'README.txt'}",
               highlight=False, soft_wrap=True)
 
 
@@ -137,10 +205,6 @@ def plan_cmd(overrides: tuple[str, ...], fmt: str) -> None:
     the protocol will look in, then the `starbench run ...` that only evaluates once they are done. The
     train lines are independent (a SLURM array, several GPUs, or one after another; concurrently too).
     """
-    import json
-
-    from starbench.evaluate.plan import plan
-
     jobs = plan(list(overrides))
     trains = [j for j in jobs if j["kind"] == "train"]
     if not trains:
@@ -172,8 +236,6 @@ def train_cmd(overrides: tuple[str, ...], dry_run: bool) -> None:
     Resumes automatically when the run folder holds a checkpoint (train.resume=false starts over).
     Ctrl-C saves a checkpoint and stops; run the same command again to continue.
     """
-    from starbench.train.trainer import Trainer
-
     cfg = resolve(overrides)
     run_dir = default_train_dir(cfg, overrides)
     if dry_run:
@@ -206,8 +268,6 @@ def translate_cmd(overrides: tuple[str, ...]) -> None:
     names the labels when there are neither 5 (CelebA) nor 8 (RaFD), and image_size=N (default 128)
     sets the network input side.
     """
-    from starbench.translate import translate_files
-
     opts = simple_options(overrides, {"checkpoint": str, "input": str, "target": str, "out": str, "source": str,
                                       "device": str, "batch": int, "domains": str, "image_size": int},
                           required=("checkpoint", "input", "target", "out"))
@@ -227,8 +287,6 @@ def name_list(text: str) -> list[str]:
 def simple_options(overrides: tuple[str, ...], allowed: dict[str, type], required: tuple[str, ...] = (),
                    defaults: Optional[dict[str, Any]] = None) -> dict[str, Any]:
     """KEY=VALUE options of a command that does not take the full config (synth, translate)."""
-    from starbench.config import parse_overrides
-
     opts: dict[str, Any] = dict(defaults or {})
     for item in parse_overrides(overrides):
         key, value = item.split("=", 1)
@@ -252,8 +310,6 @@ def tables_cmd(overrides: tuple[str, ...]) -> None:
 
     Nothing is trained or translated: each protocol folder's record.json is rendered again.
     """
-    from starbench.report import RECORD_FILE, rerender
-
     cfg = resolve(overrides)
     names = [cfg.protocol] if cfg.protocol else [e.name for e in PROTOCOLS]
     done = 0
@@ -284,16 +340,17 @@ def synth_cmd(overrides: tuple[str, ...]) -> None:
     Writes DIR/RaFD (RaFD file names, or train|test/<expression>/ with layout=split) and
     DIR/CelebA (img_align_celeba/, list_attr_celeba.txt, list_eval_partition.txt). celeba=0 skips it.
     """
-    from starbench.data import synth
-    from starbench.progress import progress_bar
-
     opts = simple_options(overrides, {"out": str, "subjects": int, "seed": int, "size": int, "celeba": int,
                                       "layout": str}, required=("out",),
                           defaults={"subjects": 67, "seed": 0, "size": 256, "celeba": 2000, "layout": "raw"})
     root = Path(opts["out"])
-    tick: Callable[[Callable[[int], None]], Callable[[int, int], None]] = lambda adv: (lambda d, t: adv(1))
+
+    def tick(advance: Callable[[int], None]) -> Callable[[int, int], None]:
+        return lambda done, total: advance(1)
+
     with progress_bar("synthetic RaFD", opts["subjects"] * 72) as advance:
-        synth.write_rafd(root / "RaFD", opts["subjects"], opts["seed"], opts["size"], opts["layout"], progress=tick(advance))
+        synth.write_rafd(root / "RaFD", opts["subjects"], opts["seed"], opts["size"], opts["layout"],
+                         progress=tick(advance))
     if opts["celeba"] > 0:
         with progress_bar("synthetic CelebA", opts["celeba"]) as advance:
             synth.write_celeba(root / "CelebA", opts["celeba"], opts["seed"], progress=tick(advance))
@@ -309,8 +366,6 @@ def info_cmd(overrides: tuple[str, ...]) -> None:
     Exit status: 0 when every file is usable, 1 when some are not (all listed), 2 when the data cannot
     be read at all (missing folder, unreadable attribute file).
     """
-    from starbench.data import load_index
-
     cfg = resolve(overrides)
     index = load_index(cfg, strict=False)
     out.print(f"[bold]{index.name}[/] at {index.root}  (layout: {index.layout})", highlight=False, soft_wrap=True)

@@ -1,11 +1,20 @@
-"""Configuration: dataclass schema, scale presets and ``key=value`` overrides.
+"""Configuration: the common schema, its scale presets, the models' own options, and ``key=value`` settings.
 
-Resolution order is defaults < scale preset < overrides. The schema is an OmegaConf structured
-config, so a misspelt key or a badly typed value is caught before anything runs and reported as
-a ``StarbenchError`` naming the key (with the closest valid keys, or the expected type).
+Every default is here or in the model it belongs to. Resolution order is defaults < scale preset <
+settings. The schema is an OmegaConf structured config, so a misspelt key or a badly typed value is
+caught before anything runs and reported as a ``StarbenchError`` naming the key (with the closest
+valid keys, or the expected type).
+
+The common sections (data, train, classifier, fid, ...) are declared here. A model's options are
+declared by the model class itself (``options``: a dataclass; ``presets``: its settings per scale;
+``steps``: its training steps per scale), and the schema gets one section per model, named by the
+model's ``name``: ``stargan.g_lr=2e-4`` for a built-in, ``tiny.width=64`` for a plug-in class
+``my_lab.models:Tiny`` that declares ``name = "tiny"``. A plug-in named in ``model=`` or
+``models=[...]`` joins the schema before the settings are read.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import os
@@ -18,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
 
 from starbench.errors import StarbenchError
+from starbench.registry import MODELS, PROTOCOLS
 
 CELEBA_DEFAULT_ATTRIBUTES = ["Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young"]
 SCALES = ("smoke", "demo", "paper")
@@ -25,7 +35,7 @@ SCALES = ("smoke", "demo", "paper")
 
 @dataclass
 class DataConfig:
-    """Which dataset to read and how to preprocess it (REFERENCE §2, §6)."""
+    """Which dataset to read and how to preprocess it (the paper's datasets and preprocessing, Section 5)."""
 
     name: str = "rafd"  # rafd | celeba | folder | joint (see `starbench list`)
     root: Optional[str] = None  # absent: the built-in synthetic set, generated once into cache_dir
@@ -51,8 +61,8 @@ class DataConfig:
 class TrainConfig:
     """The Trainer's loop: length, schedule, logging, checkpoints, speed switches."""
 
-    steps: int = 200000  # iterations; one iteration = one D step (REFERENCE §2)
-    model_steps: dict[str, int] = field(default_factory=dict)  # per-model overrides of steps, e.g. {cyclegan: 300}
+    steps: int = 200000  # iterations; one iteration = one D step (the paper's n_critic counting)
+    model_steps: dict[str, int] = field(default_factory=dict)  # per-model steps by model name, e.g. {cyclegan: 300}
     epochs: Optional[float] = None  # when set, steps = epochs x (train images // batch size)
     decay_start: Optional[int] = None  # constant lr until here, then linear to exactly 0; absent: steps // 2
     log_every: int = 10  # loss log line every N steps
@@ -63,78 +73,13 @@ class TrainConfig:
     amp: Optional[bool] = None  # bf16 autocast (losses and the gradient penalty stay fp32); absent: the device default
     channels_last: Optional[bool] = None  # channels_last memory format; absent: the device default
     progress: bool = True  # rich progress bar
-    tensorboard: Optional[bool] = None  # TensorBoard event files in the run folder; absent: on if tensorboard is installed
-    lock_timeout: Optional[float] = None  # seconds to wait for a run folder another process is training; absent: no limit
+    # TensorBoard event files in the run folder; absent: on if tensorboard is installed
+    tensorboard: Optional[bool] = None
+    # seconds to wait for a run folder another process is training; absent: no limit
+    lock_timeout: Optional[float] = None
     keep_every: Optional[int] = None  # also keep the networks every N steps in kept/ (learning curves); absent: no
-    pack: Optional[bool] = None  # two-domain baselines: true grouped networks, false each alone; absent: DIAT's F shared
-
-
-@dataclass
-class StarGANConfig:
-    """StarGAN's networks and losses (REFERENCE §1-2); defaults are the paper's."""
-
-    g_conv_dim: int = 64
-    g_repeat: int = 6  # residual blocks in G's bottleneck
-    d_conv_dim: int = 64
-    d_repeat: int = 6  # strided conv layers in D (image_size / 2**d_repeat is the patch map side)
-    lambda_cls: float = 1.0
-    lambda_rec: float = 10.0
-    lambda_gp: float = 10.0
-    n_critic: int = 5  # one G step every n_critic D steps
-    g_lr: float = 1e-4
-    d_lr: float = 1e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    gp_fp32: bool = True  # compute the gradient penalty outside mixed precision
-    compile_g: bool = True  # torch.compile G (CUDA only; ignored on CPU)
-    compile_d: bool = False  # torch.compile D for the adversarial passes (CUDA only; the penalty stays eager)
-
-
-@dataclass
-class CycleGANConfig:
-    """CycleGAN as the paper ran it (REFERENCE §5): ResNet G, StarGAN-style PatchGAN D without class head."""
-
-    g_conv_dim: int = 64
-    g_blocks: int = 6  # residual blocks (6 at 128 px)
-    d_conv_dim: int = 64
-    d_repeat: int = 6
-    lambda_cycle: float = 10.0
-    lambda_identity: float = 0.5  # times lambda_cycle; 0 disables the identity loss
-    pool_size: int = 50  # image pool of earlier fakes shown to D
-    lr: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-
-
-@dataclass
-class DIATConfig:
-    """DIAT: one-directional transform G with adversarial loss and identity regulariser ||F(x) - F(G(x))||_1."""
-
-    g_conv_dim: int = 64
-    g_blocks: int = 6
-    d_conv_dim: int = 64
-    d_repeat: int = 6
-    lambda_id: float = 1.0  # weight of the identity regulariser (mean absolute feature difference)
-    lr: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    identity_weights: Optional[str] = None  # your own F: a torchvision ResNet-18 state dict; absent: trained here
-    identity_epochs: int = 10  # epochs of the subject-identity ResNet-18 trained when no weights are given
-
-
-@dataclass
-class IcGANConfig:
-    """IcGAN: conditional DCGAN G(z, y) with encoders E_z and E_y; editing x' = G(E_z(x), y')."""
-
-    z_dim: int = 100
-    g_conv_dim: int = 64  # G's last hidden width; it doubles per layer towards the 4x4 input
-    d_conv_dim: int = 64
-    e_conv_dim: int = 64  # encoders' first width
-    lr: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    lambda_ez: float = 1.0  # E_z regression loss weight (on generated pairs)
-    lambda_ey: float = 1.0  # E_y classification loss weight (on real images)
+    # two-domain baselines: true grouped networks, false each alone; absent: DIAT's F shared
+    pack: Optional[bool] = None
 
 
 @dataclass
@@ -149,7 +94,7 @@ class ClassifierConfig:
 
 @dataclass
 class FIDConfig:
-    """FID settings (REFERENCE §7); see starbench/metrics/fid.py for how the weights are found."""
+    """FID settings; see starbench/metrics/fid.py for how the Inception weights are found."""
 
     weights: Optional[str] = None  # Inception weights file; else $STARBENCH_INCEPTION_WEIGHTS, hub cache, download
     required: bool = False  # no weights: error instead of "n/a"
@@ -168,10 +113,6 @@ class Config:
     scale: str = "demo"  # smoke | demo | paper
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    stargan: StarGANConfig = field(default_factory=StarGANConfig)
-    cyclegan: CycleGANConfig = field(default_factory=CycleGANConfig)
-    diat: DIATConfig = field(default_factory=DIATConfig)
-    icgan: IcGANConfig = field(default_factory=IcGANConfig)
     pair: Optional[str] = None  # two-domain models: train/use only this pair, e.g. neutral,happy
     models: list[str] = field(default_factory=lambda: ["stargan", "diat", "cyclegan", "icgan"])  # compared by protocols
     translations: list[str] = field(default_factory=list)  # folders of translations made elsewhere (starbench export)
@@ -188,29 +129,20 @@ class Config:
     seed: int = 0
 
 
-# Each preset is a partial config merged between the defaults and the user's overrides.
+# Each preset is a partial config merged between the defaults and the user's settings; a model's own preset
+# (its options and steps at that scale) is declared in the model's file and joins it (``preset``).
 SCALE_PRESETS: dict[str, dict[str, Any]] = {
     "smoke": {
         "data": {"image_size": 32, "max_images": 256, "synth_subjects": 12, "synth_celeba_images": 300,
                  "synth_size": 64, "batch_size": 8},
         "train": {"steps": 40, "log_every": 5, "checkpoint_every": 20, "sample_every": 20, "sample_images": 4},
-        "stargan": {"g_conv_dim": 16, "g_repeat": 2, "d_conv_dim": 16, "d_repeat": 4},
-        "cyclegan": {"g_conv_dim": 8, "g_blocks": 1, "d_conv_dim": 8, "d_repeat": 4, "pool_size": 8},
-        "diat": {"g_conv_dim": 8, "g_blocks": 1, "d_conv_dim": 8, "d_repeat": 4, "identity_epochs": 1},
-        "icgan": {"g_conv_dim": 16, "d_conv_dim": 16, "e_conv_dim": 8},
         "classifier": {"epochs": 2},
         "grid_inputs": 3,
     },
     "demo": {
-        # 32 px and one learning rate (5e-4) for every method, so that each learns within a few minutes of CPU;
-        # steps per method give each a similar wall-clock budget (two-domain methods train 7 instances per step).
+        # 32 px and small networks, so that each method learns within minutes of CPU
         "data": {"image_size": 32, "synth_subjects": 67, "synth_celeba_images": 2000, "synth_size": 128},
-        "train": {"steps": 1200, "log_every": 25, "checkpoint_every": 400, "sample_every": 400,
-                  "model_steps": {"cyclegan": 72, "diat": 160}},
-        "stargan": {"g_conv_dim": 32, "g_repeat": 3, "d_conv_dim": 32, "d_repeat": 4, "g_lr": 5e-4, "d_lr": 5e-4},
-        "cyclegan": {"g_conv_dim": 16, "g_blocks": 2, "d_conv_dim": 32, "d_repeat": 4, "lr": 5e-4},
-        "diat": {"g_conv_dim": 16, "g_blocks": 2, "d_conv_dim": 32, "d_repeat": 4, "lr": 5e-4, "identity_epochs": 2},
-        "icgan": {"g_conv_dim": 32, "d_conv_dim": 32, "e_conv_dim": 32, "lr": 5e-4},
+        "train": {"steps": 1200, "log_every": 25, "checkpoint_every": 400, "sample_every": 400},
         "classifier": {"epochs": 8},
     },
     "paper": {
@@ -218,6 +150,13 @@ SCALE_PRESETS: dict[str, dict[str, Any]] = {
         "train": {"steps": 200000, "log_every": 100, "checkpoint_every": 10000, "sample_every": 10000},
     },
 }
+
+# Top-level keys and sections that shape only the evaluation (what is scored and how), never a trained model.
+EVALUATION_ONLY = ("protocol", "models", "translations", "seeds", "curve_every", "curve_model_every", "results_dir",
+                   "grid_inputs", "classifier", "fid")
+# Where and how a run is done, not what it trains: also left out of run keys.
+MACHINE_ONLY = ("run_dir", "device", "cache_dir")
+TRAIN_MACHINE_ONLY = ("progress", "tensorboard", "lock_timeout", "pack")
 
 # Short forms: `data=rafd` means `data.name=rafd`.
 SHORTHANDS = {"data": "data.name"}
@@ -235,9 +174,90 @@ def _flat_keys(node: Any, prefix: str = "") -> list[str]:
     return keys
 
 
-def valid_keys(schema: Any = Config) -> list[str]:
+# ------------------------------------------------------------------------------------------ models' own options
+@dataclass(frozen=True)
+class ModelSection:
+    """A model's part of the schema: its section name, its options dataclass and its presets per scale."""
+
+    name: str
+    options: Optional[type]
+    presets: dict[str, dict[str, Any]]
+    steps: dict[str, int]
+
+
+def model_section(spec: str) -> ModelSection:
+    """The options section of model ``spec`` (a registered name or ``package.module:Class``; ``NAME@PATH``: the
+    model NAME): named by the class's ``name`` (a registered model's is its registry name)."""
+    cls = MODELS.get(str(spec).partition("@")[0])
+    name = getattr(cls, "name", None)
+    options = getattr(cls, "options", None)
+    if not name:
+        if options is not None:
+            raise StarbenchError(f"model '{spec}' declares options but no name: give the class a name = '...' (the "
+                                 f"config section of its options)")
+        return ModelSection("", None, {}, {})
+    if options is not None and not dataclasses.is_dataclass(options):
+        raise StarbenchError(f"model '{spec}': options must be a dataclass (got {options!r})")
+    if name in {f.name for f in dataclasses.fields(Config)}:
+        raise StarbenchError(f"model '{spec}' is named '{name}', which is a common config section: choose another name")
+    return ModelSection(name, options, dict(getattr(cls, "presets", {}) or {}), dict(getattr(cls, "steps", {}) or {}))
+
+
+def named_models(dotlist: Iterable[str], values: Optional[dict[str, Any]] = None) -> list[str]:
+    """The models a command's settings name (``model=``, ``models=[...]``), as specs without ``@PATH``."""
+    found: list[str] = []
+    items = [d.split("=", 1) for d in dotlist] + [[k, v] for k, v in (values or {}).items()]
+    for key, value in items:
+        if key not in ("model", "models"):
+            continue
+        if isinstance(value, str):
+            try:
+                value = OmegaConf.to_container(OmegaConf.from_dotlist([f"v={value}"]))["v"]
+            except OmegaConfBaseException:
+                continue
+        for spec in (value if isinstance(value, (list, tuple)) else [value]):
+            if spec:
+                found.append(str(spec).partition("@")[0])
+    return found
+
+
+_SCHEMAS: dict[tuple[str, ...], type] = {}
+
+
+def sections_for(specs: Iterable[str] = ()) -> list[ModelSection]:
+    """Every registered model's section, plus those of the plug-in classes ``specs`` names, by name."""
+    out: dict[str, ModelSection] = {}
+    for spec in [*MODELS.names(), *specs]:
+        section = model_section(spec)
+        if section.name and section.options is not None:
+            out.setdefault(section.name, section)
+    return list(out.values())
+
+
+def schema_for(specs: Iterable[str] = ()) -> type:
+    """The whole schema: ``Config`` plus one section per model (every registered one and the plug-ins in ``specs``)."""
+    sections = sections_for(specs)
+    key = tuple(f"{s.name}={s.options.__module__}.{s.options.__qualname__}" for s in sections)  # type: ignore[union-attr]
+    if key not in _SCHEMAS:
+        fields = [(s.name, s.options, field(default_factory=s.options)) for s in sections]
+        _SCHEMAS[key] = dataclasses.make_dataclass("Config", fields, bases=(Config,))
+    return _SCHEMAS[key]
+
+
+def preset(scale: str, specs: Iterable[str] = ()) -> dict[str, Any]:
+    """The scale preset: the common one, each model's options at that scale and its training steps there."""
+    out = copy.deepcopy(SCALE_PRESETS[scale])
+    for section in sections_for(specs):
+        if section.presets.get(scale):
+            out[section.name] = dict(section.presets[scale])
+        if scale in section.steps:
+            out.setdefault("train", {}).setdefault("model_steps", {})[section.name] = int(section.steps[scale])
+    return out
+
+
+def valid_keys(schema: Any = None) -> list[str]:
     """Every dotted key the schema accepts, for error messages and documentation."""
-    return _flat_keys(OmegaConf.structured(schema))
+    return _flat_keys(OmegaConf.structured(schema or schema_for()))
 
 
 def _closest(key: str, keys: list[str]) -> list[str]:
@@ -265,20 +285,39 @@ def parse_overrides(args: Iterable[str]) -> list[str]:
     return out
 
 
+def _nested(key: str, value: Any) -> dict[str, Any]:
+    """'train.steps', 10 -> {'train': {'steps': 10}}."""
+    out: Any = value
+    for part in reversed(key.split(".")):
+        out = {part: out}
+    return out
+
+
+def _merge_setting(cfg: DictConfig, key: str, node: Any, shown: Any, schema_keys: list[str], schema: Any
+                   ) -> DictConfig:
+    """Merge one setting (``node``: a parsed dotlist item or a nested dict) with errors that name the key."""
+    try:
+        return OmegaConf.merge(cfg, node)
+    except (ConfigKeyError, ConfigAttributeError) as exc:
+        close = _closest(key, schema_keys)
+        hint = f"; closest valid keys: {', '.join(close)}" if close else ""
+        raise StarbenchError(f"unknown config key '{key}'{hint} (all keys: `starbench run --dry-run`, a model's "
+                             f"options: `starbench list model=NAME`)") from exc
+    except ValidationError as exc:
+        expected = _expected_type(key, schema)
+        raise StarbenchError(f"config key '{key}': value '{shown}' is not a valid {expected}") from exc
+    except OmegaConfBaseException as exc:  # pragma: no cover - other OmegaConf parse errors
+        raise StarbenchError(f"config setting '{key}={shown}': {exc.msg if hasattr(exc, 'msg') else exc}") from exc
+
+
 def _merge_dotlist(cfg: DictConfig, dotlist: list[str], schema_keys: list[str], schema: Any) -> DictConfig:
     for item in dotlist:
         key, value = item.split("=", 1)
         try:
-            cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist([item]))
-        except (ConfigKeyError, ConfigAttributeError) as exc:
-            close = _closest(key, schema_keys)
-            hint = f"; closest valid keys: {', '.join(close)}" if close else ""
-            raise StarbenchError(f"unknown config key '{key}'{hint} (all keys: `starbench run --dry-run`)") from exc
-        except ValidationError as exc:
-            expected = _expected_type(key, schema)
-            raise StarbenchError(f"config key '{key}': value '{value}' is not a valid {expected}") from exc
-        except OmegaConfBaseException as exc:  # pragma: no cover - other OmegaConf parse errors
-            raise StarbenchError(f"config override '{item}': {exc.msg if hasattr(exc, 'msg') else exc}") from exc
+            node = OmegaConf.from_dotlist([item])
+        except OmegaConfBaseException as exc:
+            raise StarbenchError(f"config setting '{item}': {exc.msg if hasattr(exc, 'msg') else exc}") from exc
+        cfg = _merge_setting(cfg, key, node, value, schema_keys, schema)
     return cfg
 
 
@@ -296,25 +335,40 @@ def _expected_type(key: str, schema: Any = Config) -> str:
     return text
 
 
-def resolve(overrides: Iterable[str] = (), base: Optional[dict] = None, schema: Any = Config) -> DictConfig:
-    """Build the config: schema defaults < ``base`` < scale preset < overrides.
+def resolve(overrides: Iterable[str] = (), base: Optional[dict] = None, values: Optional[dict[str, Any]] = None
+            ) -> DictConfig:
+    """Build the config: schema defaults < ``base`` < scale preset < settings.
 
-    ``base`` lets a command set its own defaults (``starbench data synth`` for example).
+    ``overrides``: ``key=value`` strings as on the command line; ``values``: the same as a {dotted key: Python
+    value} mapping (the Python API), applied after them. ``base`` lets a command set its own defaults.
     """
     dotlist = parse_overrides(overrides)
+    values = {SHORTHANDS.get(k, k): v for k, v in (values or {}).items()}
+    specs = named_models(dotlist, values)
+    schema = schema_for(specs)
     cfg = OmegaConf.structured(schema)
     keys = _flat_keys(cfg)
     if base:
         cfg = OmegaConf.merge(cfg, base)
-    # The scale must be known before the preset is applied: look for it in the overrides first.
-    scale_items = [d for d in dotlist if d.split("=", 1)[0] == "scale"]
-    cfg = _merge_dotlist(cfg, scale_items, keys, schema)
+    # The scale must be known before the preset is applied: look for it in the settings first.
+    cfg = _merge_dotlist(cfg, [d for d in dotlist if d.split("=", 1)[0] == "scale"], keys, schema)
+    if "scale" in values:
+        cfg = _merge_setting(cfg, "scale", {"scale": values["scale"]}, values["scale"], keys, schema)
     if cfg.scale not in SCALES:
         raise StarbenchError(f"config key 'scale': '{cfg.scale}' is not one of {', '.join(SCALES)}")
-    cfg = OmegaConf.merge(cfg, SCALE_PRESETS[cfg.scale])
+    cfg = OmegaConf.merge(cfg, preset(cfg.scale, specs))
     cfg = _merge_dotlist(cfg, dotlist, keys, schema)
-    if schema is Config and cfg.protocol:
-        _protocol_data(cfg, [d.split("=", 1)[1] for d in dotlist if d.split("=", 1)[0] == "data.name"])
+    for key, value in values.items():
+        cfg = _merge_setting(cfg, key, _nested(key, value), value, keys, schema)
+    if cfg.protocol:
+        given = [d.split("=", 1)[1] for d in dotlist if d.split("=", 1)[0] == "data.name"]
+        _protocol_data(cfg, given + ([values["data.name"]] if "data.name" in values else []))
+    check(cfg)
+    return cfg
+
+
+def check(cfg: DictConfig) -> None:
+    """Values each of the right type but wrong together or out of range."""
     if cfg.device not in ("auto", "cpu", "cuda") and not str(cfg.device).startswith("cuda:"):
         raise StarbenchError(f"config key 'device': '{cfg.device}' is not one of auto, cpu, cuda")
     if cfg.data.image_size < 8:
@@ -332,7 +386,6 @@ def resolve(overrides: Iterable[str] = (), base: Optional[dict] = None, schema: 
         value = OmegaConf.select(cfg, key)
         if value is not None and value < 1:
             raise StarbenchError(f"config key '{key}': {value}; expected a positive number of training steps")
-    return cfg
 
 
 DATA_NAMES = {"rafd": "RaFD", "celeba": "CelebA", "joint": "CelebA and RaFD together", "folder": "a folder of domains"}
@@ -340,8 +393,6 @@ DATA_NAMES = {"rafd": "RaFD", "celeba": "CelebA", "joint": "CelebA and RaFD toge
 
 def _protocol_data(cfg: DictConfig, given: list[str]) -> None:
     """A protocol picks its own dataset: ``data.name`` is set to it; an explicit different ``data=`` is an error."""
-    from starbench.registry import PROTOCOLS
-
     needs = getattr(PROTOCOLS.get(cfg.protocol), "data", None)
     if not needs:
         return

@@ -1,4 +1,4 @@
-"""The StarGAN paper's published numbers (REFERENCE §4), in one place.
+"""The StarGAN paper's published numbers (Tables 1-3), in one place.
 
 ``checked`` says whether the number was re-checked against the paper's text; the others are
 recalled from its tables and are labelled "(recalled)" wherever starbench shows them.
@@ -45,7 +45,8 @@ def params_text(method: str) -> Optional[str]:
 # IcGAN 20.3); the rest recalled.
 TABLE1_VOTES: dict[str, dict[str, PaperNumber]] = {
     "diat": {"hair": PaperNumber(9.3, False), "gender": PaperNumber(31.4, True), "aged": PaperNumber(6.9, False)},
-    "cyclegan": {"hair": PaperNumber(20.0, False), "gender": PaperNumber(16.6, False), "aged": PaperNumber(13.3, False)},
+    "cyclegan": {"hair": PaperNumber(20.0, False), "gender": PaperNumber(16.6, False),
+                 "aged": PaperNumber(13.3, False)},
     "icgan": {"hair": PaperNumber(4.5, False), "gender": PaperNumber(12.9, False), "aged": PaperNumber(9.2, False)},
     "stargan": {"hair": PaperNumber(66.2, False), "gender": PaperNumber(39.1, True), "aged": PaperNumber(70.6, False)},
 }

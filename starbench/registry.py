@@ -1,8 +1,10 @@
-"""Registries of models, protocols and datasets.
+"""Registries of models, protocols, datasets and weight-file formats.
 
-Adding a model, protocol or dataset means registering it here under a name (``register_model``,
-``register_protocol``, ``register_dataset``); nothing else dispatches on names. Models can also come
-from outside the package: the ``starbench.models`` entry-point group, or ``package.module:ClassName``.
+Adding a model, protocol, dataset or weight format means registering it under a name
+(``register_model``, ``register_protocol``, ``register_dataset``, ``starbench.loading.register_format``);
+nothing else dispatches on names. Models can also come from outside the package: the
+``starbench.models`` entry-point group, or ``package.module:ClassName``. The built-ins register
+themselves when their module is imported; a registry imports them (by name) on first use.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ BUILTIN_MODULES: dict[str, tuple[str, ...]] = {
               "starbench.baselines.icgan"),
     "protocol": ("starbench.protocols.params", "starbench.protocols.rafd_expression",
                  "starbench.protocols.celeba_attributes", "starbench.protocols.joint_training"),
+    "weight format": ("starbench.loading",),
 }
 ENTRY_POINT_GROUPS = {"model": "starbench.models"}
 
@@ -100,11 +103,17 @@ class Registry(Generic[T]):
 MODELS: Registry[Any] = Registry("model")
 PROTOCOLS: Registry[Callable[..., Any]] = Registry("protocol")
 DATASETS: Registry[Callable[..., Any]] = Registry("dataset")
+FORMATS: Registry[Any] = Registry("weight format")
 
 
 def register_model(name: str, description: str = "") -> Callable[[T], T]:
-    """Class decorator: make a ``TranslationModel`` selectable as ``model=name``."""
-    return lambda obj: MODELS.register(name, obj, description)
+    """Class decorator: make a ``Translator`` / ``TranslationModel`` selectable as ``model=name``; its options are
+    the config section ``name`` unless the class declares another ``name``."""
+    def wrap(cls: T) -> T:
+        if getattr(cls, "name", None) is None:
+            cls.name = name  # type: ignore[attr-defined]
+        return MODELS.register(name, cls, description)
+    return wrap
 
 
 def register_protocol(name: str, description: str = "", render: Optional[Callable[..., Any]] = None,

@@ -32,6 +32,7 @@ from starbench.errors import StarbenchError
 from starbench.files import no_space, pid_alive, pid_of, write_json
 from starbench.locks import exclusive
 
+
 @dataclass
 class ProtocolResult:
     """What a protocol returns: where it wrote, its tables, and how long it took."""
@@ -194,9 +195,9 @@ def provenance(cfg: Any, **extra: Any) -> dict[str, Any]:
 
 def plt():
     """matplotlib.pyplot with a non-interactive backend (figures are files, never windows)."""
-    import matplotlib
+    import matplotlib  # lazy: matplotlib takes a second to import and only reports draw
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as pyplot
+    import matplotlib.pyplot as pyplot  # lazy: as above
 
     return pyplot

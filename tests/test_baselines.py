@@ -56,7 +56,7 @@ def test_each_baseline_trains_through_the_trainer(model, tmp_path):
     res = Trainer(resolve(TINY + [f"model={model}"]), tmp_path / model).fit()
     assert res.step == 4
     import json
-    rows = [json.loads(l) for l in (tmp_path / model / "losses.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (tmp_path / model / "losses.jsonl").read_text().splitlines()]
     values = [v for k, v in rows[-1].items() if k not in ("step", "lr_factor", "it_per_s")]
     assert values and all(math.isfinite(v) for v in values)
     # the checkpoint resumes through the same interface
@@ -76,7 +76,8 @@ def test_pairwise_dispatch_and_missing_instance(tmp_path):
         np.testing.assert_allclose(model.translate(x, neutral, happy), inst.forward_ab(x), atol=1e-6)
         np.testing.assert_allclose(model.translate(x, happy, neutral), inst.forward_ba(x), atol=1e-6)
     sad = torch.from_numpy(np.stack([dom.label("sad")] * 3))
-    with pytest.raises(StarbenchError, match="no instance chain from happy to sad; available translations: neutral -> angry"):
+    with pytest.raises(StarbenchError,
+                       match="no instance chain from happy to sad; available translations: neutral -> angry"):
         model.translate(x, happy, sad)
     diat = DIAT(dom, cfg)
     with pytest.raises(StarbenchError, match="from happy to neutral"):
@@ -126,7 +127,9 @@ def test_icgan_encoders_invert_the_generator():
         with torch.no_grad():
             x = model.generate(z, y)
         loss = ((model.E_z.train()(x) - z) ** 2).mean()
-        opt.zero_grad(); loss.backward(); opt.step()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
     assert ez_error() < 0.8 * before
     x = torch.rand(4, 3, 16, 16) * 2 - 1
     z, y_hat = model.encode(x)

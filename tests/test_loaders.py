@@ -73,7 +73,7 @@ def test_not_rafd_shaped_and_missing_folder(tmp_path):
 def test_celeba_standard_split(celeba):
     idx = load_index(cfg_for("celeba", celeba))
     assert len(idx.records) == 40 and idx.domains.names == ("Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young")
-    parts = dict(l.split() for l in (celeba / "list_eval_partition.txt").read_text().splitlines())
+    parts = dict(line.split() for line in (celeba / "list_eval_partition.txt").read_text().splitlines())
     for r in idx.records:
         assert r.split == {"0": "train", "1": "val", "2": "test"}[parts[Path(r.path).name]]
     # labels follow the attribute file
@@ -101,7 +101,7 @@ def test_celeba_stargan_split_matches_the_public_code(tmp_path):
     random.seed(1234)
     shuffled = list(lines)
     random.shuffle(shuffled)
-    expected_test = {l.split()[0] for l in shuffled[:1999]}
+    expected_test = {line.split()[0] for line in shuffled[:1999]}
     got_test = {Path(r.path).name for r in idx.records if r.split == "test"}
     assert got_test == expected_test and len(idx.indices("train")) == 101
 
@@ -134,7 +134,8 @@ def test_celeba_unknown_attribute(celeba):
 
 def test_celeba_listed_image_missing(celeba):
     (celeba / "img_align_celeba" / "000003.jpg").unlink()
-    with pytest.raises(StarbenchError, match=r"000003\.jpg: image listed on line 5 of list_attr_celeba\.txt but missing"):
+    with pytest.raises(StarbenchError,
+                       match=r"000003\.jpg: image listed on line 5 of list_attr_celeba\.txt but missing"):
         load_index(cfg_for("celeba", celeba))
 
 

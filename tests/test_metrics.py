@@ -17,7 +17,8 @@ def test_l1_psnr_ssim_known_values():
     a = torch.full((2, 3, 16, 16), 100, dtype=torch.uint8)
     b = torch.full((2, 3, 16, 16), 110, dtype=torch.uint8)
     assert torch.allclose(paired.l1(a, b), torch.full((2,), 10 / 255, dtype=torch.float64))
-    assert torch.allclose(paired.psnr(a, b), torch.full((2,), 10 * math.log10(1 / (10 / 255) ** 2), dtype=torch.float64))
+    assert torch.allclose(paired.psnr(a, b), torch.full((2,), 10 * math.log10(1 / (10 / 255) ** 2),
+                                                        dtype=torch.float64))
     assert torch.isinf(paired.psnr(a, a)).all()
     # constant images: only SSIM's luminance term remains, (2 mu_a mu_b + C1) / (mu_a^2 + mu_b^2 + C1)
     ma, mb, c1 = 100 / 255, 110 / 255, 0.01 ** 2

@@ -20,7 +20,8 @@ PLUGIN = textwrap.dedent('''
         def __init__(self, domains, cfg):
             super().__init__(domains, cfg)
             c = domains.label_dim
-            self.G = nn.Sequential(nn.Conv2d(3 + c, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 3, 3, padding=1), nn.Tanh())
+            self.G = nn.Sequential(nn.Conv2d(3 + c, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 3, 3, padding=1),
+                                   nn.Tanh())
             self.opt = None
 
         def networks(self):
@@ -115,6 +116,103 @@ def test_translate_only_model_is_evaluated_without_training(tmp_path, plugin):
     assert f"{plugin}:Brighter@gain.txt: weights from gain.txt (Brighter)" in notes
     # the Trainer refuses it with the reason
     from click.testing import CliRunner
+
     from starbench.cli import cli
     res = CliRunner().invoke(cli, ["train", f"model={plugin}:Brighter", "scale=smoke", f"run_dir={tmp_path / 'r'}"])
     assert res.exit_code == 2 and "only translates" in res.output and f"models=[{plugin}:Brighter@PATH]" in res.output
+
+
+OPTIONED = textwrap.dedent('''
+    """A lab's model in its own package, with options of its own (set as tiny.width=... on the command line)."""
+    from dataclasses import dataclass
+
+    import torch
+    from torch import nn
+    from starbench.models.base import TranslationModel
+
+
+    @dataclass
+    class TinyOptions:
+        width: int = 8  # generator channels
+        lr: float = 1e-3  # Adam learning rate
+
+
+    class Tiny(TranslationModel):
+        name = "tiny"
+        options = TinyOptions
+        presets = {"smoke": {"width": 4}}
+        steps = {"smoke": 3}
+
+        def __init__(self, domains, cfg):
+            super().__init__(domains, cfg)
+            c = domains.label_dim
+            self.G = nn.Sequential(nn.Conv2d(3 + c, self.opts.width, 3, padding=1), nn.ReLU(),
+                                   nn.Conv2d(self.opts.width, 3, 3, padding=1), nn.Tanh())
+            self._opt = None
+
+        def networks(self):
+            return {"G": self.G}
+
+        def optimizers(self):  # no initial_lr here: the Trainer sets it
+            if self._opt is None:
+                self._opt = torch.optim.Adam(self.G.parameters(), self.opts.lr)
+            return {"G": self._opt}
+
+        def _g(self, x, c):
+            return self.G(torch.cat([x, c[:, :, None, None].expand(-1, -1, x.size(2), x.size(3))], 1))
+
+        def train_step(self, batch, step):
+            loss = (self._g(batch.x, batch.label) - batch.x).abs().mean()
+            self._opt.zero_grad()
+            loss.backward()
+            self._opt.step()
+            return {"L1": loss.detach()}
+
+        @torch.no_grad()
+        def translate(self, x, source, target):
+            return self._g(x, target)
+''')
+
+
+def test_a_plugin_model_has_options_of_its_own(tmp_path, monkeypatch):
+    """A model from a package outside starbench declares two options and a smoke preset; one option set on the
+    command line reaches the model, its run key and the provenance, and a misspelt one is an error naming the
+    closest keys. No file of starbench is edited for it."""
+    import json
+
+    from click.testing import CliRunner
+
+    import starbench
+    from starbench.cli import cli
+    from starbench.evaluate.runs import run_folder
+
+    package = tmp_path / "lab" / "my_lab"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "models.py").write_text(OPTIONED)
+    monkeypatch.syspath_prepend(str(tmp_path / "lab"))
+    spec = "my_lab.models:Tiny"
+    settings = {"scale": "smoke", "fid.download": False, "train.progress": False, "data.synth_subjects": 6,
+                "classifier.epochs": 1, "run_dir": str(tmp_path / "runs"), "results_dir": str(tmp_path / "results"),
+                "models": [spec]}
+    default = starbench.configure(**settings)
+    assert default.tiny.width == 4 and default.tiny.lr == 1e-3 and default.train.model_steps.tiny == 3  # the preset
+    base = [f"{k}={v}" for k, v in settings.items() if k != "models"] + [f"models=[{spec}]"]
+    res = CliRunner().invoke(cli, ["run", "protocol=rafd_expression", *base, "tiny.width=6"])
+    assert res.exit_code == 0, res.output
+    prov = json.loads((tmp_path / "results" / "rafd_expression" / "provenance.json").read_text())
+    assert prov["config"]["tiny"] == {"width": 6, "lr": 0.001}
+    run = prov["runs"][spec]
+    assert run["steps"] == 3 and run["reused"] is False
+    wide = starbench.configure(**settings, tiny={"width": 6})
+    data = prov["dataset"]["fingerprint"]
+    assert run["run_dir"] == str(run_folder(wide, spec, data)) != str(run_folder(default, spec, data))
+    table = pd.read_csv(tmp_path / "results" / "rafd_expression" / "table3.csv", keep_default_na=False)
+    assert table["method"].tolist() == [spec, "real images"]
+    # 765 parameters at width 6: (3 + 8 labels) x 6 x 3 x 3 + 6 and 6 x 3 x 3 x 3 + 3
+    assert table.set_index("method").loc[spec, "parameters"] == "0.00M x 1"
+    # the model's options are listed; a misspelt one is refused with the closest valid keys
+    listed = CliRunner().invoke(cli, ["list", f"model={spec}"])
+    assert listed.exit_code == 0 and "tiny.width" in listed.output and "generator channels" in listed.output
+    bad = CliRunner().invoke(cli, ["run", "protocol=rafd_expression", *base, "tiny.widht=6"])
+    assert bad.exit_code == 2 and "unknown config key 'tiny.widht'; closest valid keys: tiny.width" in bad.output

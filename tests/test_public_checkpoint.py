@@ -1,4 +1,4 @@
-"""The public StarGAN release format (REFERENCE §9), checked against a restatement of the public generator."""
+"""The public StarGAN release format (the authors' code), checked against a restatement of the public generator."""
 import numpy as np
 import pandas as pd
 import pytest
@@ -20,7 +20,7 @@ def instance_norm(dim):
 
 
 class RestatedBlock(nn.Module):
-    """REFERENCE §1: [conv3x3, IN, ReLU, conv3x3, IN] + identity."""
+    """The paper's appendix: [conv3x3, IN, ReLU, conv3x3, IN] + identity."""
 
     def __init__(self, dim):
         super().__init__()
@@ -32,7 +32,7 @@ class RestatedBlock(nn.Module):
 
 
 class RestatedGenerator(nn.Module):
-    """The public generator as REFERENCE §1 describes it; labels tiled and concatenated to the image."""
+    """The public generator as the paper's appendix describes it; labels tiled and concatenated to the image."""
 
     def __init__(self, conv_dim, c_dim, repeat_num):
         super().__init__()
@@ -112,7 +112,8 @@ def test_public_generator_in_a_protocol_and_bad_files(tmp_path):
                     f"models=[stargan@{run}]"])
     PROTOCOLS.get("rafd_expression")(cfg2)
     again = pd.read_csv(tmp_path / "results2" / "rafd_expression" / "table3.csv", keep_default_na=False)
-    same = ["classification error % [95% CI]", "classifier Frechet (not FID)", "L1 to ground truth", "SSIM", "parameters"]
+    same = ["classification error % [95% CI]", "classifier Frechet (not FID)", "L1 to ground truth", "SSIM",
+            "parameters"]
     assert again.iloc[0][same].tolist() == table.iloc[0][same].tolist()  # the numbers of the row it was trained for
     assert not (tmp_path / "runs2" / "models").exists()  # nothing was trained
 
@@ -129,7 +130,8 @@ def test_public_generator_in_a_protocol_and_bad_files(tmp_path):
     state = torch.load(tmp_path / "200000-G.ckpt")
     state["main.3.weight"] = torch.zeros(5, 5, 4, 4)
     torch.save(state, tmp_path / "bent-G.ckpt")
-    with pytest.raises(StarbenchError, match=r"key 'main.3.weight' has shape \(5, 5, 4, 4\).* expects \(32, 16, 4, 4\)"):
+    with pytest.raises(StarbenchError,
+                       match=r"key 'main.3.weight' has shape \(5, 5, 4, 4\).* expects \(32, 16, 4, 4\)"):
         load_translator(tmp_path / "bent-G.ckpt")
     # the discriminator file given by mistake
     torch.save({"main.0.weight": torch.zeros(64, 3, 4, 4), "main.0.bias": torch.zeros(64)}, tmp_path / "200000-D.ckpt")

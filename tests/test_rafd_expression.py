@@ -47,6 +47,7 @@ def test_smoke_protocol_writes_table3_and_reuses_its_steps(tmp_path):
     assert (out / "translations.png").is_file() and (out / "table3.tex").read_text().startswith("\\begin{table}")
     # `starbench tables` regenerates every table and the figure byte for byte from the run record
     from click.testing import CliRunner
+
     from starbench.cli import cli
     files = ["table3.csv", "table3.md", "table3.tex", "per_target.csv", "translations.png"]
     before = {f: (out / f).read_bytes() for f in files}

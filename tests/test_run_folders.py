@@ -77,7 +77,8 @@ def test_divergence_stops_keeps_the_last_finite_checkpoint(tmp_path):
     info = caught.value.info
     ckpt = read_checkpoint(run / "checkpoint.pt")
     assert ckpt["step"] == info["checkpoint_step"] == info["step"] - 1
-    assert all(torch.isfinite(v).all() for net in ckpt["networks"].values() for v in net.values() if v.is_floating_point())
+    assert all(torch.isfinite(v).all() for net in ckpt["networks"].values() for v in net.values()
+               if v.is_floating_point())
     rows = strict_json_lines(run / "losses.jsonl")  # valid JSON: the bad value is null
     assert rows[-1]["step"] == info["step"] and rows[-1][info["loss"]] is None
     # asked again, it does not train into the same NaN: the same error at once
@@ -144,7 +145,8 @@ def test_protocols_pick_their_data_and_results_name_no_machine_path(tmp_path, is
     assert resolve(["protocol=celeba_attributes"]).data.name == "celeba"
     assert resolve(["protocol=joint_training"]).data.name == "joint"
     assert resolve(["protocol=rafd_expression", "data=rafd"]).data.name == "rafd"
-    with pytest.raises(StarbenchError, match=r"protocol celeba_attributes runs on CelebA \(data=celeba\); got data=rafd"):
+    with pytest.raises(StarbenchError,
+                       match=r"protocol celeba_attributes runs on CelebA \(data=celeba\); got data=rafd"):
         resolve(["protocol=celeba_attributes", "data=rafd"])
     res = CliRunner().invoke(cli, ["run", "protocol=celeba_attributes", "scale=smoke", "fid.download=false",
                                    "train.progress=false", "train.steps=2", "classifier.epochs=1",

@@ -1,7 +1,8 @@
-"""StarGAN networks, losses and the mask vector (REFERENCE §1-3)."""
+"""StarGAN networks, losses and the mask vector (the paper's Section 3 and appendix)."""
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from starbench.config import resolve
 from starbench.data.batches import Batch
@@ -22,7 +23,7 @@ def test_parameter_counts_match_the_paper_networks():
     assert count(Generator(64, 5, 6)) == 8_430_528
     assert count(Discriminator(128, 64, 5, 6)) == 44_762_048
     assert count(Generator(64, 8, 6)) + count(Discriminator(128, 64, 8, 6)) == 53_226_560
-    # joint: G sees 3 + 15 channels, D classifies 13 outputs (REFERENCE §1, 256 px discriminator)
+    # joint: G sees 3 + 15 channels, D classifies 13 outputs (256 px discriminator)
     cfg = resolve(["scale=paper", "data.image_size=256"])
     model = StarGAN(JOINT, cfg)
     assert model.parameter_counts() == {"G": 8_461_888, "D": 45_147_072}
@@ -41,7 +42,7 @@ def test_classification_losses():
     logits = torch.tensor([[2.0, 0.0, -1.0]])
     onehot = DomainSpec.onehot(["a", "b", "c"])
     lab = torch.tensor([[0.0, 1.0, 0.0]])
-    assert torch.isclose(classification_loss(logits, lab, onehot), torch.nn.functional.cross_entropy(logits, torch.tensor([1])))
+    assert torch.isclose(classification_loss(logits, lab, onehot), F.cross_entropy(logits, torch.tensor([1])))
     multi = DomainSpec.multilabel(["a", "b", "c"])
     logits2 = torch.randn(4, 3)
     lab2 = (torch.rand(4, 3) > 0.5).float()

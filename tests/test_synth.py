@@ -57,7 +57,7 @@ def test_expressions_differ_and_identity_persists(rafd_raw_master):
 def test_celeba_lists(celeba_master):
     lines = (celeba_master / "list_attr_celeba.txt").read_text().splitlines()
     assert int(lines[0]) == 40 and lines[1].split() == synth.CELEBA_ATTRIBUTES and len(synth.CELEBA_ATTRIBUTES) == 40
-    assert all(len(l.split()) == 41 for l in lines[2:])
+    assert all(len(line.split()) == 41 for line in lines[2:])
     parts = (celeba_master / "list_eval_partition.txt").read_text().split()
     assert set(parts[1::2]) <= {"0", "1", "2"}
     from PIL import Image

@@ -32,7 +32,7 @@ def test_run_leaves_checkpoint_log_and_samples(tmp_path):
     assert res.step == 10 and not res.interrupted
     ckpt = read_checkpoint(tmp_path / "run" / "checkpoint.pt")
     assert ckpt["step"] == 10 and ckpt["model"] == "stargan" and set(ckpt["networks"]) == {"G", "D"}
-    rows = [json.loads(l) for l in (tmp_path / "run" / "losses.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (tmp_path / "run" / "losses.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [5, 10] and "G/rec" in rows[0] and rows[-1]["lr_factor"] < 1
     assert sorted(p.name for p in (tmp_path / "run" / "samples").iterdir()) == ["step_0000005.png", "step_0000010.png"]
     from PIL import Image
@@ -52,7 +52,7 @@ def test_exact_resume_is_bit_identical(tmp_path):
     for k in wa:
         assert torch.equal(wa[k], wb[k]), k
     # the loss log holds each step once
-    steps = [json.loads(l)["step"] for l in (tmp_path / "b" / "losses.jsonl").read_text().splitlines()]
+    steps = [json.loads(line)["step"] for line in (tmp_path / "b" / "losses.jsonl").read_text().splitlines()]
     assert steps == sorted(set(steps))
     # resume=false starts over
     again = Trainer(resolve(TINY + ["train.steps=2", "train.resume=false"]), tmp_path / "b").fit()
@@ -78,7 +78,8 @@ def _cli_env(cache):
 def test_ctrl_c_saves_and_rerun_continues(tmp_path, isolated_cache):
     args = [sys.executable, "-m", "starbench", "train", *TINY, "train.steps=100000", "train.checkpoint_every=100000",
             f"run_dir={tmp_path / 'run'}"]
-    proc = subprocess.Popen(args, env=_cli_env(isolated_cache), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(args, env=_cli_env(isolated_cache), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
     log = tmp_path / "run" / "losses.jsonl"
     deadline = time.time() + 60
     while time.time() < deadline and not (log.exists() and log.stat().st_size > 0):
@@ -90,13 +91,15 @@ def test_ctrl_c_saves_and_rerun_continues(tmp_path, isolated_cache):
     step = read_checkpoint(tmp_path / "run" / "checkpoint.pt")["step"]
     assert step > 0
     # the same command continues from there (with a shorter schedule so that it ends)
-    res = Trainer(resolve(TINY + ["train.steps=100000", "train.checkpoint_every=100000"]), tmp_path / "run").fit(until=step + 3)
+    res = Trainer(resolve(TINY + ["train.steps=100000", "train.checkpoint_every=100000"]),
+                  tmp_path / "run").fit(until=step + 3)
     assert res.step == step + 3
 
 
 def test_torchrun_two_processes_keep_identical_weights(tmp_path, isolated_cache):
     run = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533", "-m", "starbench",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533", "-m",
+           "starbench",
            "train", *TINY, "train.steps=6", "train.checkpoint_every=100", "train.sample_every=0", f"run_dir={run}",
            "device=cpu"]
     env = _cli_env(isolated_cache)

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from starbench.config import cache_dir
+from starbench.data import synth
 from starbench.data.cache import decode_notes, decoded_images
 from starbench.data.domains import DomainSpec
 from starbench.data.index import DatasetIndex, ImageRecord, Problem
@@ -32,8 +33,6 @@ __all__ = ["DatasetIndex", "DomainSpec", "ImageRecord", "LoadedData", "Problem",
 
 def synthetic_root(name: str, data_cfg: Any, cache: Path, show_progress: bool = True) -> Path:
     """The synthetic set for ``name`` (rafd or celeba) in the cache, generated on first use."""
-    from starbench.data import synth
-
     if name == "rafd":
         params = {"subjects": data_cfg.synth_subjects, "size": data_cfg.synth_size}
         total = data_cfg.synth_subjects * 72
@@ -42,7 +41,8 @@ def synthetic_root(name: str, data_cfg: Any, cache: Path, show_progress: bool = 
         total = data_cfg.synth_celeba_images
     else:
         raise StarbenchError(f"data={name} has no built-in synthetic set: give data.root=DIR")
-    key = hashlib.sha256(json.dumps({"v": SYNTH_VERSION, "name": name, **params}, sort_keys=True).encode()).hexdigest()[:12]
+    key = hashlib.sha256(json.dumps({"v": SYNTH_VERSION, "name": name, **params},
+                                    sort_keys=True).encode()).hexdigest()[:12]
     root = cache / "synth" / f"{name}-{key}"
     if root.exists():
         return root

@@ -1,4 +1,5 @@
-"""CelebA loader (REFERENCE §6): ``img_align_celeba/``, ``list_attr_celeba.txt``, ``list_eval_partition.txt``.
+"""CelebA loader (Liu et al. 2015's release): ``img_align_celeba/``, ``list_attr_celeba.txt``,
+``list_eval_partition.txt``.
 
 Labels are the selected attributes (``data.attributes``, default the paper's five) as 0/1 flags.
 ``data.split=standard`` uses the partition file (0 train, 1 val, 2 test); ``data.split=stargan``

@@ -2,7 +2,7 @@
 
 A ``DomainSpec`` says what a label vector means. ``onehot`` labels (RaFD expressions, folder
 domains) pick exactly one name; ``multilabel`` labels (CelebA attributes) are independent 0/1
-flags. For joint training (REFERENCE §3) the unified label is the concatenation of each dataset's
+flags. For joint training (the paper's mask vector) the unified label is the concatenation of each dataset's
 part followed by a one-hot mask vector naming the dataset the sample came from:
 ``[celeba(5), rafd(8), mask(2)]``.
 """
@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
 import numpy as np
+import torch
 
 from starbench.errors import StarbenchError
 
@@ -137,3 +138,36 @@ class DomainSpec:
             pieces.append(f"[{m.start}:{m.stop}] mask vector ({', '.join(self.dataset_names)})")
             return "; ".join(pieces)
         return f"{self.kind}, {self.label_dim} dims: " + ", ".join(f"{i}={n}" for i, n in enumerate(self.names))
+
+
+def every_target(domains: DomainSpec, labels: torch.Tensor, dataset: str | None = None) -> list[tuple[str,
+                                                                                                      torch.Tensor]]:
+    """(name, target labels) for every domain a translation can aim at.
+
+    One-hot: each domain in turn. Multi-label: each attribute flipped, with the hair colours
+    treated as one-of-three (setting one clears the others, as in the paper's CelebA
+    experiments). Joint: the dataset's own part, with the mask vector kept.
+    """
+    if domains.is_joint:
+        part = domains.slice_of(dataset)  # type: ignore[arg-type]
+        inner = every_target(domains.part(dataset), labels[:, part])  # type: ignore[arg-type]
+        out = []
+        for name, t in inner:
+            full = labels.clone()
+            full[:, part] = t
+            out.append((name, full))
+        return out
+    out = []
+    for i, name in enumerate(domains.names):
+        t = labels.clone()
+        if domains.kind == "onehot":
+            t.zero_()
+            t[:, i] = 1
+        elif name.endswith("_Hair"):
+            hair = [j for j, n in enumerate(domains.names) if n.endswith("_Hair")]
+            t[:, hair] = 0
+            t[:, i] = 1
+        else:
+            t[:, i] = 1 - t[:, i]
+        out.append((name, t))
+    return out

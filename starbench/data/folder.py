@@ -1,4 +1,5 @@
-"""Folder loader for users' own data: each sub-folder of ``root`` is a domain (one-hot labels).
+"""Folder loader for users' own data: each sub-folder of ``root`` is a domain (one-hot labels); the scan of
+``<root>/<domain>/<image>`` folders is shared with RaFD's train/test layout.
 
 ``root/<domain>/*.jpg``: a seeded ``data.test_fraction`` of each domain's images is held out.
 ``root/train/<domain>/`` + ``root/test/<domain>/``: the split is the folders'.
@@ -9,11 +10,27 @@ from pathlib import Path
 from typing import Any
 
 from starbench.data.domains import DomainSpec
-from starbench.data.folders import has_split_layout, scan_domain_folders
-from starbench.data.index import DatasetIndex, ImageRecord, Problem, require_dir
+from starbench.data.index import DatasetIndex, ImageRecord, Problem, is_image, require_dir
 from starbench.data.splits import split_groups
 from starbench.errors import StarbenchError
 from starbench.registry import register_dataset
+
+
+def scan_domain_folders(root: Path) -> tuple[dict[str, list[Path]], list[Problem]]:
+    """Images of each sub-folder of ``root``, sorted; an empty sub-folder is a problem."""
+    found: dict[str, list[Path]] = {}
+    problems: list[Problem] = []
+    for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        images = sorted(p for p in sub.iterdir() if p.is_file() and is_image(p))
+        if not images:
+            problems.append(Problem(str(sub), "empty domain folder: expected at least one .jpg/.png image"))
+            continue
+        found[sub.name] = images
+    return found, problems
+
+
+def has_split_layout(root: Path) -> bool:
+    return (root / "train").is_dir() and (root / "test").is_dir()
 
 
 @register_dataset("folder", "your own images: one sub-folder per domain")

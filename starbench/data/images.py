@@ -1,4 +1,4 @@
-"""Decoding and preprocessing of one image (REFERENCE §2): read as RGB, crop, then resize.
+"""Decoding and preprocessing of one image (as the paper and its code do): read as RGB, crop, then resize.
 
 ``read_rgb`` is the one place an image file is opened (data folders, ``translations=[DIR]``, ``starbench
 translate input=``). A file is either read correctly or refused with a ``StarbenchError`` naming it and the

@@ -58,8 +58,9 @@ class DatasetIndex:
         """Raise on the first problems (strict use: training, protocols)."""
         if self.problems:
             shown = "\n  ".join(str(p) for p in self.problems[:5])
-            more = f"\n  ... and {len(self.problems) - 5} more (see `starbench data info`)" if len(self.problems) > 5 else ""
-            raise StarbenchError(f"{self.name} data in {self.root}: {len(self.problems)} unusable file(s):\n  {shown}{more}")
+            n = len(self.problems)
+            more = f"\n  ... and {n - 5} more (see `starbench data info`)" if n > 5 else ""
+            raise StarbenchError(f"{self.name} data in {self.root}: {n} unusable file(s):\n  {shown}{more}")
         if not self.records:
             raise StarbenchError(f"{self.name} data in {self.root}: no usable images found")
         return self

@@ -1,4 +1,4 @@
-"""RaFD loader (REFERENCE §6): raw RaFD file names, or the public code's ``train|test/<expression>/``.
+"""RaFD loader (Langner et al. 2010's release): raw RaFD file names, or the public code's ``train|test/<expression>/``.
 
 Raw layout: every image directly in ``root``, named
 ``Rafd{angle}_{subject}_{Caucasian|Moroccan|Kid}_{male|female}_{expression}_{left|frontal|right}.jpg``.
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from starbench.data.domains import DomainSpec
-from starbench.data.folders import has_split_layout, scan_domain_folders
+from starbench.data.folder import has_split_layout, scan_domain_folders
 from starbench.data.index import DatasetIndex, ImageRecord, Problem, is_image, require_dir
 from starbench.data.splits import split_groups
 from starbench.data.synth import RAFD_EXPRESSIONS
@@ -44,7 +44,8 @@ def parse_rafd_name(path: Path) -> Optional[dict[str, Any]]:
     m = RAFD_NAME.match(path.stem)
     if not m:
         return None
-    meta: dict[str, Any] = {k: v.lower() if k in ("expression", "gaze", "gender") else v for k, v in m.groupdict().items()}
+    lowered = ("expression", "gaze", "gender")
+    meta: dict[str, Any] = {k: v.lower() if k in lowered else v for k, v in m.groupdict().items()}
     meta["subject"] = int(meta["subject"])
     return meta
 

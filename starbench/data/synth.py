@@ -130,7 +130,8 @@ def draw_face(img: Image.Image, ident: Identity, expression: str = "neutral", ga
     if ident.hair_style == "long":
         d.rectangle([cx - 1.25 * s, cy - 0.6 * fh, cx + 1.25 * s, cy + 1.25 * fh], fill=ident.hair)
     d.rectangle([cx - 0.42 * s, cy + 0.7 * fh, cx + 0.42 * s, cy + 1.6 * fh], fill=ident.skin)
-    d.ellipse([cx - 2.0 * s, cy + 1.2 * fh, cx + 2.0 * s, cy + 2.6 * fh], fill=(80, 90, 120) if ident.male else (140, 70, 90))
+    shirt = (80, 90, 120) if ident.male else (140, 70, 90)
+    d.ellipse([cx - 2.0 * s, cy + 1.2 * fh, cx + 2.0 * s, cy + 2.6 * fh], fill=shirt)
     d.ellipse([cx - 1.12 * s, cy - 1.12 * fh, cx + 1.12 * s, cy + 0.3 * fh], fill=ident.hair)
     # Ears (the far one hides when the head turns), face.
     for side in (-1, 1):
@@ -180,8 +181,10 @@ def draw_face(img: Image.Image, ident: Identity, expression: str = "neutral", ga
     if glasses:
         for side in (-1, 1):
             ex = fx + side * ident.eye_dx * s
-            d.rectangle([ex - 1.5 * er, eye_y - 1.1 * er, ex + 1.5 * er, eye_y + 1.1 * er], outline=(20, 20, 20), width=lw)
-        d.line([(fx - ident.eye_dx * s + 1.5 * er, eye_y), (fx + ident.eye_dx * s - 1.5 * er, eye_y)], fill=(20, 20, 20), width=lw)
+            d.rectangle([ex - 1.5 * er, eye_y - 1.1 * er, ex + 1.5 * er, eye_y + 1.1 * er], outline=(20, 20, 20),
+                        width=lw)
+        bridge = [(fx - ident.eye_dx * s + 1.5 * er, eye_y), (fx + ident.eye_dx * s - 1.5 * er, eye_y)]
+        d.line(bridge, fill=(20, 20, 20), width=lw)
     # Nose.
     nose_col = tuple(int(c * 0.72) for c in ident.skin)
     nx = fx + turn * 0.08 * s

@@ -18,14 +18,23 @@ from rich.markup import escape
 
 from starbench.config import cache_dir
 from starbench.data import LoadedData, load_data
+from starbench.devices import resolve_device
+from starbench.evaluate.runs import data_fingerprint
 from starbench.evaluate.score import Judge, Metrics, Scores, score
-from starbench.evaluate.sources import (FileSource, ModelSource, Source, TrainedSource, check_methods, count_sources,
-                                       sources_from_config)
+from starbench.evaluate.sources import (
+    FileSource,
+    ModelSource,
+    Source,
+    TrainedSource,
+    check_methods,
+    count_sources,
+    sources_from_config,
+)
+from starbench.evaluate.steps import Steps
 from starbench.evaluate.task import Task
 from starbench.files import load_torch
-from starbench.metrics.classifier import default_device
-from starbench.protocols.common import Steps, data_fingerprint, inception_weights
 from starbench.locks import exclusive
+from starbench.metrics.fid import resolve_inception_weights
 from starbench.progress import console
 from starbench.report import provenance, results_folder, save_record, write_json
 from starbench.train.checkpoint import KEPT_DIR
@@ -35,6 +44,7 @@ from starbench.train.trainer import Diverged
 
 VERBS = {"trained": "train or load, then translate and score", "checkpoint": "load, translate and score",
          "translator": "translate and score", "folder": "read and score"}  # how a source's step is announced
+CURVE_VERSION = 2  # the metrics a curve point holds (2: + L1 to ground truth, train seconds): older caches are redone
 Render = Callable[[dict[str, Any], dict[str, np.ndarray], Path], None]
 Summary = Callable[[Scores, Task], dict[str, Optional[float]]]  # a protocol's main metrics of one source
 
@@ -50,9 +60,9 @@ class Evaluation:
             check_methods(cfg)
             n_sources = count_sources(cfg)
         self.steps = Steps(own_steps + n_sources)
-        self.device = default_device(cfg.device)
+        self.device = resolve_device(cfg.device)
         self.show = bool(cfg.train.progress)
-        self.weights = inception_weights(cfg)  # a wrong file fails here, before any training
+        self.weights = resolve_inception_weights(cfg.fid)  # a wrong file fails here, before any training
         self.fid_root = cache_dir(cfg) / "fidelity"
 
     def step(self, title: str) -> AbstractContextManager[None]:
@@ -112,8 +122,8 @@ class Evaluation:
         the classifier and the Inception weights), so a re-run or another protocol reads it instead.
         """
         run = Path(final.info["run_dir"])
-        key = hashlib.sha256(f"{task.fingerprint()}|{metrics.extractor_file.stem}|{self.weights.sha256}".encode()
-                             ).hexdigest()[:12]
+        key = hashlib.sha256(f"{CURVE_VERSION}|{task.fingerprint()}|{metrics.extractor_file.stem}|"
+                             f"{self.weights.sha256}".encode()).hexdigest()[:12]
         points, new = [], []
         for path in sorted((run / KEPT_DIR).glob("step_*.pt")):
             step = int(path.stem.split("_")[1])

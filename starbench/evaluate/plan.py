@@ -12,16 +12,11 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
-from starbench.config import parse_overrides, resolve
+from starbench.config import EVALUATION_ONLY, parse_overrides, resolve
 from starbench.errors import StarbenchError
+from starbench.evaluate.runs import run_key
 from starbench.evaluate.sources import TrainedSource
-from starbench.protocols.common import run_key
 from starbench.registry import PROTOCOLS
-
-# Keys that shape only the evaluation, never a trained model: left off the train lines.
-EVALUATION_KEYS = ("protocol", "models", "translations", "seeds", "curve_every", "curve_model_every", "results_dir",
-                   "grid_inputs", "run_dir")
-EVALUATION_SECTIONS = ("classifier.", "fid.")
 
 
 def dotlist(delta: dict[str, Any], prefix: str = "") -> list[str]:
@@ -36,11 +31,12 @@ def dotlist(delta: dict[str, Any], prefix: str = "") -> list[str]:
 
 
 def training_overrides(overrides: list[str]) -> list[str]:
-    """The user's settings that reach a trained model (the evaluation-only ones dropped)."""
+    """The user's settings that reach a trained model: the evaluation-only ones (``config.EVALUATION_ONLY``) dropped,
+    and ``run_dir`` (each train line names its own run folder)."""
     keep = []
     for item, expanded in zip(overrides, parse_overrides(overrides)):
-        key = expanded.split("=", 1)[0]
-        if key not in EVALUATION_KEYS and not key.startswith(EVALUATION_SECTIONS):
+        top = expanded.split("=", 1)[0].split(".", 1)[0]
+        if top not in EVALUATION_ONLY and top != "run_dir":
             keep.append(item)
     return keep
 

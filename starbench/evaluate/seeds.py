@@ -109,7 +109,8 @@ def error_cells(rs: Sequence[Scores], wrong: Callable[[Scores], np.ndarray]) -> 
     pooled = error_rate(np.concatenate([wrong(r) for r in ok])) if ok else None
     return {"classification error % (mean ± sd)": mean_sd(errs) if ok else str(rs[0].status),
             "95% CI over seeds (t)": f"[{lo:.2f}, {hi:.2f}]" if np.isfinite(lo) else "n/a",
-            "pooled 95% CI (Clopper-Pearson)": f"[{100 * pooled.low:.2f}, {100 * pooled.high:.2f}]" if pooled else "n/a"}
+            "pooled 95% CI (Clopper-Pearson)": (f"[{100 * pooled.low:.2f}, {100 * pooled.high:.2f}]" if pooled
+                                                else "n/a")}
 
 
 def distance_cells(rs: Sequence[Scores], valid: np.ndarray) -> dict[str, str]:

@@ -3,7 +3,7 @@
 - ``TrainedSource``: a model trained by the Trainer into ``run_dir/models/...`` (or loaded from its
   finished run);
 - ``FileSource``: a model built from a weights file, ``models=[name@PATH]``: a starbench checkpoint,
-  the public StarGAN release's generator (REFERENCE §9), or whatever the class's ``load`` reads;
+  the public StarGAN release's generator (``starbench.loading``), or whatever the class's ``load`` reads;
 - ``TranslatorSource``: a translate-only plug-in (a ``Translator`` without ``train_step``) as it is;
 - ``FolderSource``: a folder of translated images named as ``starbench export`` says (``tasks.csv``).
 
@@ -21,14 +21,17 @@ import torch
 from omegaconf import OmegaConf
 from PIL import Image
 
+from starbench.baselines.pairwise import count_instances
 from starbench.data.batches import to_float, to_uint8
-from starbench.data.images import read_rgb, summarize_notes
 from starbench.data.domains import DomainSpec
+from starbench.data.images import read_rgb, summarize_notes
 from starbench.errors import StarbenchError
-from starbench.files import UnsafeFile, load_torch
+from starbench.evaluate.runs import index_fingerprint, run_folder, train_method
 from starbench.evaluate.task import Task
-from starbench.models import is_trainable, translator_class
+from starbench.files import UnsafeFile, load_torch
+from starbench.loading import open_weights
 from starbench.models.base import Translator
+from starbench.models.classes import is_trainable, translator_class
 from starbench.train.speed import FastPath
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -82,8 +85,6 @@ class ModelSource(Source):
 
     def use(self, model: Translator, task: Task) -> None:
         """Translate with ``model`` from now on; its parameter counts go into the provenance and the table."""
-        from starbench.baselines.pairwise import count_instances
-
         self.model = model
         # every source translates at the same precision and memory layout, however it was made
         self.model.to(self.device, self.fast.channels_last)
@@ -137,13 +138,9 @@ class TrainedSource(ModelSource):
         self.cfg = OmegaConf.merge(base_cfg, delta)
 
     def run_folder(self) -> Path:
-        from starbench.protocols.common import run_folder
-
         return run_folder(self.cfg, self.model_name, self.fp)
 
     def prepare(self, task: Task) -> None:
-        from starbench.protocols.common import train_method
-
         model, _, info = train_method(self.cfg, self.model_name, self.fp, bool(self.cfg.train.progress))
         self.info.update({**info, "seed": self.seed})
         self.use(model, task)
@@ -160,9 +157,9 @@ class FileSource(ModelSource):
         self.info.update({"model": model, "file": path.name})
 
     def prepare(self, task: Task) -> None:
-        model = translator_class(self.model_name).from_file(self.path, task.domains, self.cfg)
-        self.info["format"] = type(model).__qualname__
-        self.use(model, task)
+        loaded = open_weights(self.path, self.model_name, task.domains, self.cfg)
+        self.info["format"] = type(loaded.model).__qualname__
+        self.use(loaded.model, task)
 
 
 class TranslatorSource(ModelSource):
@@ -223,10 +220,12 @@ class FolderSource(Source):
                 self.files[(i, t)] = path
         if missing and not self.files:
             raise StarbenchError(f"translations folder {self.folder} holds none of the {len(missing)} images the task "
-                                 f"names (e.g. {missing[0]}); write them as `starbench export protocol={task.protocol}` "
+                                 f"names (e.g. {missing[0]}); write them as `starbench export "
+                                 f"protocol={task.protocol}` "
                                  f"says (tasks.csv, column 'output')")
         if missing:
-            raise StarbenchError(f"translations folder {self.folder}: {len(missing)} of {len(missing) + len(self.files)} "
+            total = len(missing) + len(self.files)
+            raise StarbenchError(f"translations folder {self.folder}: {len(missing)} of {total} "
                                  f"translations are missing: {', '.join(missing[:5])}"
                                  + (f" and {len(missing) - 5} more" if len(missing) > 5 else ""))
         bad = []
@@ -369,3 +368,10 @@ def sources_from_config(cfg: Any, fingerprint: str, device: torch.device) -> lis
         raise StarbenchError(f"two methods would share the table row '{dup[0]}' (models=[...] / translations=[...]); "
                              f"rename a folder or file so that every row has its own name")
     return out
+
+
+def trained_jobs(cfg: Any) -> list[TrainedSource]:
+    """The trained sources of ``models=[...]`` (every seed) on the configured data, from its file list alone: what
+    ``starbench plan`` lists for a protocol that trains its ``models``."""
+    return [s for s in sources_from_config(cfg, index_fingerprint(cfg), torch.device("cpu"))
+            if isinstance(s, TrainedSource)]

@@ -1,6 +1,6 @@
 """A translation task: which inputs, which targets for each, the real references and the ground truth.
 
-A protocol is a task scored on sources of translations (DESIGN "Evaluation core"). The task is a
+A protocol is a task scored on sources of translations (``evaluate.core``). The task is a
 grid: N input images (dataset rows) x T columns (a target expression, a CelebA edit), with per cell
 the target label and whether the cell is asked at all (an edit that ages applies to young faces
 only). Per column it names the real images that carry the target (FID and classifier Fréchet

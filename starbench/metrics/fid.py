@@ -29,11 +29,17 @@ from typing import Any, Optional
 import numpy as np
 import torch
 import torch.nn.functional as F
+import torch_fidelity
 from torch.utils.data import Dataset
+from torch_fidelity.feature_extractor_base import FeatureExtractorBase
+from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
+from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
+from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
 
 from starbench.errors import StarbenchError
 from starbench.files import load_torch
 from starbench.locks import exclusive
+from starbench.metrics.classifier import features, resnet18
 
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
 INCEPTION_SHA256_PREFIX = "6726825d"
@@ -93,8 +99,6 @@ def hub_cache_file() -> Path:
 
 def _download(timeout: float) -> Optional[str]:
     """Let torch-fidelity's own loader fetch the weights into the hub cache; returns why not on failure."""
-    from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
-
     old = socket.getdefaulttimeout()
     socket.setdefaulttimeout(timeout)
     try:
@@ -107,7 +111,8 @@ def _download(timeout: float) -> Optional[str]:
 
 
 def resolve_inception_weights(fid_cfg: Any) -> InceptionWeights:
-    """Find the Inception weights (see the module docstring); raise only for a file that is wrong."""
+    """Find the Inception weights (see the module docstring); raise for a file that is wrong, and for none at all
+    with ``fid.required=true``: before any work."""
     candidates = [(fid_cfg.weights, "fid.weights"), (os.environ.get(ENV_WEIGHTS), f"${ENV_WEIGHTS}")]
     for value, source in candidates:
         if value:
@@ -121,7 +126,10 @@ def resolve_inception_weights(fid_cfg: Any) -> InceptionWeights:
             return _checked(cached, "downloaded by torch-fidelity", fid_cfg.check_hash)
     else:
         problem = "download disabled (fid.download=false)"
-    return InceptionWeights(None, "none", problem=f"no Inception weights (fid.weights=PATH): {problem}")
+    missing = InceptionWeights(None, "none", problem=f"no Inception weights (fid.weights=PATH): {problem}")
+    if fid_cfg.required:
+        raise StarbenchError(f"fid.required=true but {missing.problem}")
+    return missing
 
 
 def _checked(path: Path, source: str, check_hash: bool) -> InceptionWeights:
@@ -143,8 +151,6 @@ def _checked(path: Path, source: str, check_hash: bool) -> InceptionWeights:
 # ---------------------------------------------------------------------------------------------
 def _fidelity_fid(generated: torch.Tensor, real: torch.Tensor, real_key: str, cache_root: Path, extractor: str,
                   weights: Optional[Path], batch_size: int, feature_layer: Optional[str] = None) -> float:
-    import torch_fidelity
-
     kwargs: dict[str, Any] = dict(
         input1=UInt8Images(generated), input2=UInt8Images(real), fid=True, cuda=torch.cuda.is_available(),
         batch_size=batch_size, feature_extractor=extractor, cache=True, cache_root=str(cache_root),
@@ -166,67 +172,62 @@ def inception_fid(generated: torch.Tensor, real: torch.Tensor, weights: Inceptio
 
 def frechet_distance(features1: np.ndarray | torch.Tensor, features2: np.ndarray | torch.Tensor) -> float:
     """Fréchet distance between two feature sets, through torch-fidelity's own statistics and metric."""
-    from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
-
     s1 = fid_features_to_statistics(torch.as_tensor(np.asarray(features1, dtype=np.float64)))
     s2 = fid_features_to_statistics(torch.as_tensor(np.asarray(features2, dtype=np.float64)))
     return float(fid_statistics_to_metric(s1, s2, verbose=False)["frechet_inception_distance"])
 
 
 # ---------------------------------------------------------------------------------------------
-def _register_classifier_extractor() -> None:
-    from torch_fidelity.feature_extractor_base import FeatureExtractorBase
-    from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
+class ClassifierFeatures(FeatureExtractorBase):
+    """The protocol's ResNet-18 classifier as a torch-fidelity feature extractor ('512': its pooled features).
 
-    if CLASSIFIER_EXTRACTOR in FEATURE_EXTRACTORS_REGISTRY:
-        return
+    Its weights file is the classifier's state dict with its output count and image size, read as data only."""
 
-    class ClassifierFeatures(FeatureExtractorBase):
-        """The protocol's ResNet-18 classifier as a torch-fidelity feature extractor ('512': pooled features)."""
+    def __init__(self, name: str, features_list: list[str], feature_extractor_weights_path: Optional[str] = None,
+                 **kwargs: Any) -> None:
+        super().__init__(name, features_list)
+        if feature_extractor_weights_path is None:
+            raise StarbenchError("the classifier feature extractor needs the classifier's weights file")
+        blob = load_torch(feature_extractor_weights_path, "classifier feature extractor")
+        self.size = int(blob["image_size"])
+        self.net = resnet18(int(blob["num_outputs"]))
+        self.net.load_state_dict(blob["state"])
+        self.net.eval()
 
-        def __init__(self, name: str, features_list: list[str], feature_extractor_weights_path: str = None,
-                     **kwargs: Any) -> None:
-            super().__init__(name, features_list)
-            from starbench.metrics.classifier import resnet18
+    @staticmethod
+    def get_provided_features_list() -> tuple[str, ...]:
+        return ("512",)
 
-            if feature_extractor_weights_path is None:
-                raise StarbenchError("the classifier feature extractor needs the classifier's weights file")
-            blob = load_torch(feature_extractor_weights_path, "classifier feature extractor")
-            self.size = int(blob["image_size"])
-            self.net = resnet18(int(blob["num_outputs"]))
-            self.net.load_state_dict(blob["state"])
-            self.net.eval()
+    @staticmethod
+    def get_default_feature_layer_for_metric(metric: str) -> str:
+        return "512"
 
-        @staticmethod
-        def get_provided_features_list() -> tuple[str, ...]:
-            return ("512",)
+    @staticmethod
+    def can_be_compiled() -> bool:
+        return False
 
-        @staticmethod
-        def get_default_feature_layer_for_metric(metric: str) -> str:
-            return "512"
+    @staticmethod
+    def get_dummy_input_for_compile() -> torch.Tensor:
+        raise NotImplementedError
 
-        @staticmethod
-        def can_be_compiled() -> bool:
-            return False
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        x = x.float().div(127.5).sub(1.0)
+        if x.shape[-1] != self.size:
+            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False, antialias=True)
+        return (features(self.net, x).float(),)
 
-        @staticmethod
-        def get_dummy_input_for_compile() -> torch.Tensor:
-            raise NotImplementedError
 
-        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-            from starbench.metrics.classifier import features
+def register_extractor(name: str, cls: type = ClassifierFeatures) -> None:
+    """Register a feature extractor with torch-fidelity under ``name`` (once)."""
+    if name not in FEATURE_EXTRACTORS_REGISTRY:
+        register_feature_extractor(name, cls)
 
-            x = x.float().div(127.5).sub(1.0)
-            if x.shape[-1] != self.size:
-                x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False, antialias=True)
-            return (features(self.net, x).float(),)
 
-    register_feature_extractor(CLASSIFIER_EXTRACTOR, ClassifierFeatures)
+register_extractor(CLASSIFIER_EXTRACTOR)
 
 
 def classifier_frechet(generated: torch.Tensor, real: torch.Tensor, weights_file: Path, cache_root: Path,
                        batch_size: int = 256) -> float:
     """Fréchet distance on the protocol classifier's features (torch-fidelity, custom extractor)."""
-    _register_classifier_extractor()
     key = f"starbench-real-classifier-{Path(weights_file).stem}-{images_fingerprint(real)}"
     return _fidelity_fid(generated, real, key, cache_root, CLASSIFIER_EXTRACTOR, Path(weights_file), batch_size, "512")

@@ -1,27 +1,32 @@
-"""The model interface, in two levels (DESIGN "Model interface").
+"""The model interface, in two levels: the floor every model and the Trainer stand on.
 
 ``Translator`` is what can be *evaluated*: it translates images between the domains of a
-``DomainSpec`` and may load weights from a file. A model trained in another code base needs only
-this level: wrap it in a ``Translator`` and a protocol scores it without training anything.
+``DomainSpec`` and may load weights from a file in a format of its own. A model trained in another
+code base needs only this level: wrap it in a ``Translator`` and a protocol scores it without
+training anything.
 
 ``TranslationModel`` is what can also be *trained* by the one ``Trainer``: it owns its networks,
-losses and optimisers; the Trainer owns everything else (data, schedule, precision, distribution,
-checkpoints, logging). Adding a model means writing one subclass and registering it
-(``starbench.registry.register_model``), or pointing ``model=package.module:ClassName`` / the
-``starbench.models`` entry-point group at it.
+losses and optimisers; the Trainer owns everything else (data, schedule and the optimisers'
+``initial_lr``, precision, distribution, checkpoints, logging).
+
+A model is one file: the class declares its ``name`` (the config section of its options), its
+``options`` (a dataclass), its ``presets`` per scale and, when it needs another budget than
+``train.steps``, its ``steps`` per scale (``starbench.models.template`` is a worked example). Select
+it with ``model=package.module:ClassName``, register it (``starbench.register_model``), or name it
+in the ``starbench.models`` entry-point group of your package.
 """
 from __future__ import annotations
 
 import abc
 import contextlib
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, ClassVar, Iterator, Optional
 
 import torch
 from torch import nn
 
 from starbench.data.batches import Batch
-from starbench.data.domains import DomainSpec
+from starbench.data.domains import DomainSpec, every_target
 from starbench.errors import StarbenchError
 
 GradSync = Callable[[nn.Module], None]
@@ -30,16 +35,23 @@ GradSync = Callable[[nn.Module], None]
 class Translator(abc.ABC):
     """Translate images between the domains of a ``DomainSpec``: enough to be evaluated.
 
-    ``cfg`` is the whole resolved config (a model reads its own section, e.g. ``cfg.stargan``).
+    ``cfg`` is the whole resolved config; ``self.opts`` is the model's own section of it (its ``options``).
     Images are float tensors in [-1, 1], shape (N, 3, S, S); labels are float (N, label_dim).
     """
 
-    #: Config section holding this model's options (``None``: the model has none).
-    config_section: str | None = None
+    #: The config section of this model's options (``<name>.<option>=VALUE``); a registered model's is its name.
+    name: ClassVar[Optional[str]] = None
+    #: A dataclass of the model's options, with their defaults (None: it has none).
+    options: ClassVar[Optional[type]] = None
+    #: Options per scale ("smoke", "demo", "paper"), merged between the defaults and the user's settings.
+    presets: ClassVar[dict[str, dict[str, Any]]] = {}
+    #: Training steps per scale, where the model needs another budget than ``train.steps``.
+    steps: ClassVar[dict[str, int]] = {}
 
     def __init__(self, domains: DomainSpec, cfg: Any) -> None:
         self.domains = domains
         self.cfg = cfg
+        self.opts: Any = cfg[self.name] if self.name and cfg is not None and self.name in cfg else None
         self.device = torch.device("cpu")
         self.autocast_dtype: torch.dtype | None = None  # set by the Trainer / evaluation (bf16 on CUDA)
 
@@ -48,22 +60,14 @@ class Translator(abc.ABC):
         """Images ``x`` with labels ``source`` translated to labels ``target``, in [-1, 1]."""
 
     def load(self, path: Path | str) -> None:
-        """Load weights from ``path`` (a model trained elsewhere: its own format, or a public release).
+        """Load weights from ``path`` in a format of this class's own (a model trained elsewhere).
 
-        Called by protocols for ``models=[name@PATH]``; a translator without weights need not implement it.
+        ``models=[name@PATH]`` calls it when the file is not in a format starbench reads itself (a starbench
+        checkpoint, the public StarGAN release: ``starbench.loading``); a translator without weights need not
+        implement it.
         """
         raise StarbenchError(f"model {type(self).__qualname__} cannot load weights from a file ({path}): it does "
                              f"not implement load(path)")
-
-    @classmethod
-    def from_file(cls, path: Path | str, domains: DomainSpec, cfg: Any) -> "Translator":
-        """A translator holding the weights in ``path`` (``models=[name@PATH]``): built, then ``load(path)``.
-
-        A class may return another ``Translator`` for a foreign format (StarGAN: the public release).
-        """
-        obj = cls(domains, cfg)
-        obj.load(path)
-        return obj
 
     def networks(self) -> dict[str, nn.Module]:
         """Every network by name (parameter counts, device moves); a translate-only model may return {}."""
@@ -112,7 +116,8 @@ class TranslationModel(Translator):
 
     # ------------------------------------------------------------------ optional hooks
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        """Optimisers by name (checkpointed; their ``initial_lr`` is scaled by the schedule)."""
+        """Optimisers by name, created once (the Trainer checkpoints them and sets each group's ``initial_lr``,
+        which its schedule scales)."""
         return {}
 
     def prepare_training(self, data: Any) -> None:
@@ -130,9 +135,7 @@ class TranslationModel(Translator):
 
     def sample_targets(self, labels: torch.Tensor, dataset: str | None = None) -> list[tuple[str, torch.Tensor]]:
         """(name, target labels) shown in sample grids: by default every domain."""
-        from starbench.train.samples import target_labels
-
-        return target_labels(self.domains, labels, dataset)
+        return every_target(self.domains, labels, dataset)
 
     def extra_state(self) -> dict[str, Any]:
         """Anything besides networks and optimisers that a checkpoint must restore."""
@@ -140,33 +143,6 @@ class TranslationModel(Translator):
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         pass
-
-    def load(self, path: Path | str) -> None:
-        """Weights from a starbench checkpoint of this model, into networks built from this config."""
-        from starbench.train.checkpoint import load_networks, read_checkpoint
-
-        load_networks(self, read_checkpoint(Path(path)), Path(path))
-
-    @classmethod
-    def from_file(cls, path: Path | str, domains: DomainSpec, cfg: Any) -> "Translator":
-        """A starbench checkpoint is rebuilt from the config stored in it (its own widths and image size);
-        any other file goes to ``load(path)``."""
-        from starbench.translate import checkpoint_kind
-
-        kind, obj = checkpoint_kind(Path(path))
-        return cls.from_checkpoint(Path(path), kind, obj, domains, cfg)
-
-    @classmethod
-    def from_checkpoint(cls, path: Path, kind: str, obj: Any, domains: DomainSpec, cfg: Any) -> "Translator":
-        """``from_file`` once the file is read (``kind`` and object as ``starbench.translate.checkpoint_kind``)."""
-        from starbench.translate import load_model
-
-        if kind != "starbench":
-            return Translator.from_file.__func__(cls, path, domains, cfg)  # type: ignore[attr-defined]
-        model = load_model(path, ckpt=obj).model
-        if not isinstance(model, cls):
-            raise StarbenchError(f"checkpoint {path} holds a {type(model).__qualname__}, not a {cls.__qualname__}")
-        return model
 
 
 @contextlib.contextmanager

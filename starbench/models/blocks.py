@@ -10,7 +10,7 @@ def instance_norm(channels: int) -> nn.InstanceNorm2d:
 
 
 class ResidualBlock(nn.Module):
-    """[conv3x3, IN, ReLU, conv3x3, IN] + identity, zero padding, no conv bias (REFERENCE §1)."""
+    """[conv3x3, IN, ReLU, conv3x3, IN] + identity, zero padding, no conv bias (the paper's appendix)."""
 
     def __init__(self, channels: int) -> None:
         super().__init__()

@@ -1,4 +1,5 @@
-"""The public StarGAN release format (REFERENCE §9): a bare generator state dict, ``{step}-G.ckpt``.
+"""The public StarGAN release format (the authors' code, yunjey/stargan): a bare generator state dict,
+``{step}-G.ckpt``.
 
 The official code saves ``G.state_dict()`` with ``torch.save`` and nothing else: no config, no
 domain names. Everything is read off the tensors: the width from ``main.0.weight`` (64, 3 + c, 7, 7),
@@ -33,7 +34,9 @@ _BLOCK_KEY = re.compile(r"^main\.(\d+)\.main\.0\.weight$")
 
 def is_state_dict(obj: Any) -> bool:
     """A bare dict of tensors (what the public code's ``torch.save(G.state_dict())`` writes)."""
-    return isinstance(obj, dict) and bool(obj) and all(isinstance(k, str) and torch.is_tensor(v) for k, v in obj.items())
+    if not isinstance(obj, dict) or not obj:
+        return False
+    return all(isinstance(k, str) and torch.is_tensor(v) for k, v in obj.items())
 
 
 def is_public_generator(obj: Any) -> bool:
@@ -120,15 +123,3 @@ class PublicStarGAN(Translator):
     def translate(self, x: torch.Tensor, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         with frozen_buffers(self.G), self.autocast():
             return self.G(x, target).float()
-
-
-def load_public(path: Path, state: dict[str, torch.Tensor], cfg: Any, domains: Optional[DomainSpec] = None,
-                names: Optional[Sequence[str]] = None) -> PublicStarGAN:
-    """A ``PublicStarGAN`` from a state dict read from ``path``; ``domains`` (a protocol's) must fit its label size."""
-    G = build_generator(state, path)
-    if domains is None:
-        domains = default_domains(G.c_dim, names, path)
-    elif domains.label_dim != G.c_dim:
-        raise StarbenchError(f"checkpoint {path} takes {G.c_dim} labels; this task's domains have {domains.label_dim} "
-                             f"({', '.join(domains.names)})")
-    return PublicStarGAN(domains, cfg, G, path)

@@ -1,11 +1,13 @@
 """StarGAN (Choi et al., CVPR 2018): one generator and one discriminator for every domain.
 
-Networks, losses and schedule follow REFERENCE §1-3. Module names mirror the public code
-(``main``, ``conv1``, ``conv2``) so its state dicts line up with these networks.
+Networks follow the paper's appendix (network architecture), losses its Section 3 (adversarial loss with
+WGAN-GP, domain classification, reconstruction; Eq. 1-7), joint training its mask vector (Section 3.2).
+Module names mirror the public code (``main``, ``conv1``, ``conv2``) so its state dicts line up with these
+networks.
 
 Differences from the public code, each on purpose:
-- the gradient penalty differentiates the per-sample *mean* of D's patch map (REFERENCE §2); the
-  public code differentiates its sum (``grad_outputs=ones``), a factor of the patch count (4 at 128 px);
+- the gradient penalty differentiates the per-sample *mean* of D's patch map; the public code
+  differentiates its sum (``grad_outputs=ones``), a factor of the patch count (4 at 128 px);
 - the fakes for the discriminator step are made under ``no_grad`` (the public code builds and
   discards G's graph there), except on G-step iterations, where that same fake (G has not changed)
   serves the G step too instead of being computed again: same numbers, less work;
@@ -15,7 +17,7 @@ Differences from the public code, each on purpose:
 """
 from __future__ import annotations
 
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Optional
 
 import torch
@@ -25,9 +27,30 @@ from torch import nn
 from starbench.data.batches import Batch
 from starbench.data.domains import DomainSpec
 from starbench.errors import StarbenchError
-from starbench.models.base import TranslationModel, Translator, frozen_buffers
+from starbench.models.base import TranslationModel, frozen_buffers
 from starbench.models.blocks import ResidualBlock, instance_norm, patch_trunk
 from starbench.registry import register_model
+
+
+@dataclass
+class StarGANOptions:
+    """StarGAN's networks and losses (``stargan.<option>=VALUE``); the defaults are the paper's."""
+
+    g_conv_dim: int = 64  # G's first width (x2, x4 after its two down-sampling convs)
+    g_repeat: int = 6  # residual blocks in G's bottleneck
+    d_conv_dim: int = 64  # D's first width (doubling per strided conv)
+    d_repeat: int = 6  # strided conv layers in D (image_size / 2**d_repeat is the patch map side)
+    lambda_cls: float = 1.0  # domain classification loss weight
+    lambda_rec: float = 10.0  # reconstruction (cycle) loss weight
+    lambda_gp: float = 10.0  # gradient penalty weight (WGAN-GP)
+    n_critic: int = 5  # one G step every n_critic D steps
+    g_lr: float = 1e-4  # Adam learning rate of G (the Trainer's schedule scales it)
+    d_lr: float = 1e-4  # Adam learning rate of D
+    beta1: float = 0.5  # Adam beta1
+    beta2: float = 0.999  # Adam beta2
+    gp_fp32: bool = True  # compute the gradient penalty outside mixed precision
+    compile_g: bool = True  # torch.compile G (CUDA only; ignored on CPU)
+    compile_d: bool = False  # torch.compile D for the adversarial passes (CUDA only; the penalty stays eager)
 
 
 class Generator(nn.Module):
@@ -74,7 +97,7 @@ class Discriminator(nn.Module):
 
 def classification_loss(logits: torch.Tensor, labels: torch.Tensor, domains: DomainSpec,
                         dataset: Optional[str] = None) -> torch.Tensor:
-    """Domain classification loss (REFERENCE §2-3).
+    """Domain classification loss (the paper's Eq. 2-3; joint training: the mask vector of Section 3.2).
 
     One-hot domains: softmax cross-entropy. Multi-label: BCE with logits summed over attributes and
     divided by the batch size. Joint (mask vector): only the known dataset's slice of the logits
@@ -102,12 +125,16 @@ def gradient_penalty(D: nn.Module, x_real: torch.Tensor, x_fake: torch.Tensor) -
 
 @register_model("stargan", "StarGAN: one G and one D for all domains (mask vector for joint training)")
 class StarGAN(TranslationModel):
-    config_section = "stargan"
+    name = "stargan"
+    options = StarGANOptions
+    presets = {
+        "smoke": {"g_conv_dim": 16, "g_repeat": 2, "d_conv_dim": 16, "d_repeat": 4},
+        "demo": {"g_conv_dim": 32, "g_repeat": 3, "d_conv_dim": 32, "d_repeat": 4, "g_lr": 5e-4, "d_lr": 5e-4},
+    }
 
     def __init__(self, domains: DomainSpec, cfg: Any) -> None:
         super().__init__(domains, cfg)
-        o = cfg.stargan
-        self.opt = o
+        o = self.opt = self.opts
         self.G = Generator(o.g_conv_dim, domains.label_dim, o.g_repeat)
         self.D = Discriminator(cfg.data.image_size, o.d_conv_dim, domains.class_dim, o.d_repeat)
         self._g_fn = self.G  # compiled wrappers on CUDA (same parameters); the penalty always uses eager D
@@ -125,9 +152,6 @@ class StarGAN(TranslationModel):
                 "G": torch.optim.Adam(self.G.parameters(), o.g_lr, (o.beta1, o.beta2), fused=fused),
                 "D": torch.optim.Adam(self.D.parameters(), o.d_lr, (o.beta1, o.beta2), fused=fused),
             }
-            for opt in self._optims.values():
-                for group in opt.param_groups:
-                    group.setdefault("initial_lr", group["lr"])
         return self._optims
 
     def to(self, device: torch.device, channels_last: bool = False) -> "StarGAN":
@@ -187,15 +211,6 @@ class StarGAN(TranslationModel):
         return losses  # type: ignore[return-value]  # tensors; the Trainer converts when it logs
 
     # ------------------------------------------------------------------ inference
-    @classmethod
-    def from_checkpoint(cls, path: Path, kind: str, obj: Any, domains: DomainSpec, cfg: Any) -> Translator:
-        """Also the public release's bare generator (``200000-G.ckpt``, REFERENCE §9)."""
-        if kind == "public":
-            from starbench.models.public import load_public
-
-            return load_public(path, obj, cfg, domains=domains)
-        return super().from_checkpoint(path, kind, obj, domains, cfg)
-
     @torch.no_grad()
     def translate(self, x: torch.Tensor, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         with frozen_buffers(self.G), self.autocast():

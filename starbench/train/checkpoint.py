@@ -96,7 +96,8 @@ def save_kept(run_dir: Path, model: Any, model_name: str, cfg: Any, step: int, t
     checkpoint's size; ``starbench translate`` and ``models=[name@PATH]`` read it like a checkpoint.
     ``train_seconds``: the training-loop wall time up to this step (a curve against wall-clock time)."""
     save_torch(kept_path(run_dir, step), {
-        "train_seconds": round(train_seconds, 2), "format": FORMAT, "model": model_name, "model_class": f"{type(model).__module__}:{type(model).__qualname__}",
+        "train_seconds": round(train_seconds, 2), "format": FORMAT, "model": model_name,
+        "model_class": f"{type(model).__module__}:{type(model).__qualname__}",
         "config": OmegaConf.to_container(cfg, resolve=True), "domains": domains_to_dict(model.domains),
         "step": step, "total_steps": total_steps, "networks": {k: v.state_dict() for k, v in model.networks().items()},
     })
@@ -105,13 +106,18 @@ def save_kept(run_dir: Path, model: Any, model_name: str, cfg: Any, step: int, t
 def read_checkpoint(path: Path) -> dict[str, Any]:
     """A starbench checkpoint, read as data only (``starbench.files.load_torch``)."""
     ckpt = load_torch(Path(path), "checkpoint")
+    check_checkpoint(ckpt, Path(path))
+    return ckpt
+
+
+def check_checkpoint(ckpt: Any, path: Path) -> None:
+    """What was read from ``path`` is a whole starbench checkpoint (or kept network file)."""
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or "networks" not in ckpt:
         raise StarbenchError(f"checkpoint {path} is not a starbench checkpoint (format {FORMAT})")
     missing = [k for k in REQUIRED_KEYS if k not in ckpt]
     if missing:
         raise StarbenchError(f"checkpoint {path} lacks '{missing[0]}': not a whole starbench checkpoint (format "
                              f"{FORMAT} holds {', '.join(REQUIRED_KEYS)})")
-    return ckpt
 
 
 def read_latest(run_dir: Path) -> Optional[tuple[dict[str, Any], Path]]:

@@ -10,14 +10,17 @@ from omegaconf import OmegaConf
 
 from starbench.data import LoadedData, load_data
 from starbench.data.batches import Batch, BatchSampler, iterate_split
+from starbench.data.cache import fingerprint
 from starbench.data.domains import DomainSpec
 from starbench.errors import StarbenchError
 
-JOINT_PARTS = ("celeba", "rafd")  # order of the unified label (REFERENCE §3)
+JOINT_PARTS = ("celeba", "rafd")  # order of the unified label (the paper's mask vector)
 
 
 @dataclass
-class Source:
+class Stream:
+    """One dataset's training batches: its images, its labels in the training DomainSpec and its sampler."""
+
     name: str | None  # dataset tag for joint batches (None for a single dataset)
     data: LoadedData
     labels: np.ndarray  # labels in the training DomainSpec (joint: embedded with the mask)
@@ -28,7 +31,7 @@ class TrainingData:
     """Batches for step ``s``: a list with one batch per dataset (two for joint training)."""
 
     def __init__(self, cfg: Any, rank: int = 0, world_size: int = 1, show_progress: bool = True) -> None:
-        self.sources: list[Source] = []
+        self.sources: list[Stream] = []
         self._pairs: list[tuple[str, BatchSampler, BatchSampler]] = []
         self._rank, self._world = rank, world_size
         if cfg.data.name == "joint":
@@ -51,10 +54,10 @@ class TrainingData:
             self.sources.append(self._source(cfg, None, data, data.labels, rank, world_size))
 
     @staticmethod
-    def _source(cfg: Any, name: str | None, data: LoadedData, labels: np.ndarray, rank: int, world: int) -> Source:
+    def _source(cfg: Any, name: str | None, data: LoadedData, labels: np.ndarray, rank: int, world: int) -> Stream:
         sampler = BatchSampler(data.images, labels, data.split("train"), cfg.data.batch_size, seed=cfg.seed,
                                flip=True, rank=rank, world_size=world, dataset=name)
-        return Source(name, data, labels, sampler)
+        return Stream(name, data, labels, sampler)
 
     def use_pairs(self, pairs: list[tuple[str, str, str]], cfg: Any) -> None:
         """Two-domain models: one batch per (tag, domain a, domain b) per step, a-images then b-images."""
@@ -104,8 +107,6 @@ class TrainingData:
         return out
 
     def fingerprint(self) -> str:
-        from starbench.data.cache import fingerprint
-
         return "+".join(fingerprint(s.data.index, int(s.data.images.shape[-1])) for s in self.sources)
 
 

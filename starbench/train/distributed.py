@@ -71,6 +71,15 @@ def broadcast_params(net: nn.Module) -> None:
         dist.broadcast(t.data, 0)
 
 
+def any_rank(flag: bool, device: torch.device) -> bool:
+    """Whether ``flag`` is set on any process (a stop, a non-finite loss); in one process, ``flag`` itself."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=device if device.type == "cuda" else "cpu")
+    dist.all_reduce(t)
+    return bool(t.item() > 0)
+
+
 def barrier() -> None:
     if dist.is_initialized():
         dist.barrier()

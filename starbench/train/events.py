@@ -34,7 +34,7 @@ class EventLog:
                           "(pip install -e \".[tensorboard]\"); no event files are written", highlight=False)
             enabled = False
         if enabled:
-            from torch.utils.tensorboard import SummaryWriter
+            from torch.utils.tensorboard import SummaryWriter  # optional: needs the tensorboard package
 
             self.writer = SummaryWriter(log_dir=str(Path(run_dir) / EVENTS_DIR), purge_step=start or None)
 

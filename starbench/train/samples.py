@@ -9,40 +9,7 @@ import torch
 from PIL import Image
 
 from starbench.data.batches import to_uint8
-from starbench.data.domains import DomainSpec
 from starbench.files import atomic_write
-
-
-def target_labels(domains: DomainSpec, labels: torch.Tensor, dataset: str | None = None) -> list[tuple[str, torch.Tensor]]:
-    """(name, target labels) for every domain a translation can aim at.
-
-    One-hot: each domain in turn. Multi-label: each attribute flipped, with the hair colours
-    treated as one-of-three (setting one clears the others; REFERENCE §2). Joint: the dataset's own
-    part, with the mask vector kept.
-    """
-    if domains.is_joint:
-        part = domains.slice_of(dataset)  # type: ignore[arg-type]
-        inner = target_labels(domains.part(dataset), labels[:, part])  # type: ignore[arg-type]
-        out = []
-        for name, t in inner:
-            full = labels.clone()
-            full[:, part] = t
-            out.append((name, full))
-        return out
-    out = []
-    for i, name in enumerate(domains.names):
-        t = labels.clone()
-        if domains.kind == "onehot":
-            t.zero_()
-            t[:, i] = 1
-        elif name.endswith("_Hair"):
-            hair = [j for j, n in enumerate(domains.names) if n.endswith("_Hair")]
-            t[:, hair] = 0
-            t[:, i] = 1
-        else:
-            t[:, i] = 1 - t[:, i]
-        out.append((name, t))
-    return out
 
 
 def save_grid(path: Path, rows: Sequence[Sequence[torch.Tensor]]) -> np.ndarray:

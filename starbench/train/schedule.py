@@ -1,4 +1,4 @@
-"""Learning-rate schedule: constant, then linear decay to exactly 0 at the last step (REFERENCE §2).
+"""Learning-rate schedule: constant, then linear decay to exactly 0 at the last step, as the paper trains.
 
 The public code subtracts lr/num_iters_decay once every 1,000 iterations, so its rate ends at about
 0.999 of the start; the paper (and this schedule) decays linearly to 0.

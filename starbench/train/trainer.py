@@ -27,31 +27,28 @@ from typing import Any, Optional
 import numpy as np
 import torch
 from omegaconf import OmegaConf
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from starbench.devices import resolve_device
 from starbench.errors import StarbenchError
-from starbench.locks import exclusive
-from starbench.models import model_class
-from starbench.models.base import TranslationModel
-from starbench.progress import console
 from starbench.files import remove_stale_temporaries, write_json, write_text
+from starbench.locks import exclusive
+from starbench.models.base import TranslationModel
+from starbench.models.classes import model_class, section_of
+from starbench.progress import training_bar
 from starbench.train import distributed as dist_util
-from starbench.train.checkpoint import (CHECKPOINT_NAME, load_networks, read_latest, save_checkpoint, save_kept,
-                                        set_rng_state)
+from starbench.train.checkpoint import (
+    CHECKPOINT_NAME,
+    load_networks,
+    read_latest,
+    save_checkpoint,
+    save_kept,
+    set_rng_state,
+)
 from starbench.train.data_source import TrainingData, to_device
 from starbench.train.events import EventLog
-from starbench.train.speed import fast_path
 from starbench.train.samples import save_grid, translation_grid
 from starbench.train.schedule import apply_lr, lr_factor
-
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise StarbenchError("device=cuda was asked for but no CUDA device is available (use device=cpu or auto)")
-        return torch.device(name if ":" in name else f"cuda:{local_rank}")
-    return torch.device(name)
+from starbench.train.speed import fast_path
 
 
 def seed_everything(seed: int) -> None:
@@ -61,8 +58,14 @@ def seed_everything(seed: int) -> None:
 
 
 def build_model(name: str, domains: Any, cfg: Any) -> TranslationModel:
-    """Instantiate a model by name for ``domains``."""
+    """Instantiate a model by name for ``domains`` (the class comes from the model registry)."""
     return model_class(name)(domains, cfg)
+
+
+def model_steps(cfg: Any) -> int:
+    """``cfg.model``'s training steps: its own (``train.model_steps.<name>``, a model's ``steps`` preset), else
+    ``train.steps``."""
+    return int(cfg.train.model_steps.get(section_of(cfg.model), cfg.train.steps))
 
 
 DIVERGED_FILE = "diverged.json"
@@ -108,7 +111,8 @@ class Trainer:
     def _setup(self) -> None:
         cfg = self.cfg
         model_class(cfg.model)  # a name or class that cannot be trained fails before any data is read
-        dev_type = "cuda" if cfg.device != "cpu" and (cfg.device.startswith("cuda") or torch.cuda.is_available()) else "cpu"
+        gpu = cfg.device != "cpu" and (cfg.device.startswith("cuda") or torch.cuda.is_available())
+        dev_type = "cuda" if gpu else "cpu"
         self.dist = dist_util.init_distributed(dev_type)
         self.device = resolve_device(cfg.device, self.dist.local_rank)
         if self.device.type == "cuda":
@@ -135,10 +139,11 @@ class Trainer:
             for net in self.model.networks().values():
                 dist_util.broadcast_params(net)
             self.model.grad_sync = dist_util.all_reduce_grads
-        self.model.optimizers()  # created after .to(): fused Adam needs the parameters on the device
+        for opt in self.model.optimizers().values():  # created after .to(): fused Adam needs them on the device
+            for group in opt.param_groups:
+                group.setdefault("initial_lr", group["lr"])  # what the schedule scales
         self.model.prepare_training(self.data)
-        steps = cfg.train.model_steps.get(cfg.model, cfg.train.steps)
-        self.total = int(round(cfg.train.epochs * self.data.per_epoch)) if cfg.train.epochs else int(steps)
+        self.total = int(round(cfg.train.epochs * self.data.per_epoch)) if cfg.train.epochs else model_steps(cfg)
         if self.total < 1:
             raise StarbenchError(f"config key 'train.steps': {self.total} steps; expected at least 1")
         seed_everything(cfg.seed + 1000 * self.dist.rank)  # per-rank randomness from here on
@@ -180,12 +185,7 @@ class Trainer:
         finite checkpoint as it is. Called at log and checkpoint steps only: no GPU sync on the other steps."""
         values = {k: float(v) for k, v in losses.items()}
         bad = [k for k, v in values.items() if not math.isfinite(v)]
-        flag = bool(bad)
-        if self.dist.enabled:  # every rank stops together
-            t = torch.tensor([1.0 if flag else 0.0], device=self.device if self.device.type == "cuda" else "cpu")
-            torch.distributed.all_reduce(t)
-            flag = bool(t.item() > 0)
-        if not flag:
+        if not dist_util.any_rank(bool(bad), self.device):  # every rank stops together
             return values
         self._log(step, values, rate, lr)
         info = {"model": self.cfg.model, "step": step, "loss": bad[0] if bad else "(another rank)",
@@ -265,13 +265,10 @@ class Trainer:
             raise KeyboardInterrupt
         self._stop_signal = signum
 
-    def _should_stop(self) -> bool:
-        flag = self._stop_signal is not None
-        if self.dist.enabled:
-            t = torch.tensor([1.0 if flag else 0.0], device=self.device if self.device.type == "cuda" else "cpu")
-            torch.distributed.all_reduce(t)
-            flag = bool(t.item() > 0)
-        return flag
+    def _stop_requested(self, step: int, until: Optional[int]) -> bool:
+        """Ctrl-C / SIGTERM on any rank, or the ``until`` step reached before the end."""
+        asked = dist_util.any_rank(self._stop_signal is not None, self.device)
+        return asked or (until is not None and until <= step < self.total)
 
     # ------------------------------------------------------------------ the loop
     def fit(self, until: Optional[int] = None) -> TrainResult:
@@ -296,90 +293,100 @@ class Trainer:
             return self._train(until, t_start)
 
     def _train(self, until: Optional[int], t_start: float) -> TrainResult:
-        cfg, tc = self.cfg, self.cfg.train
-        if self.dist.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            write_text(self.run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
-        if self.dist.is_main:
-            remove_stale_temporaries(self.run_dir)  # a checkpoint a hard kill caught before its rename
-        found = read_latest(self.run_dir) if tc.resume else None  # again: another process may have gone on
-        start = self._resume(found)
-        self._check_diverged_marker(start)
-        if self.dist.is_main:
-            self._truncate_log(start)
-        self._fixed = self.data.fixed_batches(tc.sample_images, self.model.sample_source())
-        self.events = EventLog(self.run_dir, tc.tensorboard if self.dist.is_main else False, start)
-        handlers = {}
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                handlers[sig] = signal.signal(sig, self._on_signal)
+        start = self._begin()
         step, interrupted = start, False
-        losses: dict[str, Any] = {}
+        self._losses: dict[str, Any] = {}
+        self._rate, self._factor = 0.0, 1.0
         self._loop_start = time.perf_counter()
         self._saved_seconds, self._saved_step = self._seconds_before, start
+        self._last_log = (self._loop_start, start)
         try:
-            with self._progress(start) as advance:
-                t_last, s_last = time.perf_counter(), start
-                rate, factor = 0.0, 1.0
+            with training_bar(f"train {self.cfg.model}", self.total, start,
+                              self.show_progress and self.dist.is_main) as bar:
                 while step < self.total:
-                    factor = lr_factor(step, self.total, tc.decay_start)
-                    apply_lr(self.model.optimizers(), factor)
-                    batches = [to_device(b, self.device, self.channels_last) for b in self.data.batches(step)]
-                    losses.update(self.model.train_batches(batches, step))
+                    self._losses.update(self._step(step))
                     step += 1
-                    if step % tc.log_every == 0 or step == self.total:
-                        now = time.perf_counter()
-                        rate = (step - s_last) / max(now - t_last, 1e-9)
-                        t_last, s_last = now, step
-                        values = self._finite(step, losses, rate, factor)
-                        self._log(step, values, rate, factor)
-                        advance(step, values, rate)
-                    if step % tc.checkpoint_every == 0 and step < self.total:
-                        self._finite(step, losses, rate, factor)
-                        self._checkpoint(step)
-                    if tc.keep_every and step % tc.keep_every == 0 and step < self.total:
-                        self._finite(step, losses, rate, factor)
-                        if self.dist.is_main:
-                            save_kept(self.run_dir, self.model, cfg.model, cfg, step, self.total,
-                                      self._train_seconds())
-                    if tc.sample_every and step % tc.sample_every == 0 and step < self.total:
-                        self._samples(step)
-                    if self._should_stop() or (until is not None and step >= until and step < self.total):
+                    self._log_if_due(step, bar)
+                    self._checkpoint_if_due(step)
+                    self._keep_if_due(step)
+                    self._sample_if_due(step)
+                    if self._stop_requested(step, until):
                         interrupted = True
                         break
-            if step > start and self._saved_step != step:  # (a checkpoint may have just been written at this step)
-                self._finite(step, losses, rate, factor)
-                self._checkpoint(step)
-                if not interrupted:
-                    self._samples(step)
-            self._dump_rank_weights()
+            self._finish(step, start, interrupted)
         finally:
-            self.events.close()
-            for sig, h in handlers.items():
-                signal.signal(sig, h)
+            self._end()
         return TrainResult(self.run_dir, self.run_dir / CHECKPOINT_NAME, step, self.total, interrupted,
                            time.perf_counter() - t_start, self.model, reused=step == start and start >= self.total,
                            train_seconds=self._saved_seconds)
 
-    def _progress(self, start: int):
-        """Context yielding ``advance(step, losses, rate)``; a bar with losses, it/s and ETA."""
-        enabled = self.show_progress and self.dist.is_main
+    # ------------------------------------------------------------------ the loop's named blocks
+    def _begin(self) -> int:
+        """Before the first step: the run folder, resume (or not), the loss log cut back to it, the sample batch,
+        event files, signal handlers. Returns the step training starts from."""
+        cfg = self.cfg
+        if self.dist.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            write_text(self.run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+            remove_stale_temporaries(self.run_dir)  # a checkpoint a hard kill caught before its rename
+        found = read_latest(self.run_dir) if cfg.train.resume else None  # again: another process may have gone on
+        start = self._resume(found)
+        self._check_diverged_marker(start)
+        if self.dist.is_main:
+            self._truncate_log(start)
+        self._fixed = self.data.fixed_batches(cfg.train.sample_images, self.model.sample_source())
+        self.events = EventLog(self.run_dir, cfg.train.tensorboard if self.dist.is_main else False, start)
+        self._handlers = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._handlers[sig] = signal.signal(sig, self._on_signal)
+        return start
 
-        @contextlib.contextmanager
-        def bar():
-            if not enabled:
-                yield lambda *a: None
-                return
-            prog = Progress(TextColumn(f"[bold]train {self.cfg.model}"), BarColumn(), MofNCompleteColumn(),
-                            TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("eta"),
-                            TimeRemainingColumn(), TextColumn("{task.fields[losses]}"), console=console)
-            with prog:
-                task = prog.add_task("train", total=self.total, completed=start, rate="", losses="")
+    def _step(self, step: int) -> dict[str, Any]:
+        """One training step: the learning rate for it, its batches, the model's update."""
+        self._factor = lr_factor(step, self.total, self.cfg.train.decay_start)
+        apply_lr(self.model.optimizers(), self._factor)
+        batches = [to_device(b, self.device, self.channels_last) for b in self.data.batches(step)]
+        return self.model.train_batches(batches, step)
 
-                def advance(step: int, losses: dict[str, Any], rate: float) -> None:
-                    text = " ".join(f"{k}={float(v):.3f}" for k, v in sorted(losses.items()))
-                    prog.update(task, completed=step, rate=f"{rate:.1f} it/s", losses=text)
+    def _log_if_due(self, step: int, bar: Any) -> None:
+        if step % self.cfg.train.log_every and step != self.total:
+            return
+        now, (t_last, s_last) = time.perf_counter(), self._last_log
+        self._rate = (step - s_last) / max(now - t_last, 1e-9)
+        self._last_log = (now, step)
+        values = self._finite(step, self._losses, self._rate, self._factor)
+        self._log(step, values, self._rate, self._factor)
+        bar(step, values, self._rate)
 
-                yield advance
+    def _checkpoint_if_due(self, step: int) -> None:
+        if step % self.cfg.train.checkpoint_every == 0 and step < self.total:
+            self._finite(step, self._losses, self._rate, self._factor)
+            self._checkpoint(step)
 
-        return bar()
+    def _keep_if_due(self, step: int) -> None:
+        every = self.cfg.train.keep_every
+        if every and step % every == 0 and step < self.total:
+            self._finite(step, self._losses, self._rate, self._factor)
+            if self.dist.is_main:
+                save_kept(self.run_dir, self.model, self.cfg.model, self.cfg, step, self.total, self._train_seconds())
+
+    def _sample_if_due(self, step: int) -> None:
+        every = self.cfg.train.sample_every
+        if every and step % every == 0 and step < self.total:
+            self._samples(step)
+
+    def _finish(self, step: int, start: int, interrupted: bool) -> None:
+        """After the last step (or an interrupt): the final checkpoint and, for a finished run, samples."""
+        if step > start and self._saved_step != step:  # (a checkpoint may have just been written at this step)
+            self._finite(step, self._losses, self._rate, self._factor)
+            self._checkpoint(step)
+            if not interrupted:
+                self._samples(step)
+        self._dump_rank_weights()
+
+    def _end(self) -> None:
+        self.events.close()
+        for sig, handler in self._handlers.items():
+            signal.signal(sig, handler)
+

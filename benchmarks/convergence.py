@@ -1,0 +1,114 @@
+"""Convergence study: how many steps, and how many seconds, each method needs before its learning curve flattens.
+
+``run`` trains one method (one variant of its demo settings) for a long budget through the rafd_expression
+protocol with a learning curve (``curve_model_every``), so every kept checkpoint is scored by the protocol's own
+metrics: classification error, classifier Fréchet distance, KID, L1 to the ground-truth photo, against training
+step and training wall time. The curve goes to ``benchmarks/results/convergence/<method>-<variant>.csv`` with a
+``.json`` beside it (the overrides, the machine, the threads, the seconds). ``report`` draws every saved curve
+(error against step and against seconds) and applies the plateau rule of ``starbench.evaluate.curves`` to each.
+
+Runs share ``runs/study`` (not committed): a run already trained is only re-scored.
+
+Usage:
+  python benchmarks/convergence.py run --method stargan --variant preset --steps 4000 --every 250
+  python benchmarks/convergence.py run --method stargan --variant ncritic1 --steps 2000 --every 125 \\
+      --set stargan.n_critic=1
+  python benchmarks/convergence.py report
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from starbench.config import resolve
+from starbench.registry import PROTOCOLS
+
+OUT = Path(__file__).parent / "results" / "convergence"
+RUNS = Path("runs") / "study"
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def run(args: argparse.Namespace) -> None:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    m = args.method
+    overrides = ["protocol=rafd_expression", f"models=[{m}]", f"train.model_steps.{m}={args.steps}",
+                 f"curve_model_every.{m}={args.every}", "train.progress=false", "fid.download=false",
+                 f"run_dir={RUNS}", f"results_dir={RUNS / 'results' / f'{m}-{args.variant}'}", *args.set]
+    start = time.perf_counter()
+    result = PROTOCOLS.get("rafd_expression")(resolve(overrides))
+    seconds = time.perf_counter() - start
+    curve = pd.read_csv(result.folder / "curve.csv")
+    OUT.mkdir(parents=True, exist_ok=True)
+    stem = OUT / f"{m}-{args.variant}"
+    curve.to_csv(stem.with_suffix(".csv"), index=False)
+    prov = json.loads((result.folder / "provenance.json").read_text())
+    run_info = next(iter(prov["runs"].values()))
+    meta = {"method": m, "variant": args.variant, "overrides": args.set, "steps": args.steps, "every": args.every,
+            "threads": torch.get_num_threads(), "cpu": cpu_name(), "torch": torch.__version__,
+            "train_seconds": run_info.get("train_seconds"), "reused": run_info.get("reused"),
+            "protocol_seconds": round(seconds, 1), "classifier_real_error": prov["classifier"]["real_test_error"]}
+    stem.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
+    print(curve.to_string(index=False))
+    print(json.dumps(meta))
+
+
+def report(args: argparse.Namespace) -> None:
+    from starbench.report import plt
+
+    curves = []
+    for path in sorted(OUT.glob("*.csv")):
+        meta = json.loads(path.with_suffix(".json").read_text())
+        df = pd.read_csv(path)
+        df["label"] = f"{meta['method']} {meta['variant']}"
+        curves.append((meta, df))
+    if not curves:
+        raise SystemExit(f"no curves in {OUT}: run some first")
+    pyplot = plt()
+    fig, axes = pyplot.subplots(1, 2, figsize=(11, 4))
+    for meta, df in curves:
+        axes[0].plot(df["step"], df["error %"], marker="o", ms=2, label=df["label"][0])
+        if df["train seconds"].notna().all():
+            axes[1].plot(df["train seconds"], df["error %"], marker="o", ms=2, label=df["label"][0])
+    for ax, xlabel in zip(axes, ("training step", f"training seconds ({curves[0][0]['threads']} thread(s))")):
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("classification error %")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(OUT / "curves.png", dpi=110)
+    print(f"wrote {OUT / 'curves.png'}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("--method", required=True)
+    r.add_argument("--variant", required=True, help="a name for these settings (the file name)")
+    r.add_argument("--steps", type=int, required=True)
+    r.add_argument("--every", type=int, required=True, help="a curve point every N steps")
+    r.add_argument("--set", nargs="*", default=[], help="KEY=VALUE overrides of the demo settings")
+    r.add_argument("--threads", type=int, default=0, help="torch threads (0: the default)")
+    sub.add_parser("report")
+    args = ap.parse_args()
+    {"run": run, "report": report}[args.command](args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""What the protocols' tables share: number formatting, rows for methods without metrics, and the notes on how
+a table was made (training budget, seeds, where each source came from)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+
+from starbench.evaluate.score import Scores
+from starbench.evaluate.seeds import by_method, error_cells, mean_sd
+from starbench.metrics.stats import error_rate
+
+
+def fmt(x: Optional[float], digits: int = 2) -> str:
+    """A table number: 'n/a' for missing or NaN, 'inf' for infinity (identical images' PSNR), no '-0.000'."""
+    if x is None or (isinstance(x, float) and np.isnan(x)):
+        return "n/a"
+    if isinstance(x, float) and np.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    text = f"{x:.{digits}f}"
+    return text.lstrip("-") if float(text) == 0 else text
+
+
+def failed_row(r: Any, columns: list[str], status_column: str, **known: str) -> dict[str, str]:
+    """A table row for a method with no metrics: its name (first column), 'diverged at step N' in
+    ``status_column``, the ``known`` cells, n/a elsewhere."""
+    row = {c: "n/a" for c in columns}
+    row.update({columns[0]: r.name, status_column: r.status, **known})
+    return row
+
+
+def budget_note(results: list, end: str = ".") -> list[str]:
+    """'Training budget per method: ...' for the sources trained here (none: no note); over seeds, the total."""
+    trained: dict[str, list[dict]] = {}
+    for r in results:
+        if r.info["kind"] == "trained" and not r.diverged:
+            trained.setdefault(r.name, []).append(r.info)
+    if not trained:
+        return []
+
+    def budget(m: str, runs: list[dict]) -> str:
+        if len(runs) == 1:
+            return f"{m} {runs[0]['steps']} steps, {runs[0]['train_seconds']:.0f} s"
+        return f"{m} {runs[0]['steps']} steps x {len(runs)} seeds, {sum(r['train_seconds'] for r in runs):.0f} s in all"
+    return ["Training budget per method: " + "; ".join(budget(m, runs) for m, runs in trained.items()) + end]
+
+
+def runs_provenance(results: list) -> dict[str, dict]:
+    """Each source's provenance by row name (and seed, when a row has several)."""
+    names = [r.name for r in results]
+    return {(f"{r.name} (seed {r.seed})" if names.count(r.name) > 1 else r.name): r.info for r in results}
+
+
+def seed_records(per_seed: Optional[list], results: list) -> dict[str, Any]:
+    """What a record adds for seeds and learning curves (nothing in a single-seed run without a curve)."""
+    out: dict[str, Any] = {}
+    if per_seed is not None:
+        out["per_seed"] = per_seed
+    curve = [{"method": r.name, "seed": "-" if r.seed is None else r.seed, **point}
+             for r in results for point in r.curve]
+    if curve:
+        out["curve"] = curve
+    return out
+
+
+def seeds_notes(cfg: Any, first: str) -> list[str]:
+    """How a table over training seeds was made (``first``: what ranking first means in this protocol)."""
+    seeds = ", ".join(str(s) for s in cfg.seeds)
+    return [
+        f"Training seeds {seeds}: every trained method was trained once per seed (its run key includes the seed, so "
+        f"runs are shared with single-seed runs of the same seed). Cells give the mean ± sample sd over seeds; "
+        f"per_seed.csv holds every seed's own rows. The classifier (classifier.seed={cfg.classifier.seed}) and the "
+        f"real-images row do not depend on the training seed. Sources not trained here have one value.",
+        "95% CI over seeds (t): Student-t interval of the per-seed errors (clipped to 0-100), i.e. how far training "
+        "luck moves a method; "
+        "pooled 95% CI: Clopper-Pearson on all seeds' translations together, the test-set sampling error alone.",
+        "McNemar p (pooled over seeds): exact McNemar test on (seed, input, target) triples, each seed's translations "
+        "paired with StarGAN's of the same seed on the same inputs (a source not trained here against every StarGAN "
+        "seed). It pools seeds as more paired data and so tests the difference on these inputs for these training "
+        "runs; it does not treat the seed as the unit of replication: where the t-intervals over seeds overlap, read "
+        "the difference as within training-seed noise.",
+        f"first: in how many seeds the method had {first}.",
+    ]
+
+
+def origin_notes(results: list) -> list[str]:
+    """Where each source that was not trained here came from, and what it noted (resized images)."""
+    notes = []
+    for r in results:
+        if r.info["kind"] == "checkpoint":
+            nets = ", ".join(r.info.get("networks") or []) or "none"
+            notes.append(f"{r.name}: weights from {r.info['file']} ({r.info['format']}), not trained here; its "
+                         f"parameters count the networks it holds ({nets}).")
+        elif r.info["kind"] == "translator":
+            notes.append(f"{r.name}: a translate-only model, evaluated as it is (not trained here).")
+        elif r.info["kind"] == "folder":
+            notes.append(f"{r.name}: {r.info['images']} translations read from the folder {r.info['folder']} "
+                         f"(made outside starbench).")
+        notes += r.notes
+    return notes
+
+
+@dataclass
+class Method:
+    """One table row: a method's scores (one per training seed; one in a single-seed run) and its cells.
+
+    Every protocol builds its tables with one builder for one seed or several: a number is the value itself with one
+    seed, the mean ± sample sd over seeds with several (``seeded``), and the same row code serves both."""
+
+    name: str
+    results: list[Scores]
+    seeded: bool
+
+    @property
+    def ok(self) -> list[Scores]:
+        """The seeds that have metrics (not diverged)."""
+        return [r for r in self.results if not r.diverged]
+
+    @property
+    def status(self) -> Optional[str]:
+        """'diverged at step N' when no seed has metrics."""
+        return None if self.ok else self.results[0].status
+
+    def number(self, value: Callable[[Scores], Optional[float]], digits: int = 2) -> str:
+        values = [value(r) for r in self.ok]
+        if self.seeded:
+            return mean_sd(values, digits)
+        return fmt(values[0], digits) if values else "n/a"
+
+    def seeds(self) -> str:
+        """'3' or '3 (1 diverged)': the seeds column."""
+        failed = len(self.results) - len(self.ok)
+        return str(len(self.ok)) + (f" ({failed} diverged)" if failed else "")
+
+    def error(self, wrong: Callable[[Scores], np.ndarray]) -> dict[str, str]:
+        """The classification error: with its Clopper-Pearson interval (one seed), or mean ± sd with the t-interval
+        over seeds and the pooled interval (several); the status of a method that diverged."""
+        if self.seeded:
+            return error_cells(self.results, wrong)
+        return {"classification error % [95% CI]": error_rate(wrong(self.ok[0])).text() if self.ok else self.status}
+
+
+def methods(results: Sequence[Scores], seeded: bool) -> list[Method]:
+    """The table's rows, in the order the methods first appear."""
+    return [Method(name, rs, seeded) for name, rs in by_method(results).items()]
+
