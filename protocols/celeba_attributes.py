@@ -36,9 +36,18 @@ from starbench.evaluate.seeds import by_method, firsts, mean_of
 from starbench.evaluate.sources import seeds_of, trained_jobs
 from starbench.evaluate.task import Task, uint8_rows
 from starbench.metrics.classifier import predict_logits
+from starbench.metrics.distances import CLASSIFIER, INCEPTION
 from starbench.paper import TABLE1_VOTES, TABLE2_VOTES
 from starbench.protocols.figures import figure_arrays, save_grid_figure
-from starbench.protocols.tables import budget_note, methods, origin_notes, runs_provenance, seed_records, seeds_notes
+from starbench.protocols.tables import (
+    budget_note,
+    distribution_notes,
+    methods,
+    origin_notes,
+    runs_provenance,
+    seed_records,
+    seeds_notes,
+)
 from starbench.registry import register_protocol
 from starbench.report import ProtocolResult, write_table
 
@@ -97,7 +106,7 @@ def edits() -> list[Edit]:
     return out
 
 
-GROUP_COLUMNS = ["target %", "kept %", "FID", "classifier Frechet", "L1 to input"]
+GROUP_COLUMNS = ["target %", "kept %", "FID", "classifier Frechet", "classifier KID x1000", "L1 to input"]
 SINGLE_GROUPS = ["hair colour", "gender", "aged"]
 MULTI_GROUPS = ["H+G", "H+A", "G+A", "H+G+A"]
 PAPER_GROUP_KEY = {"hair colour": "hair", "gender": "gender", "aged": "aged"}
@@ -176,16 +185,33 @@ def per_edit_rows(r: Scores, task: Task, with_seed: bool = False) -> list[dict[s
                     "n real": int(len(task.reference_rows[k])),
                     "target %": 100 * float(r.outcomes["target"][rows, k].mean()),
                     "kept %": 100 * float(r.outcomes["kept"][rows, k].mean()),
-                    "L1 to input": float(r.l1_input[rows, k].mean()),
-                    "classifier Frechet": r.frechet[k], "FID": r.fid[k]})
+                    "L1 to input": float(r.l1_input[rows, k].mean()), **edit_distances(r, k)})
+    return out
+
+
+def edit_distances(r: Scores, k: int) -> dict[str, Optional[float]]:
+    """Edit ``k``'s distribution metrics: FD and KID x1000 per extractor, the classifier's precision and recall."""
+    def x1000(v: Optional[float]) -> Optional[float]:
+        return None if v is None else 1000 * v
+
+    out: dict[str, Optional[float]] = {"classifier Frechet": r.frechet[k], "FID": r.fid[k],
+                                       "classifier KID x1000": x1000(r.dist(CLASSIFIER, "kid")[k]),
+                                       "classifier KID sd x1000": x1000(r.dist(CLASSIFIER, "kid_sd")[k]),
+                                       "KID x1000": x1000(r.dist(INCEPTION, "kid")[k]),
+                                       "precision": r.dist(CLASSIFIER, "precision")[k],
+                                       "recall": r.dist(CLASSIFIER, "recall")[k]}
+    for label in [k_ for k_ in r.distances if k_ not in (INCEPTION, CLASSIFIER)]:
+        out[f"{label} FD"], out[f"{label} KID x1000"] = r.dist(label, "fd")[k], x1000(r.dist(label, "kid")[k])
     return out
 
 
 def edit_summary(scores: Scores, task: Task) -> dict[str, Optional[float]]:
     """The learning curve's metrics: target-attribute error (100 - target %) over every edit, classifier Fréchet and
     FID."""
+    kid = scores.kid(CLASSIFIER)[0]
     return {"error %": 100 * (1 - float(scores.outcomes["target"][task.valid].mean())),
             "classifier Frechet": mean_of([v for v in scores.frechet if v is not None]),
+            "classifier KID x1000": None if kid is None else 1000 * kid,
             "FID": mean_of([v for v in scores.fid if v is not None])}
 
 
@@ -199,10 +225,12 @@ def group_values(df: pd.DataFrame, m: str, g: str, seed: Any = None) -> dict[str
     return {"target %": avg("target %"), "kept %": avg("kept %"),
             "FID": mean_of([v for v in sub["FID"] if v is not None]),
             "classifier Frechet": mean_of([v for v in sub["classifier Frechet"] if v is not None]),
+            "classifier KID x1000": mean_of([v for v in sub["classifier KID x1000"] if pd.notna(v)]),
             "L1 to input": avg("L1 to input")}
 
 
-GROUP_DIGITS = {"target %": 1, "kept %": 1, "FID": 2, "classifier Frechet": 3, "L1 to input": 4}
+GROUP_DIGITS = {"target %": 1, "kept %": 1, "FID": 2, "classifier Frechet": 3, "classifier KID x1000": 2,
+                "L1 to input": 4}
 
 
 def group_table(results: list[Scores], df: pd.DataFrame, groups: list[str], votes: dict[str, dict[str, Any]],
@@ -289,6 +317,8 @@ def run(cfg: Any) -> ProtocolResult:
                         "n/a: " + str(weights.problem)))
             + "; against real test images carrying the edit's target attributes. classifier Frechet: on the attribute "
               "classifier's features; needs no download; not comparable with FID.",
+            *distribution_notes(cfg, "the edit's translations against the real test images with its target attributes"
+                                " (per_edit.csv; the group columns average its edits)"),
             "Two-domain baselines chain their instances (hair, gender, age) for multiple edits, as the paper did.",
             "translations.png: where an edit does not apply to an input (aging an aged face, dyeing hair its own "
             "colour) the input itself is shown.",

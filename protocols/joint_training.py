@@ -31,7 +31,7 @@ from starbench.evaluate.core import Evaluation
 from starbench.evaluate.curves import render_curve
 from starbench.evaluate.runs import data_fingerprint, index_fingerprint
 from starbench.evaluate.score import Scores
-from starbench.evaluate.seeds import by_method, firsts, mean_of, paired_over_seeds
+from starbench.evaluate.seeds import by_method, firsts, paired_over_seeds
 from starbench.evaluate.sources import (
     FolderSource,
     ModelSource,
@@ -44,12 +44,22 @@ from starbench.evaluate.sources import (
 from starbench.evaluate.task import Task
 from starbench.protocols.figures import save_grid_figure
 from starbench.protocols.rafd_expression import (
+    FD_COLUMNS,
     expression_classifier,
     expression_judge,
     expression_summary,
     expression_task,
 )
-from starbench.protocols.tables import fmt, methods, origin_notes, runs_provenance, seed_records, seeds_notes
+from starbench.protocols.tables import (
+    distribution_labels,
+    distribution_notes,
+    fmt,
+    methods,
+    origin_notes,
+    runs_provenance,
+    seed_records,
+    seeds_notes,
+)
 from starbench.registry import register_protocol
 from starbench.report import ProtocolResult, write_table
 
@@ -179,6 +189,7 @@ def run(cfg: Any) -> ProtocolResult:
             ("FID: n/a: " + str(weights.problem)) if not weights.available else f"FID: InceptionV3 ({weights.source}).",
             "Training budget: " + "; ".join(budget(results, v) for v in VARIANTS)
             + " (a JNT iteration takes one CelebA and one RaFD batch).",
+            *distribution_notes(cfg, "the expression's translations against its real test images"),
             "translations.png: CelebA test faces translated to the 8 RaFD expressions by the joint model, with the "
             "RaFD mask (right) and with the CelebA mask (wrong) for the same expression labels.",
         ] + seed_notes + origin_notes(results) + (["McNemar p of a translations folder's row: against StarGAN-SNG."]
@@ -225,8 +236,7 @@ def joint_table(cfg: Any, results: list[Scores], task: Task
             jnt_test = test
         row: dict[str, Any] = {"model": m.name, "trained on": TRAINED_ON.get(m.name, "-"),
                                **({"seeds": m.seeds()} if seeded else {}), **m.error(wrong),
-                               "FID (mean of 7 targets)": m.number(lambda r: mean_of(r.fid), 2),
-                               "classifier Frechet (not FID)": m.number(lambda r: mean_of(r.frechet), 3),
+                               **m.distribution(distribution_labels(cfg), FD_COLUMNS),
                                "L1 to ground truth": m.number(lambda r: r.truth_mean("l1", task.valid), 4),
                                "PSNR dB": m.number(lambda r: r.truth_mean("psnr", task.valid), 2),
                                "SSIM": m.number(lambda r: r.truth_mean("ssim", task.valid), 3)}

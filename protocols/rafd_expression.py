@@ -38,12 +38,15 @@ from starbench.evaluate.score import Judge, Scores
 from starbench.evaluate.seeds import by_method, firsts, mean_of, paired_over_seeds
 from starbench.evaluate.sources import seeds_of, trained_jobs
 from starbench.evaluate.task import Task, uint8_rows
+from starbench.metrics.distances import CLASSIFIER, INCEPTION
 from starbench.metrics.stats import error_rate
 from starbench.paper import TABLE3_ERROR, params_text
 from starbench.progress import console
 from starbench.protocols.figures import figure_arrays, save_grid_figure
 from starbench.protocols.tables import (
     budget_note,
+    distribution_labels,
+    distribution_notes,
     fmt,
     methods,
     origin_notes,
@@ -55,6 +58,7 @@ from starbench.registry import register_protocol
 from starbench.report import ProtocolResult, write_table
 
 NAME = "rafd_expression"
+FD_COLUMNS = {INCEPTION: "FID (mean of 7 targets)", CLASSIFIER: "classifier Frechet (not FID)"}
 SOURCE = "neutral"
 CHANCE_ERROR = 7 / 8  # an 8-way classifier guessing
 NOT_LEARNED = 0.75  # error at or above this: the method did not learn at this scale
@@ -107,24 +111,41 @@ def method_description(task: Task) -> str:
 
 
 def per_target_rows(scores: Scores, task: Task, with_seed: bool = False) -> list[dict[str, Any]]:
+    """Per method and target expression: the error and every distribution metric of that target's set."""
     seed = {"seed": "-" if scores.seed is None else scores.seed} if with_seed else {}
-    if scores.diverged:
-        return [{"method": scores.name, **seed, "target": name, "error %": scores.status, "n generated": 0,
-                 "n real": int(len(task.reference_rows[t])), "FID": "n/a", "classifier Frechet": "n/a"}
-                for t, name in enumerate(task.columns)]
-    wrong = scores.outcomes["wrong"]
+    wrong = scores.outcomes.get("wrong")
     return [{"method": scores.name, **seed, "target": name,
-             "error %": round(100 * float(wrong[task.rows_of(t), t].mean()), 2),
-             "n generated": int(len(task.rows_of(t))), "n real": int(len(task.reference_rows[t])),
-             "FID": round(scores.fid[t], 3) if scores.fid[t] is not None else "n/a",
-             "classifier Frechet": round(scores.frechet[t], 4)} for t, name in enumerate(task.columns)]
+             "error %": scores.status or round(100 * float(wrong[task.rows_of(t), t].mean()), 2),
+             "n generated": 0 if scores.diverged else int(len(task.rows_of(t))),
+             "n real": int(len(task.reference_rows[t])), **target_distances(scores, t)}
+            for t, name in enumerate(task.columns)]
+
+
+def target_distances(scores: Scores, t: int) -> dict[str, Any]:
+    """Column ``t``'s FD and KID x1000 (with its subset sd) per extractor, and the classifier's precision/recall."""
+    def value(label: str, metric: str, digits: int, scale: float = 1.0) -> Any:
+        v = scores.dist(label, metric)[t]
+        return "n/a" if v is None else round(scale * v, digits)
+
+    out: dict[str, Any] = {}
+    for label in [INCEPTION, CLASSIFIER] + [k for k in scores.distances if k not in (INCEPTION, CLASSIFIER)]:
+        prefix = "" if label == INCEPTION else f"{label} "
+        out[{INCEPTION: "FID", CLASSIFIER: "classifier Frechet"}.get(label, f"{label} FD")] = \
+            value(label, "fd", 3 if label == INCEPTION else 4)
+        out[f"{prefix}KID x1000"] = value(label, "kid", 3, 1000)
+        out[f"{prefix}KID sd x1000"] = value(label, "kid_sd", 3, 1000)
+    out["precision"] = value(CLASSIFIER, "precision", 4)
+    out["recall"] = value(CLASSIFIER, "recall", 4)
+    return out
 
 
 def expression_summary(scores: Scores, task: Task) -> dict[str, Optional[float]]:
     """The learning curve's metrics: classification error, classifier Fréchet, FID (None without weights) and the
     L1 distance to the ground-truth photo."""
+    kid = scores.kid(CLASSIFIER)[0]
     return {"error %": 100 * float(scores.outcomes["wrong"][task.valid].mean()),
             "classifier Frechet": mean_of(scores.frechet), "FID": mean_of(scores.fid),
+            "classifier KID x1000": None if kid is None else 1000 * kid,
             "L1 to ground truth": scores.truth_mean("l1", task.valid)}
 
 
@@ -148,8 +169,7 @@ def table3(cfg: Any, results: list[Scores], task: Task, real_err: Any
                 if "stargan" in groups and m.name != "stargan" else None)
         row: dict[str, Any] = {"method": m.name, **({"seeds": m.seeds()} if seeded else {}), **m.error(wrong),
                                "paper error %": paper_err.text() if paper_err else "-",
-                               "FID (mean of 7 targets)": m.number(lambda r: mean_of(r.fid), 2),
-                               "classifier Frechet (not FID)": m.number(lambda r: mean_of(r.frechet), 3),
+                               **m.distribution(distribution_labels(cfg), FD_COLUMNS),
                                "L1 to ground truth": m.number(lambda r: r.truth_mean("l1", task.valid), 4),
                                "PSNR dB": m.number(lambda r: r.truth_mean("psnr", task.valid), 2),
                                "SSIM": m.number(lambda r: r.truth_mean("ssim", task.valid), 3)}
@@ -195,6 +215,7 @@ def table3_notes(cfg: Any, ev: Evaluation, task: Task, real_err: Any, results: l
           "targets; small N biases FID upwards.",
         "classifier Frechet: the same Fréchet distance on the classifier's 512-d features (torch-fidelity with a "
         "registered extractor); needs no download; not comparable with FID.",
+        *distribution_notes(cfg, "the expression's translations against its real test images"),
         "L1/PSNR/SSIM: against the real photo of the same subject, gaze and angle in the target expression "
         f"({task.n_paired} pairs per method).",
         "Paper numbers marked (recalled) were not re-checked against the paper's text.",

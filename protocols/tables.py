@@ -3,12 +3,14 @@ a table was made (training budget, seeds, where each source came from)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
 from starbench.evaluate.score import Scores
-from starbench.evaluate.seeds import by_method, error_cells, mean_sd
+from starbench.evaluate.seeds import by_method, error_cells, mean_of, mean_sd
+from starbench.metrics.distances import CLASSIFIER, INCEPTION
 from starbench.metrics.stats import error_rate
 
 
@@ -128,6 +130,26 @@ class Method:
             return mean_sd(values, digits)
         return fmt(values[0], digits) if values else "n/a"
 
+    def kid(self, label: str) -> str:
+        """KID x1000 on extractor ``label``'s features averaged over the columns: with one seed its mean ± the sd of
+        that mean over KID's subsets; with several the mean ± sd over seeds of each seed's average."""
+        if self.seeded:
+            return mean_sd([None if r.kid(label)[0] is None else 1000 * r.kid(label)[0] for r in self.ok], 2)
+        mean, sd = self.ok[0].kid(label) if self.ok else (None, None)
+        return "n/a" if mean is None else f"{1000 * mean:.2f} ± {1000 * (sd or 0.0):.2f}"
+
+    def distribution(self, labels: Sequence[str], fd_column: dict[str, str]) -> dict[str, str]:
+        """The distribution columns, averaged over the task's columns: per extractor its FD (named by
+        ``fd_column``, else '<label> FD') and its KID x1000, then the classifier's precision and recall."""
+        out: dict[str, str] = {}
+        for label in labels:
+            out[fd_column.get(label, f"{label} FD")] = self.number(lambda r: mean_of(r.dist(label, "fd")),
+                                                                   3 if label == CLASSIFIER else 2)
+            out[f"KID x1000 ({label})" if label == INCEPTION else f"{label} KID x1000"] = self.kid(label)
+        out["classifier precision"] = self.number(lambda r: mean_of(r.dist(CLASSIFIER, "precision")), 3)
+        out["classifier recall"] = self.number(lambda r: mean_of(r.dist(CLASSIFIER, "recall")), 3)
+        return out
+
     def seeds(self) -> str:
         """'3' or '3 (1 diverged)': the seeds column."""
         failed = len(self.results) - len(self.ok)
@@ -144,4 +166,26 @@ class Method:
 def methods(results: Sequence[Scores], seeded: bool) -> list[Method]:
     """The table's rows, in the order the methods first appear."""
     return [Method(name, rs, seeded) for name, rs in by_method(results).items()]
+
+
+def distribution_labels(cfg: Any) -> list[str]:
+    """The extractors whose columns a table shows, in order: Inception (n/a without weights), the classifier, and
+    the user's ``metrics.extractor``."""
+    return [INCEPTION, CLASSIFIER] + ([str(cfg.metrics.extractor)] if cfg.metrics.extractor else [])
+
+
+def distribution_notes(cfg: Any, n_per_target: str) -> list[str]:
+    """How the KID and precision/recall columns were made (``n_per_target``: the set sizes, in words)."""
+    m = cfg.metrics
+    extra = (f" {m.extractor}: the same FD and KID on that torch-fidelity extractor's features"
+             f"{' (weights ' + Path(m.extractor_weights).name + ')' if m.extractor_weights else ''}."
+             if m.extractor else "")
+    return [f"KID x1000 (Bińkowski et al. 2018; unbiased at any N, so slightly negative values mean 'no detectable "
+            f"difference'): per target on {n_per_target}, mean ± sd over {m.kid_subsets} random subsets of half the "
+            f"smaller set, averaged over targets (one seed: ± the sd of that average; several: ± sd over seeds). FD "
+            f"is biased upwards at this N by an amount that depends on the model: compare methods by KID; "
+            f"`starbench run protocol=metric_bias` shows how far N moves each.",
+            f"classifier precision / recall (Kynkäänniemi et al. 2019, k = {m.prc_neighborhood}): the share of "
+            f"translations inside the real images' feature manifold / of real images inside the translations', "
+            f"on the classifier's features, averaged over targets; sets under {m.min_images} images give n/a." + extra]
 

@@ -105,6 +105,18 @@ class FIDConfig:
 
 
 @dataclass
+class MetricsConfig:
+    """Distribution metrics beside FD: KID and precision/recall (starbench/metrics/distances.py), one more extractor."""
+
+    extractor: Optional[str] = None  # one more torch-fidelity feature extractor for FD and KID columns (clip-vit-b-32)
+    extractor_weights: Optional[str] = None  # its weights file (absent: torch-fidelity's own, which may download)
+    kid_subsets: int = 100  # random subsets KID is averaged over (mean ± sd)
+    kid_subset_size: int = 1000  # at most; at small N, half the smaller set
+    min_images: int = 8  # fewer images in a set: KID, precision and recall are n/a (FD needs 2)
+    prc_neighborhood: int = 3  # k nearest neighbours of precision and recall
+
+
+@dataclass
 class Config:
     """The whole resolved configuration of one command."""
 
@@ -121,6 +133,7 @@ class Config:
     curve_model_every: dict[str, int] = field(default_factory=dict)  # per-model curve_every, e.g. {cyclegan: 24}
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     fid: FIDConfig = field(default_factory=FIDConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     grid_inputs: int = 4  # input rows in translations.png
     run_dir: str = "runs"
     results_dir: str = "results"
@@ -153,7 +166,7 @@ SCALE_PRESETS: dict[str, dict[str, Any]] = {
 
 # Top-level keys and sections that shape only the evaluation (what is scored and how), never a trained model.
 EVALUATION_ONLY = ("protocol", "models", "translations", "seeds", "curve_every", "curve_model_every", "results_dir",
-                   "grid_inputs", "classifier", "fid")
+                   "grid_inputs", "classifier", "fid", "metrics")
 # Where and how a run is done, not what it trains: also left out of run keys.
 MACHINE_ONLY = ("run_dir", "device", "cache_dir")
 TRAIN_MACHINE_ONLY = ("progress", "tensorboard", "lock_timeout", "pack")

@@ -149,7 +149,8 @@ def open_weights(path: Path | str, model: Optional[str] = None, domains: Optiona
         return LoadedModel(own, cfg, model, f"{cls.__qualname__}.load", 0, None, int(cfg.data.image_size))
     known = ", ".join(f"{e.name} ({e.description})" for e in FORMATS)
     first = next(iter(obj.items()), None) if isinstance(obj, dict) else None
-    what = f"its first key is '{first[0]}'" if first else f"it holds a {type(obj).__name__}"
+    shape = f", shape {tuple(first[1].shape)}" if first and hasattr(first[1], "shape") else ""
+    what = f"its first key is '{first[0]}'{shape}" if first else f"it holds a {type(obj).__name__}"
     raise StarbenchError(f"checkpoint {path} fits no weight format starbench knows ({what}); known formats: {known}"
                          + (f"; model '{model}' does not implement load(path) for a format of its own"
                             if model else ""))

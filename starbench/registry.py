@@ -24,7 +24,8 @@ BUILTIN_MODULES: dict[str, tuple[str, ...]] = {
     "model": ("starbench.models.stargan", "starbench.baselines.cyclegan", "starbench.baselines.diat",
               "starbench.baselines.icgan"),
     "protocol": ("starbench.protocols.params", "starbench.protocols.rafd_expression",
-                 "starbench.protocols.celeba_attributes", "starbench.protocols.joint_training"),
+                 "starbench.protocols.celeba_attributes", "starbench.protocols.joint_training",
+                 "starbench.protocols.metric_bias"),
     "weight format": ("starbench.loading",),
 }
 ENTRY_POINT_GROUPS = {"model": "starbench.models"}

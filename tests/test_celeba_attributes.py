@@ -23,7 +23,8 @@ def test_smoke_tables_have_the_paper_rows_and_columns(tmp_path):
     t2 = pd.read_csv(out / "table2.csv", keep_default_na=False)
     assert list(t1["method"]) == ["stargan", "diat", "cyclegan", "icgan"] == list(t2["method"])
     for group in ("hair colour", "gender", "aged"):
-        for col in ("target %", "kept %", "FID", "classifier Frechet", "L1 to input", "paper votes % (human study)"):
+        for col in ("target %", "kept %", "FID", "classifier Frechet", "classifier KID x1000", "L1 to input",
+                    "paper votes % (human study)"):
             assert f"{group}: {col}" in t1.columns
     for group in ("H+G", "H+A", "G+A", "H+G+A"):
         assert f"{group}: paper votes % (human study)" in t2.columns

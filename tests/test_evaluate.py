@@ -15,7 +15,8 @@ from starbench.config import resolve
 from starbench.data import load_data
 from starbench.data.images import load_image
 from starbench.errors import StarbenchError
-from starbench.protocols.common import classify
+from starbench.evaluate.classifiers import classify
+from starbench.metrics.extractors import register_extractor
 from starbench.protocols.rafd_expression import expression_classifier
 from starbench.registry import PROTOCOLS
 
@@ -46,7 +47,7 @@ def fill(folder, rows, image_of):
         image_of(row).save(folder / row["output"])
 
 
-def test_exported_task_scored_from_folders_beside_a_builtin_method(tmp_path):
+def test_exported_task_scored_from_folders_beside_a_builtin_method(tmp_path, isolated_cache):
     rows = export(tmp_path)
     task = tmp_path / "task"
     assert list(rows[0]) == ["input", "source_file", "source", "target", "output", "edit"]
@@ -84,6 +85,15 @@ def test_exported_task_scored_from_folders_beside_a_builtin_method(tmp_path):
     assert float(oracle["classification error % [95% CI]"].split()[0]) == pytest.approx(100 * wrong.mean(), abs=0.006)
     # unchanged neutral faces never show the target expression
     assert float(unchanged["classification error % [95% CI]"].split()[0]) >= 90
+    # distribution metrics with known answers: the oracle's translations are the reference photos themselves
+    # (precision and recall 1; KID just below 0, as for any set against itself: its expectation is then
+    # 2 (mean k(x, x') - mean k(x, x)) / n, small beside a real difference), the unchanged inputs are another
+    # distribution (KID many times its sd above 0)
+    def kid(row):
+        return tuple(float(x) for x in row["classifier KID x1000"].split(" ± "))
+
+    assert oracle["classifier precision"] == "1.000" and oracle["classifier recall"] == "1.000"
+    assert -0.1 * kid(unchanged)[0] < kid(oracle)[0] <= 0 and kid(unchanged)[0] > 5 * kid(unchanged)[1]
     notes = (out / "table3.md").read_text()
     assert "oracle: 63 translations read from the folder oracle" in notes and "resized" not in notes
     prov = json.loads((out / "provenance.json").read_text())
@@ -94,9 +104,18 @@ def test_exported_task_scored_from_folders_beside_a_builtin_method(tmp_path):
     big.mkdir()
     for r in rows:
         Image.open(task / "inputs" / r["input"]).resize((48, 48)).save(big / r["output"].replace(".png", ".jpg"))
-    PROTOCOLS.get("rafd_expression")(resolve(settings(tmp_path, "models=[]", f"translations=[{big}]")))
+    # ... and one more feature extractor by name: the classifier's, registered with torch-fidelity a second time
+    register_extractor("starbench-classifier-2")
+    clf_file = next((isolated_cache / "classifiers").glob("*.extractor.pt"))
+    PROTOCOLS.get("rafd_expression")(resolve(settings(tmp_path, "models=[]", f"translations=[{big}]",
+                                                      "metrics.extractor=starbench-classifier-2",
+                                                      f"metrics.extractor_weights={clf_file}")))
     table = pd.read_csv(out / "table3.csv", keep_default_na=False)
     assert list(table["method"]) == ["big", "real images"]
+    row = table.set_index("method").loc["big"]
+    assert float(row["starbench-classifier-2 FD"]) == pytest.approx(float(row["classifier Frechet (not FID)"]),
+                                                                    abs=0.006)  # 2 digits against 3
+    assert row["starbench-classifier-2 KID x1000"] == row["classifier KID x1000"]
     assert "big: 63 translation(s) were not of the protocol's size and were resized" in (out / "table3.md").read_text()
 
 

@@ -8,8 +8,9 @@ from scipy import linalg
 
 from starbench.config import resolve
 from starbench.errors import StarbenchError
-from starbench.metrics import fid as fidm
+from starbench.metrics import extractors as fidm
 from starbench.metrics import paired
+from starbench.metrics.distances import Extractor, Settings, feature_distances, set_distances
 from starbench.metrics.stats import error_rate, mcnemar
 
 
@@ -57,8 +58,9 @@ def test_frechet_distance_agrees_with_the_closed_form_for_two_gaussians():
     x2 = rng.multivariate_normal(mu2, s2, size=200_000)
     covmean = linalg.sqrtm(s1 @ s2).real
     exact = float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
-    assert fidm.frechet_distance(x1, x2) == pytest.approx(exact, rel=0.02)
-    assert fidm.frechet_distance(x1, x1) == pytest.approx(0.0, abs=1e-8)
+    settings = Settings(min_images=10**9)  # FD alone
+    assert feature_distances(torch.from_numpy(x1), torch.from_numpy(x2), settings).fd == pytest.approx(exact, rel=0.02)
+    assert feature_distances(torch.from_numpy(x1), torch.from_numpy(x1), settings).fd == pytest.approx(0.0, abs=1e-8)
 
 
 def fid_cfg(**kw):
@@ -108,8 +110,9 @@ def test_random_inception_weights_drive_torch_fidelity_offline(tmp_path, monkeyp
     g = torch.Generator().manual_seed(1)
     real = torch.randint(0, 256, (12, 3, 32, 32), dtype=torch.uint8, generator=g)
     fake = torch.randint(0, 256, (12, 3, 32, 32), dtype=torch.uint8, generator=g)
-    d_same = fidm.inception_fid(real, real, w, tmp_path / "cache", batch_size=12)
-    d_other = fidm.inception_fid(fake, real, w, tmp_path / "cache", batch_size=12)
+    inception = Extractor.inception(w)
+    d_same = set_distances(real, real, inception, Settings(), tmp_path / "cache", batch_size=12).fd
+    d_other = set_distances(fake, real, inception, Settings(), tmp_path / "cache", batch_size=12).fd
     assert abs(d_same) < 1e-3 and d_other > d_same
     # real-side statistics are cached under a key with the images' fingerprint
     assert any(fidm.images_fingerprint(real) in p.name for p in (tmp_path / "cache").iterdir())
@@ -125,12 +128,12 @@ def test_classifier_frechet_through_a_registered_extractor(tmp_path):
     g = torch.Generator().manual_seed(2)
     real = torch.randint(0, 256, (16, 3, 32, 32), dtype=torch.uint8, generator=g)
     dark = (real // 4).contiguous()
-    same = fidm.classifier_frechet(real, real, f, tmp_path / "c")
-    far = fidm.classifier_frechet(dark, real, f, tmp_path / "c")
+    same = set_distances(real, real, Extractor.classifier(f), Settings(), tmp_path / "c").fd
+    far = set_distances(dark, real, Extractor.classifier(f), Settings(), tmp_path / "c").fd
     assert abs(same) < 1e-6 and far > 0
     # agrees with starbench's own features + the Fréchet distance
     from starbench.metrics.classifier import features
     with torch.no_grad():
         fr = features(net.eval(), real.float() / 127.5 - 1).double().numpy()
         fd = features(net.eval(), dark.float() / 127.5 - 1).double().numpy()
-    assert far == pytest.approx(fidm.frechet_distance(fd, fr), rel=1e-3)
+    assert far == pytest.approx(feature_distances(torch.from_numpy(fd), torch.from_numpy(fr), Settings()).fd, rel=1e-3)

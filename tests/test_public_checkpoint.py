@@ -8,11 +8,11 @@ from PIL import Image
 from torch import nn
 from torchvision import transforms
 
+import starbench
 from starbench.cli import cli
 from starbench.config import resolve
 from starbench.errors import StarbenchError
 from starbench.registry import PROTOCOLS
-from starbench.translate import load_translator
 
 
 def instance_norm(dim):
@@ -120,23 +120,25 @@ def test_public_generator_in_a_protocol_and_bad_files(tmp_path):
     # 3 labels: names are needed
     public_file(tmp_path / "3-G.ckpt", c_dim=3)
     with pytest.raises(StarbenchError, match="takes 3 labels, which fit neither .* domains=\\[name1,name2"):
-        load_translator(tmp_path / "3-G.ckpt")
-    assert load_translator(tmp_path / "3-G.ckpt", names=["calm", "joy", "shock"]).model.domains.kind == "onehot"
+        starbench.load_translator(tmp_path / "3-G.ckpt")
+    named = starbench.load_translator(tmp_path / "3-G.ckpt", domains=["calm", "joy", "shock"])
+    assert named.model.domains.kind == "onehot"
     # a state dict of something else: the first key and its shape are named
     torch.save({"encoder.weight": torch.zeros(4, 2)}, tmp_path / "other.ckpt")
-    with pytest.raises(StarbenchError, match=r"key 'encoder.weight' \(shape \(4, 2\)\) fits neither"):
-        load_translator(tmp_path / "other.ckpt")
+    with pytest.raises(StarbenchError, match=r"fits no weight format starbench knows \(its first key is "
+                                             r"'encoder.weight', shape \(4, 2\)\)"):
+        starbench.load_translator(tmp_path / "other.ckpt")
     # a public-looking file with a layer of the wrong shape
     state = torch.load(tmp_path / "200000-G.ckpt")
     state["main.3.weight"] = torch.zeros(5, 5, 4, 4)
     torch.save(state, tmp_path / "bent-G.ckpt")
     with pytest.raises(StarbenchError,
                        match=r"key 'main.3.weight' has shape \(5, 5, 4, 4\).* expects \(32, 16, 4, 4\)"):
-        load_translator(tmp_path / "bent-G.ckpt")
+        starbench.load_translator(tmp_path / "bent-G.ckpt")
     # the discriminator file given by mistake
     torch.save({"main.0.weight": torch.zeros(64, 3, 4, 4), "main.0.bias": torch.zeros(64)}, tmp_path / "200000-D.ckpt")
     with pytest.raises(StarbenchError, match="looks like the public discriminator"):
-        load_translator(tmp_path / "200000-D.ckpt")
+        starbench.load_translator(tmp_path / "200000-D.ckpt")
     # a public CelebA generator cannot score the RaFD task
     public_file(tmp_path / "celeba-G.ckpt", c_dim=5)
     with pytest.raises(StarbenchError, match="takes 5 labels; this task's domains have 8"):

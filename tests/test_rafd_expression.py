@@ -10,8 +10,9 @@ from starbench.errors import StarbenchError
 from starbench.registry import PROTOCOLS
 
 COLUMNS = ["method", "classification error % [95% CI]", "paper error %", "FID (mean of 7 targets)",
-           "classifier Frechet (not FID)", "L1 to ground truth", "PSNR dB", "SSIM", "McNemar p vs stargan",
-           "parameters", "paper parameters"]
+           "KID x1000 (Inception)", "classifier Frechet (not FID)", "classifier KID x1000", "classifier precision",
+           "classifier recall", "L1 to ground truth", "PSNR dB", "SSIM", "McNemar p vs stargan", "parameters",
+           "paper parameters"]
 FAST = ["scale=smoke", "fid.download=false", "train.progress=false", "data.synth_subjects=6", "train.steps=10",
         "classifier.epochs=1"]
 
@@ -33,8 +34,14 @@ def test_smoke_protocol_writes_table3_and_reuses_its_steps(tmp_path):
     assert by.loc["cyclegan", "parameters"].endswith("x 14") and by.loc["diat", "parameters"].endswith("x 7")
     assert (by["FID (mean of 7 targets)"].iloc[:4] == "n/a").all()  # offline, download disabled
     assert all(float(v) >= 0 for v in by["classifier Frechet (not FID)"].iloc[:4])
+    assert (by["KID x1000 (Inception)"].iloc[:4] == "n/a").all()  # no Inception weights offline
+    for v in by["classifier KID x1000"].iloc[:4]:  # mean ± sd over subsets, averaged over the 7 targets
+        mean, sd = (float(x) for x in v.split(" ± "))
+        assert sd > 0
+    assert all(0 <= float(v) <= 1 for c in ("classifier precision", "classifier recall") for v in by[c].iloc[:4])
     assert by.loc["stargan", "McNemar p vs stargan"] == "-" and by.loc["icgan", "McNemar p vs stargan"] != "-"
     per_target = pd.read_csv(out / "per_target.csv")
+    assert {"classifier KID x1000", "classifier KID sd x1000", "precision", "recall", "KID x1000"} <= set(per_target)
     assert len(per_target) == 4 * 7 and set(per_target["target"]) == {
         "angry", "contemptuous", "disgusted", "fearful", "happy", "sad", "surprised"}
     prov = json.loads((out / "provenance.json").read_text())

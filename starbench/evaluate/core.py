@@ -34,7 +34,8 @@ from starbench.evaluate.steps import Steps
 from starbench.evaluate.task import Task
 from starbench.files import load_torch
 from starbench.locks import exclusive
-from starbench.metrics.fid import resolve_inception_weights
+from starbench.metrics.distances import Extractor, Settings
+from starbench.metrics.extractors import resolve_inception_weights
 from starbench.progress import console
 from starbench.report import provenance, results_folder, save_record, write_json
 from starbench.train.checkpoint import KEPT_DIR
@@ -44,7 +45,7 @@ from starbench.train.trainer import Diverged
 
 VERBS = {"trained": "train or load, then translate and score", "checkpoint": "load, translate and score",
          "translator": "translate and score", "folder": "read and score"}  # how a source's step is announced
-CURVE_VERSION = 2  # the metrics a curve point holds (2: + L1 to ground truth, train seconds): older caches are redone
+CURVE_VERSION = 3  # the metrics a curve point holds (3: + KID, L1 to ground truth, train seconds): older caches redone
 Render = Callable[[dict[str, Any], dict[str, np.ndarray], Path], None]
 Summary = Callable[[Scores, Task], dict[str, Optional[float]]]  # a protocol's main metrics of one source
 
@@ -63,13 +64,30 @@ class Evaluation:
         self.device = resolve_device(cfg.device)
         self.show = bool(cfg.train.progress)
         self.weights = resolve_inception_weights(cfg.fid)  # a wrong file fails here, before any training
+        m = cfg.metrics
+        self.extra = Extractor.named(m.extractor, m.extractor_weights) if m.extractor else None  # checked here too
         self.fid_root = cache_dir(cfg) / "fidelity"
 
     def step(self, title: str) -> AbstractContextManager[None]:
         return self.steps(title)
 
     def metrics(self, judge: Judge, extractor_file: Path) -> Metrics:
-        return Metrics(judge, extractor_file, self.weights, self.fid_root, self.cfg.fid.batch_size)
+        """The judge, and the distribution metrics' extractors: the classifier's features (``extractor_file``), then
+        Inception's when its weights are there, then the user's ``metrics.extractor``."""
+        return Metrics(judge, self.extractors(extractor_file), Settings.of(self.cfg), self.fid_root,
+                       self.cfg.fid.batch_size)
+
+    def extractors(self, extractor_file: Path) -> list[Extractor]:
+        out = [Extractor.classifier(extractor_file)]
+        if self.weights.available:
+            out.append(Extractor.inception(self.weights))
+        if self.extra is not None:
+            out.append(self.extra)
+        return out
+
+    def data(self) -> LoadedData:
+        """The configured dataset, decoded (the synthetic set written on first use)."""
+        return load_data(self.cfg, show_progress=self.show)
 
     def load(self, task_of: Callable[[LoadedData], Task]) -> tuple[LoadedData, str, Task, list[Source]]:
         """The "data" step: the configured dataset, its fingerprint, the task built on it, and the sources."""
@@ -118,12 +136,13 @@ class Evaluation:
               summarize: Summary) -> list[dict[str, Any]]:
         """The main metrics of every kept checkpoint of ``source``, then of the final model.
 
-        Each kept checkpoint is scored like any source and its result cached beside it (keyed by the task,
-        the classifier and the Inception weights), so a re-run or another protocol reads it instead.
+        Each kept checkpoint is scored like any source and its result cached beside it (keyed by the task and the
+        feature extractors), so a re-run or another protocol reads it instead.
         """
         run = Path(final.info["run_dir"])
-        key = hashlib.sha256(f"{CURVE_VERSION}|{task.fingerprint()}|{metrics.extractor_file.stem}|"
-                             f"{self.weights.sha256}".encode()).hexdigest()[:12]
+        tags = "|".join(e.tag for e in metrics.extractors)
+        key = hashlib.sha256(f"{CURVE_VERSION}|{task.fingerprint()}|{tags}|{metrics.settings}".encode()
+                             ).hexdigest()[:12]
         points, new = [], []
         for path in sorted((run / KEPT_DIR).glob("step_*.pt")):
             step = int(path.stem.split("_")[1])

@@ -9,7 +9,7 @@ import pandas as pd
 
 from starbench.report import plt
 
-CURVE_METRICS = ("error %", "classifier Frechet", "FID", "L1 to ground truth")
+CURVE_METRICS = ("error %", "classifier Frechet", "classifier KID x1000", "FID", "L1 to ground truth")
 
 
 def render_curve(record: dict[str, Any], folder: Path) -> None:

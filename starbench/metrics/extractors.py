@@ -1,4 +1,5 @@
-"""FID through torch-fidelity (never re-implemented), and a download-free Fréchet distance.
+"""The feature extractors of the distribution metrics: Inception (its weights found or explained) and the
+protocol's classifier, registered with torch-fidelity (which computes every metric: ``metrics.distances``).
 
 Inception weights are resolved in this order: ``fid.weights=PATH``, the environment variable
 ``STARBENCH_INCEPTION_WEIGHTS``, the torch hub cache file
@@ -9,13 +10,13 @@ download (``fid.download=true``). The file's sha256 must start with the hash in 
 With no weights to be had (offline), FID is reported as "n/a" and the protocol goes on, unless
 ``fid.required=true``.
 
-Images go to torch-fidelity as uint8 tensors (the same quantisation for real and generated sets),
-``cuda`` is the real device availability, and real-side statistics are cached under a key that
-includes a fingerprint of the images, never their name alone.
+Images go to torch-fidelity as uint8 tensors (``UInt8Images``: the same quantisation for real and
+generated sets), and real-side features are cached under a key that includes a fingerprint of the
+images (``images_fingerprint``), never their name alone.
 
-The second distance is torch-fidelity's Fréchet distance computed on the features of the
-protocol's own classifier, registered with ``register_feature_extractor``. It needs no download, so
-every run reports a distribution distance; it is not comparable with FID.
+The protocol's classifier is registered as the extractor ``starbench-classifier`` (its 512-d pooled
+features): it needs no download, so every run reports distribution distances; they are not
+comparable with Inception's.
 """
 from __future__ import annotations
 
@@ -26,19 +27,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-import torch_fidelity
 from torch.utils.data import Dataset
 from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
-from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
 
 from starbench.errors import StarbenchError
 from starbench.files import load_torch
-from starbench.locks import exclusive
 from starbench.metrics.classifier import features, resnet18
 
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
@@ -149,35 +146,22 @@ def _checked(path: Path, source: str, check_hash: bool) -> InceptionWeights:
 
 
 # ---------------------------------------------------------------------------------------------
-def _fidelity_fid(generated: torch.Tensor, real: torch.Tensor, real_key: str, cache_root: Path, extractor: str,
-                  weights: Optional[Path], batch_size: int, feature_layer: Optional[str] = None) -> float:
-    kwargs: dict[str, Any] = dict(
-        input1=UInt8Images(generated), input2=UInt8Images(real), fid=True, cuda=torch.cuda.is_available(),
-        batch_size=batch_size, feature_extractor=extractor, cache=True, cache_root=str(cache_root),
-        input2_cache_name=real_key, verbose=False, save_cpu_ram=True,  # in-memory tensors: no loader workers
-        feature_extractor_weights_path=str(weights) if weights else None)
-    if feature_layer:
-        kwargs["feature_layer_fid"] = feature_layer
-    # torch-fidelity writes its statistics cache in place: one process at a time per real set
-    with exclusive(Path(cache_root) / f".{real_key}.lock", f"the FID statistics cache {real_key}"):
-        return float(torch_fidelity.calculate_metrics(**kwargs)["frechet_inception_distance"])
-
-
-def inception_fid(generated: torch.Tensor, real: torch.Tensor, weights: InceptionWeights, cache_root: Path,
-                  batch_size: int = 64) -> float:
-    """FID between two uint8 image sets with torch-fidelity's InceptionV3 (TF1-style resizing to 299)."""
-    key = f"starbench-real-inception-{(weights.sha256 or '')[:12]}-{images_fingerprint(real)}"
-    return _fidelity_fid(generated, real, key, cache_root, "inception-v3-compat", weights.path, batch_size)
-
-
-def frechet_distance(features1: np.ndarray | torch.Tensor, features2: np.ndarray | torch.Tensor) -> float:
-    """Fréchet distance between two feature sets, through torch-fidelity's own statistics and metric."""
-    s1 = fid_features_to_statistics(torch.as_tensor(np.asarray(features1, dtype=np.float64)))
-    s2 = fid_features_to_statistics(torch.as_tensor(np.asarray(features2, dtype=np.float64)))
-    return float(fid_statistics_to_metric(s1, s2, verbose=False)["frechet_inception_distance"])
-
-
 # ---------------------------------------------------------------------------------------------
+_EXTRACTOR_FILES: dict[tuple[str, int, int], dict[str, Any]] = {}
+
+
+def _extractor_file(path: Path) -> dict[str, Any]:
+    """The classifier extractor file, read once per process (torch-fidelity builds its extractor for every set it
+    scores: a protocol run scores several per method); keyed by path, size and mtime, so a rewritten file is read
+    again."""
+    st = path.stat()
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    if key not in _EXTRACTOR_FILES:
+        _EXTRACTOR_FILES.clear()
+        _EXTRACTOR_FILES[key] = load_torch(path, "classifier feature extractor")
+    return _EXTRACTOR_FILES[key]
+
+
 class ClassifierFeatures(FeatureExtractorBase):
     """The protocol's ResNet-18 classifier as a torch-fidelity feature extractor ('512': its pooled features).
 
@@ -188,10 +172,11 @@ class ClassifierFeatures(FeatureExtractorBase):
         super().__init__(name, features_list)
         if feature_extractor_weights_path is None:
             raise StarbenchError("the classifier feature extractor needs the classifier's weights file")
-        blob = load_torch(feature_extractor_weights_path, "classifier feature extractor")
+        blob = _extractor_file(Path(feature_extractor_weights_path))
         self.size = int(blob["image_size"])
-        self.net = resnet18(int(blob["num_outputs"]))
-        self.net.load_state_dict(blob["state"])
+        with torch.device("meta"):  # no random initialisation: every weight comes from the file
+            self.net = resnet18(int(blob["num_outputs"]))
+        self.net.load_state_dict(blob["state"], assign=True)
         self.net.eval()
 
     @staticmethod
@@ -226,8 +211,3 @@ def register_extractor(name: str, cls: type = ClassifierFeatures) -> None:
 register_extractor(CLASSIFIER_EXTRACTOR)
 
 
-def classifier_frechet(generated: torch.Tensor, real: torch.Tensor, weights_file: Path, cache_root: Path,
-                       batch_size: int = 256) -> float:
-    """Fréchet distance on the protocol classifier's features (torch-fidelity, custom extractor)."""
-    key = f"starbench-real-classifier-{Path(weights_file).stem}-{images_fingerprint(real)}"
-    return _fidelity_fid(generated, real, key, cache_root, CLASSIFIER_EXTRACTOR, Path(weights_file), batch_size, "512")
