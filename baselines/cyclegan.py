@@ -37,6 +37,7 @@ class CycleGANOptions:
 
 class CycleGANPair(PairInstance):
     bidirectional = True
+    translating = ("G_AB", "G_BA")
 
     def __init__(self, opts: Any, cfg: Any, a: str, b: str) -> None:
         super().__init__(opts, cfg, a, b)

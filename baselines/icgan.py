@@ -134,6 +134,9 @@ class IcGAN(TranslationModel):
     def networks(self) -> dict[str, nn.Module]:
         return {"G": self.G, "D": self.D, "E_z": self.E_z, "E_y": self.E_y}
 
+    def averaged_networks(self) -> list[str]:
+        return ["G", "E_z", "E_y"]
+
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         if not self._optims:
             o = self.o

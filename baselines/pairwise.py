@@ -36,6 +36,7 @@ class PairInstance(abc.ABC):
     """One two-domain model translating domain ``a`` to ``b`` (and back when bidirectional)."""
 
     bidirectional = False
+    translating: tuple[str, ...] = ("G",)  # the networks ``forward_ab`` / ``forward_ba`` use
 
     def __init__(self, opts: Any, cfg: Any, a: str, b: str) -> None:
         self.o, self.cfg, self.a, self.b = opts, cfg, a, b
@@ -145,6 +146,9 @@ class Pairwise(TranslationModel):
 
     def pair_requests(self) -> list[tuple[str, str, str]]:
         return [(tag, inst.a, inst.b) for tag, inst in self.instances.items()]
+
+    def averaged_networks(self) -> list[str]:
+        return [f"{tag}/{name}" for tag, inst in self.instances.items() for name in inst.translating]
 
     def train_batches(self, batches: list[Batch], step: int) -> dict[str, Any]:
         """One step of every instance: packed into grouped networks (``train.pack``), else one after another."""

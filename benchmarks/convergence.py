@@ -31,6 +31,7 @@ from starbench.registry import PROTOCOLS
 
 OUT = Path(__file__).parent / "results" / "convergence"
 RUNS = Path("runs") / "study"
+STUDY = ["train.progress=false", "fid.download=false", "curve_distances=true", "train.tensorboard=false"]
 
 
 def cpu_name() -> str:
@@ -46,16 +47,16 @@ def cpu_name() -> str:
 def run(args: argparse.Namespace) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
-    m = args.method
+    m, runs, out = args.method, Path(args.runs), Path(args.out)
     overrides = ["protocol=rafd_expression", f"models=[{m}]", f"train.model_steps.{m}={args.steps}",
-                 f"curve_model_every.{m}={args.every}", "train.progress=false", "fid.download=false",
-                 f"run_dir={RUNS}", f"results_dir={RUNS / 'results' / f'{m}-{args.variant}'}", *args.set]
+                 f"curve_model_every.{m}={args.every}", *STUDY, f"run_dir={runs}",
+                 f"results_dir={runs / 'results' / f'{m}-{args.variant}'}", *args.set]
     start = time.perf_counter()
     result = PROTOCOLS.get("rafd_expression")(resolve(overrides))
     seconds = time.perf_counter() - start
     curve = pd.read_csv(result.folder / "curve.csv")
-    OUT.mkdir(parents=True, exist_ok=True)
-    stem = OUT / f"{m}-{args.variant}"
+    out.mkdir(parents=True, exist_ok=True)
+    stem = out / f"{m}-{args.variant}"
     curve.to_csv(stem.with_suffix(".csv"), index=False)
     prov = json.loads((result.folder / "provenance.json").read_text())
     run_info = next(iter(prov["runs"].values()))
@@ -105,6 +106,8 @@ def main() -> None:
     r.add_argument("--every", type=int, required=True, help="a curve point every N steps")
     r.add_argument("--set", nargs="*", default=[], help="KEY=VALUE overrides of the demo settings")
     r.add_argument("--threads", type=int, default=0, help="torch threads (0: the default)")
+    r.add_argument("--runs", default=str(RUNS), help="run folder of the study's trainings (shared, not committed)")
+    r.add_argument("--out", default=str(OUT), help="where the curve files go")
     sub.add_parser("report")
     args = ap.parse_args()
     {"run": run, "report": report}[args.command](args)

@@ -51,6 +51,7 @@ from starbench.protocols.rafd_expression import (
     expression_task,
 )
 from starbench.protocols.tables import (
+    convergence_notes,
     distribution_labels,
     distribution_notes,
     fmt,
@@ -190,6 +191,7 @@ def run(cfg: Any) -> ProtocolResult:
             "Training budget: " + "; ".join(budget(results, v) for v in VARIANTS)
             + " (a JNT iteration takes one CelebA and one RaFD batch).",
             *distribution_notes(cfg, "the expression's translations against its real test images"),
+            *convergence_notes(results, "classification error"),
             "translations.png: CelebA test faces translated to the 8 RaFD expressions by the joint model, with the "
             "RaFD mask (right) and with the CelebA mask (wrong) for the same expression labels.",
         ] + seed_notes + origin_notes(results) + (["McNemar p of a translations folder's row: against StarGAN-SNG."]
@@ -235,7 +237,7 @@ def joint_table(cfg: Any, results: list[Scores], task: Task
         if m.name == "StarGAN-JNT":
             jnt_test = test
         row: dict[str, Any] = {"model": m.name, "trained on": TRAINED_ON.get(m.name, "-"),
-                               **({"seeds": m.seeds()} if seeded else {}), **m.error(wrong),
+                               **({"seeds": m.seeds()} if seeded else {}), **m.error(wrong), **m.budget(wrong),
                                **m.distribution(distribution_labels(cfg), FD_COLUMNS),
                                "L1 to ground truth": m.number(lambda r: r.truth_mean("l1", task.valid), 4),
                                "PSNR dB": m.number(lambda r: r.truth_mean("psnr", task.valid), 2),

@@ -45,6 +45,7 @@ from starbench.progress import console
 from starbench.protocols.figures import figure_arrays, save_grid_figure
 from starbench.protocols.tables import (
     budget_note,
+    convergence_notes,
     distribution_labels,
     distribution_notes,
     fmt,
@@ -168,7 +169,7 @@ def table3(cfg: Any, results: list[Scores], task: Task, real_err: Any
         test = (paired_over_seeds(groups["stargan"], m.results, wrong)
                 if "stargan" in groups and m.name != "stargan" else None)
         row: dict[str, Any] = {"method": m.name, **({"seeds": m.seeds()} if seeded else {}), **m.error(wrong),
-                               "paper error %": paper_err.text() if paper_err else "-",
+                               **m.budget(wrong), "paper error %": paper_err.text() if paper_err else "-",
                                **m.distribution(distribution_labels(cfg), FD_COLUMNS),
                                "L1 to ground truth": m.number(lambda r: r.truth_mean("l1", task.valid), 4),
                                "PSNR dB": m.number(lambda r: r.truth_mean("psnr", task.valid), 2),
@@ -261,6 +262,7 @@ def run(cfg: Any) -> ProtocolResult:
     with ev.step("report"):
         two_domain = any(r.info.get("instances", 1) > 1 for r in results if r.info["kind"] == "trained")
         notes = (table3_notes(cfg, ev, task, real_err, results) + notes
+                 + convergence_notes(results, "classification error")
                  + budget_note(results, ". Two-domain methods train all their instances in each step." if two_domain
                                else ".") + origin_notes(results))
         diat = next((r.info for r in results if r.name == "diat" and r.info.get("identity_network")), None)

@@ -8,6 +8,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
+from starbench.evaluate.curves import TAIL, plateau
 from starbench.evaluate.score import Scores
 from starbench.evaluate.seeds import by_method, error_cells, mean_of, mean_sd
 from starbench.metrics.distances import CLASSIFIER, INCEPTION
@@ -150,6 +151,26 @@ class Method:
         out["classifier recall"] = self.number(lambda r: mean_of(r.dist(CLASSIFIER, "recall")), 3)
         return out
 
+    def budget(self, wrong: Callable[[Scores], np.ndarray]) -> dict[str, str]:
+        """How far the method was trained and whether it had converged: steps, generator updates, training seconds
+        (per seed) and the plateau test (``evaluate.curves``) on its seed-mean error curve against the final error's
+        pooled 95% interval. '-' for sources not trained here."""
+        runs = [r for r in self.ok if r.info.get("kind") == "trained"]
+        if not runs:
+            return {"steps": "-", "G updates": "-", "train s": "-", "converged": "-" if self.ok else "n/a"}
+        info = runs[0].info
+        seconds = float(np.mean([r.info.get("train_seconds", 0.0) for r in runs]))
+        pooled = error_rate(np.concatenate([wrong(r) for r in runs]))
+        by_step: dict[int, list[float]] = {}
+        for r in runs:
+            for point in r.curve:
+                if point.get("error %") is not None:
+                    by_step.setdefault(int(point["step"]), []).append(float(point["error %"]))
+        curve = [(s, float(np.mean(v))) for s, v in sorted(by_step.items()) if len(v) == len(runs)]
+        verdict = plateau(curve, 100 * (pooled.high - pooled.low) / 2)
+        return {"steps": str(info["steps"]), "G updates": str(info.get("generator_updates", "-")),
+                "train s": f"{seconds:.0f}", "converged": verdict.text()}
+
     def seeds(self) -> str:
         """'3' or '3 (1 diverged)': the seeds column."""
         failed = len(self.results) - len(self.ok)
@@ -188,4 +209,25 @@ def distribution_notes(cfg: Any, n_per_target: str) -> list[str]:
             f"classifier precision / recall (Kynkäänniemi et al. 2019, k = {m.prc_neighborhood}): the share of "
             f"translations inside the real images' feature manifold / of real images inside the translations', "
             f"on the classifier's features, averaged over targets; sets under {m.min_images} images give n/a." + extra]
+
+
+def convergence_notes(results: Sequence[Scores], error: str) -> list[str]:
+    """How the steps / converged columns were made, and what trained methods translated with (``error``: the
+    curve's error in words)."""
+    trained = [r for r in results if r.info.get("kind") == "trained" and not r.diverged]
+    if not trained:
+        return []
+    notes = [f"converged: the plateau test on each method's learning curve ({error}, the mean over seeds): yes when "
+             f"every curve point in the last {100 * TAIL:g}% of its training lies within the half-width of the final "
+             f"error's pooled 95% interval of the final value (starbench/evaluate/curves.py); NO marks a method whose "
+             f"number was still moving, unknown one with too few curve points (curve_points). G updates: generator "
+             f"updates in those steps (StarGAN: one per n_critic steps). train s: training wall time per seed."]
+    weights = sorted({r.info.get("weights", "last") for r in trained})
+    if weights == ["last"]:
+        notes.append("Trained methods translate with their last weights.")
+    else:
+        notes.append("Trained methods translate with an exponential moving average of the weights of the networks "
+                     f"their translation uses, every method alike ({'; '.join(weights)}; generator_weights=last for "
+                     f"the last weights, as the paper's code evaluates).")
+    return notes
 

@@ -80,6 +80,9 @@ class TrainConfig:
     keep_every: Optional[int] = None  # also keep the networks every N steps in kept/ (learning curves); absent: no
     # two-domain baselines: true grouped networks, false each alone; absent: DIAT's F shared
     pack: Optional[bool] = None
+    # keep a running average of the translating networks' weights over about this share of the last steps (0.1:
+    # the last 10%; train/averaging.py); absent: none. It never feeds back into training.
+    ema_window: Optional[float] = None
 
 
 @dataclass
@@ -131,10 +134,18 @@ class Config:
     seeds: Optional[list[int]] = None  # train every method once per seed; tables give mean ± sd; absent: `seed` alone
     curve_every: Optional[int] = None  # learning curves: evaluate a kept checkpoint every N training steps
     curve_model_every: dict[str, int] = field(default_factory=dict)  # per-model curve_every, e.g. {cyclegan: 24}
+    # learning curves of evenly spaced points: each trained method keeps this many checkpoints over its training
+    # (spacing: its steps // curve_points), enough for the plateau test (evaluate/curves.py); curve_every wins
+    curve_points: Optional[int] = None
+    # curve points score the distribution metrics too (FD, KID, precision/recall; slower) besides the error and L1
+    curve_distances: bool = False
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     fid: FIDConfig = field(default_factory=FIDConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     grid_inputs: int = 4  # input rows in translations.png
+    # what trained methods translate with: "average" (their weight average, when the run kept one: train.ema_window)
+    # or "last" (the last weights, as the paper's code does)
+    generator_weights: str = "average"
     run_dir: str = "runs"
     results_dir: str = "results"
     cache_dir: Optional[str] = None  # absent: $STARBENCH_CACHE or ~/.cache/starbench
@@ -149,7 +160,8 @@ SCALE_PRESETS: dict[str, dict[str, Any]] = {
         "data": {"image_size": 32, "max_images": 256, "synth_subjects": 12, "synth_celeba_images": 300,
                  "synth_size": 64, "batch_size": 8},
         "train": {"steps": 40, "log_every": 5, "checkpoint_every": 20, "sample_every": 20, "sample_images": 4},
-        "classifier": {"epochs": 2},
+        # enough for the judge to learn on the 256 smoke training images (real test error well below 7/8, chance)
+        "classifier": {"epochs": 12, "lr": 3e-3, "batch_size": 32},
         "grid_inputs": 3,
     },
     "demo": {
@@ -165,8 +177,9 @@ SCALE_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 # Top-level keys and sections that shape only the evaluation (what is scored and how), never a trained model.
-EVALUATION_ONLY = ("protocol", "models", "translations", "seeds", "curve_every", "curve_model_every", "results_dir",
-                   "grid_inputs", "classifier", "fid", "metrics")
+EVALUATION_ONLY = ("protocol", "models", "translations", "seeds", "curve_every", "curve_model_every", "curve_points",
+                   "curve_distances", "results_dir", "grid_inputs", "classifier", "fid", "metrics",
+                   "generator_weights")
 # Where and how a run is done, not what it trains: also left out of run keys.
 MACHINE_ONLY = ("run_dir", "device", "cache_dir")
 TRAIN_MACHINE_ONLY = ("progress", "tensorboard", "lock_timeout", "pack")
@@ -395,7 +408,12 @@ def check(cfg: DictConfig) -> None:
         repeated = sorted({s for s in cfg.seeds if list(cfg.seeds).count(s) > 1})
         if repeated:
             raise StarbenchError(f"config key 'seeds': seed {repeated[0]} is given twice; each seed trains once")
-    for key in ("curve_every", "train.keep_every"):
+    if cfg.generator_weights not in ("average", "last"):
+        raise StarbenchError(f"config key 'generator_weights': '{cfg.generator_weights}' is not one of average, last")
+    window = cfg.train.ema_window
+    if window is not None and not 0.0 < window <= 1.0:
+        raise StarbenchError(f"config key 'train.ema_window': {window}; expected a share of the steps in (0, 1]")
+    for key in ("curve_every", "curve_points", "train.keep_every"):
         value = OmegaConf.select(cfg, key)
         if value is not None and value < 1:
             raise StarbenchError(f"config key '{key}': {value}; expected a positive number of training steps")

@@ -31,6 +31,7 @@ from starbench.models.base import Translator
 from starbench.models.classes import translator_class
 from starbench.models.public import PublicStarGAN, build_generator, default_domains, is_public_generator
 from starbench.registry import FORMATS
+from starbench.train.averaging import use_average
 from starbench.train.checkpoint import FORMAT, check_checkpoint, domains_from_dict, load_networks
 
 
@@ -57,6 +58,7 @@ class Request:
     cfg: Any = None
     names: Sequence[str] = ()
     image_size: Optional[int] = None
+    average: bool = True  # a starbench file's weight average (train.ema_window) when it holds one
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,8 @@ def _build_starbench(path: Path, ckpt: Any, req: Request) -> LoadedModel:
         raise StarbenchError(f"checkpoint {path}: its stored config does not fit this starbench version ({exc})")
     model = translator_class(ckpt["model"])(domains_from_dict(ckpt["domains"]), cfg)
     load_networks(model, ckpt, path)
+    if req.average and ckpt.get("average"):  # the run kept a weight average: translate with it
+        use_average(model, ckpt["average"])
     if req.image_size and req.image_size != int(cfg.data.image_size):
         raise StarbenchError(f"checkpoint {path} was trained at {cfg.data.image_size} px; image_size={req.image_size} "
                              f"does not fit it")
@@ -121,15 +125,16 @@ register_format("stargan-public", "the public StarGAN release's generator state 
 
 # --------------------------------------------------------------------------------------------- the entry point
 def open_weights(path: Path | str, model: Optional[str] = None, domains: Optional[DomainSpec] = None, cfg: Any = None,
-                 names: Sequence[str] = (), image_size: Optional[int] = None) -> LoadedModel:
+                 names: Sequence[str] = (), image_size: Optional[int] = None, average: bool = True) -> LoadedModel:
     """The translator held by the weights file ``path`` (see the module docstring for the formats).
 
     ``model``: the model the caller expects (``models=[NAME@PATH]``); its class's own ``load`` reads a file no
-    registered format knows. ``domains``: the task's (a public generator must fit them); ``names``: domain names
+    registered format knows. ``average``: translate with the weight average a starbench file keeps (else the last
+    weights). ``domains``: the task's (a public generator must fit them); ``names``: domain names
     for a public generator whose label size fits neither CelebA's five attributes nor RaFD's eight expressions.
     """
     path = Path(path)
-    req = Request(model, domains, cfg, tuple(names), image_size)
+    req = Request(model, domains, cfg, tuple(names), image_size, average)
     try:
         obj = load_torch(path, "checkpoint")
     except UnsafeFile:

@@ -9,10 +9,25 @@ import pytest
 from starbench.data import synth
 
 
+@pytest.fixture(scope="session")
+def shared_cache_parts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The synthetic sets and the trained classifiers, shared by every test's cache: both are keyed by what
+    decides them (generator parameters; data fingerprint and recipe), so sharing changes no result, and each
+    classifier is trained once per session instead of once per test."""
+    root = tmp_path_factory.mktemp("shared_cache")
+    for part in ("synth", "classifiers"):
+        (root / part).mkdir()
+    return root
+
+
 @pytest.fixture(autouse=True)
-def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every test gets its own cache folder, so nothing leaks between tests or into ~/.cache."""
+def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch,
+                   shared_cache_parts: Path) -> Path:
+    """Every test gets its own cache folder (decoded images, feature caches), so nothing leaks into ~/.cache; the
+    synthetic sets and classifiers in it are the session's shared ones."""
     path = tmp_path_factory.mktemp("cache")
+    for part in ("synth", "classifiers"):
+        (path / part).symlink_to(shared_cache_parts / part, target_is_directory=True)
     monkeypatch.setenv("STARBENCH_CACHE", str(path))
     return path
 

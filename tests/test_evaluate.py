@@ -20,8 +20,7 @@ from starbench.metrics.extractors import register_extractor
 from starbench.protocols.rafd_expression import expression_classifier
 from starbench.registry import PROTOCOLS
 
-FAST = ["scale=smoke", "fid.download=false", "train.progress=false", "data.synth_subjects=6", "train.steps=6",
-        "classifier.epochs=30"]
+FAST = ["scale=smoke", "fid.download=false", "train.progress=false", "data.synth_subjects=6", "train.steps=6"]
 
 
 def settings(tmp_path, *extra):
@@ -106,7 +105,8 @@ def test_exported_task_scored_from_folders_beside_a_builtin_method(tmp_path, iso
         Image.open(task / "inputs" / r["input"]).resize((48, 48)).save(big / r["output"].replace(".png", ".jpg"))
     # ... and one more feature extractor by name: the classifier's, registered with torch-fidelity a second time
     register_extractor("starbench-classifier-2")
-    clf_file = next((isolated_cache / "classifiers").glob("*.extractor.pt"))
+    clf_key = json.loads((out / "provenance.json").read_text())["classifier"]["key"]
+    clf_file = isolated_cache / "classifiers" / f"{clf_key}.extractor.pt"
     PROTOCOLS.get("rafd_expression")(resolve(settings(tmp_path, "models=[]", f"translations=[{big}]",
                                                       "metrics.extractor=starbench-classifier-2",
                                                       f"metrics.extractor_weights={clf_file}")))

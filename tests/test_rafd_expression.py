@@ -9,12 +9,19 @@ from starbench.data import synth
 from starbench.errors import StarbenchError
 from starbench.registry import PROTOCOLS
 
-COLUMNS = ["method", "classification error % [95% CI]", "paper error %", "FID (mean of 7 targets)",
+COLUMNS = ["method", "classification error % [95% CI]", "steps", "G updates", "train s", "converged",
+           "paper error %", "FID (mean of 7 targets)",
            "KID x1000 (Inception)", "classifier Frechet (not FID)", "classifier KID x1000", "classifier precision",
            "classifier recall", "L1 to ground truth", "PSNR dB", "SSIM", "McNemar p vs stargan", "parameters",
            "paper parameters"]
-FAST = ["scale=smoke", "fid.download=false", "train.progress=false", "data.synth_subjects=6", "train.steps=10",
-        "classifier.epochs=1"]
+FAST = ["scale=smoke", "fid.download=false", "train.progress=false", "data.synth_subjects=6", "train.steps=10"]
+
+
+def parse_error(cell):
+    """'12.50 [5.00, 20.00]' -> (12.5, (5.0, 20.0))."""
+    value, interval = cell.split(" ", 1)
+    low, high = (float(x) for x in interval.strip("[]").split(", "))
+    return float(value), (low, high)
 
 
 def run(tmp_path, *extra):
@@ -31,7 +38,14 @@ def test_smoke_protocol_writes_table3_and_reuses_its_steps(tmp_path):
     by = table.set_index("method")
     assert by.loc["stargan", "paper error %"] == "2.12" and by.loc["diat", "paper error %"] == "4.10 (recalled)"
     assert by.loc["real images", "paper error %"] == "0.45"
+    # the judge learned: the smoke classifier's error on the real test images is far below chance (7/8: 87.5%), so
+    # these smoke tables can notice a broken judge
+    real_error, (low, high) = parse_error(by.loc["real images", "classification error % [95% CI]"])
+    assert high < 60, real_error
     assert by.loc["cyclegan", "parameters"].endswith("x 14") and by.loc["diat", "parameters"].endswith("x 7")
+    assert by.loc["stargan", "steps"] == "10" and by.loc["stargan", "G updates"] == "2"  # n_critic 5
+    assert by.loc["icgan", "G updates"] == "10" and by.loc["real images", "steps"] == "-"
+    assert by.loc["stargan", "converged"].startswith("unknown (no learning curve")
     assert (by["FID (mean of 7 targets)"].iloc[:4] == "n/a").all()  # offline, download disabled
     assert all(float(v) >= 0 for v in by["classifier Frechet (not FID)"].iloc[:4])
     assert (by["KID x1000 (Inception)"].iloc[:4] == "n/a").all()  # no Inception weights offline

@@ -59,6 +59,43 @@ def test_exact_resume_is_bit_identical(tmp_path):
     assert again.step == 2
 
 
+def test_weight_average_is_kept_resumed_exactly_and_used_to_translate(tmp_path):
+    """train.ema_window keeps an average of the translating networks beside them: it never changes the trained
+    weights, survives an interrupt bit for bit, and is what a protocol translates with unless generator_weights=last."""
+    import starbench
+    from starbench.evaluate.runs import train_method
+
+    base = TINY + ["train.steps=12", "train.checkpoint_every=100", "train.sample_every=0"]
+    plain = Trainer(resolve(base), tmp_path / "plain").fit()
+    cfg = resolve(base + ["train.ema_window=0.5"])
+    straight = Trainer(cfg, tmp_path / "a").fit()
+    assert straight.average is not None and set(straight.average["networks"]) == {"G"}  # not the critic
+    assert straight.average["decay"] == pytest.approx(1 - 1 / 6)
+    for k, v in weights(plain.model).items():  # the average never feeds back into training
+        assert torch.equal(v, weights(straight.model)[k]), k
+    Trainer(cfg, tmp_path / "b").fit(until=5)
+    resumed = Trainer(cfg, tmp_path / "b").fit()
+    for name, state in straight.average["networks"].items():
+        for k, v in state.items():
+            assert torch.equal(v, resumed.average["networks"][name][k]), k
+    last_g = straight.model.G.state_dict()
+    assert any(not torch.equal(v, last_g[k]) for k, v in straight.average["networks"]["G"].items()
+               if v.is_floating_point())
+    # evaluation: the average by default, the last weights on request; a loaded checkpoint the same way
+    from starbench.data import load_data
+    from starbench.evaluate.runs import data_fingerprint
+    fp = data_fingerprint(load_data(cfg, show_progress=False))
+    averaged, _, info = train_method(resolve(base + ["train.ema_window=0.5", f"run_dir={tmp_path / 'runs'}"]),
+                                     "stargan", fp, False)
+    assert info["weights"].startswith("average over the last 50% of steps")
+    last, _, info = train_method(resolve(base + ["train.ema_window=0.5", f"run_dir={tmp_path / 'runs'}",
+                                                 "generator_weights=last"]), "stargan", fp, False)
+    assert info["weights"] == "last" and info["reused"]
+    assert not torch.equal(averaged.G.main[0].weight, last.G.main[0].weight)
+    loaded = starbench.load_translator(tmp_path / "a" / "checkpoint.pt")
+    assert torch.equal(loaded.model.G.main[0].weight, averaged.G.main[0].weight)
+
+
 def test_checkpoint_of_another_model_in_run_dir(tmp_path):
     cfg = resolve(TINY + ["train.steps=2"])
     Trainer(cfg, tmp_path / "r").fit()

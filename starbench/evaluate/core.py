@@ -6,6 +6,7 @@ record, tables, figures and provenance together or not at all.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import time
@@ -140,6 +141,8 @@ class Evaluation:
         feature extractors), so a re-run or another protocol reads it instead.
         """
         run = Path(final.info["run_dir"])
+        if not self.cfg.curve_distances:  # the error and L1 only: what the plateau test needs, far cheaper
+            metrics = dataclasses.replace(metrics, extractors=[])
         tags = "|".join(e.tag for e in metrics.extractors)
         key = hashlib.sha256(f"{CURVE_VERSION}|{task.fingerprint()}|{tags}|{metrics.settings}".encode()
                              ).hexdigest()[:12]
@@ -158,8 +161,10 @@ class Evaluation:
                     write_json(cached, values)
                     new.append((step, values))
             points.append({"step": step, **json.loads(cached.read_text())})
-        points.append({"step": int(final.info["steps"]), **summarize(final, task),
-                       "train seconds": final.info.get("train_seconds")})
+        last = summarize(final, task)
+        if not self.cfg.curve_distances:  # the final point like the others
+            last = {k: (v if k in ("error %", "L1 to ground truth") else None) for k, v in last.items()}
+        points.append({"step": int(final.info["steps"]), **last, "train seconds": final.info.get("train_seconds")})
         if new:  # TensorBoard: the curve beside the run's losses (points computed now, so none twice)
             events = EventLog(run, self.cfg.train.tensorboard)
             for step, values in new:

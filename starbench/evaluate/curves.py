@@ -1,13 +1,58 @@
-"""Learning curves: curve.csv and curve.png from a run record (a metric against the training step, one line per
-method, a band of ± sd over seeds)."""
+"""Learning curves: the plateau test, and curve.csv and curve.png from a run record (a metric against the training
+step, one line per method, a band of ± sd over seeds).
+
+The plateau test, in one place: a method counts as converged at its table step T when every point of its
+(seed-mean) error curve in the last ``TAIL`` of its training (steps >= (1 - TAIL) T, T itself included) lies within
+the half-width of the final error's pooled 95% Clopper-Pearson interval of the final value. The interval is the
+test-set sampling error of the table's number: a curve that still moves by more than that over the last quarter
+of training would give another table a little earlier or later, so the number is not yet a property of the
+method. At least ``MIN_TAIL_POINTS`` points must lie in that window (``curve_points=8`` gives three), else the
+test says it cannot tell.
+"""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional, Sequence
 
 import pandas as pd
 
 from starbench.report import plt
+
+TAIL = 0.25  # the share of training, at its end, whose curve points must stay within the interval
+MIN_TAIL_POINTS = 3
+
+
+@dataclass(frozen=True)
+class Plateau:
+    """The plateau test's verdict: converged (True / False / None: cannot tell) and why, in a few words."""
+
+    converged: Optional[bool]
+    reason: str
+
+    def text(self) -> str:
+        """The table cell: 'yes', 'NO (...)' or 'unknown (...)'."""
+        if self.converged is None:
+            return f"unknown ({self.reason})"
+        return "yes" if self.converged else f"NO ({self.reason})"
+
+
+def plateau(points: Sequence[tuple[int, float]], halfwidth: float, tail: float = TAIL,
+            min_points: int = MIN_TAIL_POINTS) -> Plateau:
+    """The plateau test on (step, error %) points ending at the table step, with the final error's 95% interval
+    half-width in percentage points (see the module docstring)."""
+    if not points:
+        return Plateau(None, "no learning curve: set curve_points or curve_every")
+    points = sorted(points)
+    last_step, last = points[-1]
+    window = [(s, e) for s, e in points if s >= (1 - tail) * last_step]
+    if len(window) < min_points:
+        return Plateau(None, f"{len(window)} curve point(s) in the last {100 * tail:g}% of training, "
+                             f"{min_points} needed")
+    moved = max(abs(e - last) for _, e in window)
+    if moved <= halfwidth:
+        return Plateau(True, f"within ±{halfwidth:.1f} over steps {window[0][0]}-{last_step}")
+    return Plateau(False, f"moved {moved:.1f} > ±{halfwidth:.1f} over steps {window[0][0]}-{last_step}")
 
 CURVE_METRICS = ("error %", "classifier Frechet", "classifier KID x1000", "FID", "L1 to ground truth")
 

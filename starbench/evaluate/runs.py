@@ -21,6 +21,7 @@ from starbench.data import LoadedData, load_subset
 from starbench.data.cache import fingerprint
 from starbench.errors import StarbenchError
 from starbench.models.classes import section_of
+from starbench.train.averaging import use_average
 from starbench.train.trainer import Trainer
 
 COMMON = {f.name for f in fields(Config)}
@@ -58,7 +59,9 @@ def run_folder(cfg: Any, model: str, fp: str) -> Path:
 
 
 def train_method(cfg: Any, model: str, fp: str, show: bool) -> tuple[Any, Path, dict]:
-    """Train ``model`` with ``cfg`` through the Trainer, or load it when its run is complete.
+    """Train ``model`` with ``cfg`` through the Trainer, or load it when its run is complete; the model translates
+    with its weight average when the run kept one and ``generator_weights=average`` (``weights`` in the info says
+    which).
 
     Runs live in ``run_dir/models/<model>-<data>-<key>``: protocols that need the same model trained
     the same way on the same data share it.
@@ -70,5 +73,15 @@ def train_method(cfg: Any, model: str, fp: str, show: bool) -> tuple[Any, Path, 
     if res.interrupted:
         raise StarbenchError(f"interrupted while training {model}; its checkpoint is in {run_dir}: run the protocol "
                              f"again to continue")
+    weights = "last"
+    if res.average is not None and cfg.generator_weights == "average":
+        use_average(res.model, res.average)
+        weights = average_text(res.average, cfg.train.ema_window)
     return res.model, run_dir, {"run_dir": str(run_dir), "key": key, "steps": res.step,
-                                "reused": res.reused, "train_seconds": res.train_seconds}
+                                "reused": res.reused, "train_seconds": res.train_seconds, "weights": weights}
+
+
+def average_text(average: dict[str, Any], window: Any) -> str:
+    """'average over the last 10% of steps (decay 0.9967)': what a source translated with."""
+    share = f"the last {100 * float(window):g}% of steps, " if window else ""
+    return f"average over {share}decay {average['decay']:.4f}"

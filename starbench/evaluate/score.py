@@ -38,10 +38,6 @@ class Metrics:
     fid_root: Path
     fid_batch: int = 64
 
-    @property
-    def extractor_file(self) -> Path:
-        """The classifier's weights as a torch-fidelity feature extractor (cache keys)."""
-        return next(e.weights for e in self.extractors if e.label == CLASSIFIER)  # type: ignore[return-value]
 
 
 @dataclass

@@ -31,8 +31,9 @@ from starbench.evaluate.task import Task
 from starbench.files import UnsafeFile, load_torch
 from starbench.loading import open_weights
 from starbench.models.base import Translator
-from starbench.models.classes import is_trainable, translator_class
+from starbench.models.classes import is_trainable, section_of, translator_class
 from starbench.train.speed import FastPath
+from starbench.train.trainer import steps_of
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 TRANSLATE_BATCH = 64
@@ -142,7 +143,7 @@ class TrainedSource(ModelSource):
 
     def prepare(self, task: Task) -> None:
         model, _, info = train_method(self.cfg, self.model_name, self.fp, bool(self.cfg.train.progress))
-        self.info.update({**info, "seed": self.seed})
+        self.info.update({**info, "seed": self.seed, "generator_updates": model.generator_updates(info["steps"])})
         self.use(model, task)
 
 
@@ -157,7 +158,8 @@ class FileSource(ModelSource):
         self.info.update({"model": model, "file": path.name})
 
     def prepare(self, task: Task) -> None:
-        loaded = open_weights(self.path, self.model_name, task.domains, self.cfg)
+        loaded = open_weights(self.path, self.model_name, task.domains, self.cfg,
+                              average=self.cfg.generator_weights == "average")
         self.info["format"] = type(loaded.model).__qualname__
         self.use(loaded.model, task)
 
@@ -278,10 +280,16 @@ def seeds_of(cfg: Any) -> list[int]:
 
 
 def curve_every(cfg: Any, model: str) -> Optional[int]:
-    """The learning-curve spacing of ``model``: ``curve_model_every[model]``, else ``curve_every`` (None: no curve)."""
-    if not cfg.curve_every and not cfg.curve_model_every:
-        return None
-    return cfg.curve_model_every.get(model, cfg.curve_every)
+    """The learning-curve spacing of ``model``: ``curve_model_every.<name>``, else ``curve_every``, else its steps
+    divided by ``curve_points`` (None: no curve)."""
+    name = section_of(model)
+    if name in cfg.curve_model_every:
+        return int(cfg.curve_model_every[name])
+    if cfg.curve_every:
+        return int(cfg.curve_every)
+    if cfg.curve_points:
+        return max(1, steps_of(cfg, model) // int(cfg.curve_points))
+    return None
 
 
 def training_delta(cfg: Any, seed: int, model: str) -> dict[str, Any]:
@@ -296,8 +304,8 @@ def training_delta(cfg: Any, seed: int, model: str) -> dict[str, Any]:
 def check_curve(cfg: Any, model: str) -> None:
     """The curve spacing must be positive and leave at least one kept checkpoint before ``model``'s training ends."""
     every = curve_every(cfg, model)
-    steps = cfg.train.model_steps.get(model, cfg.train.steps)
-    key = "curve_model_every" if model in cfg.curve_model_every else "curve_every"
+    steps = steps_of(cfg, model)
+    key = "curve_model_every" if section_of(model) in cfg.curve_model_every else "curve_every"
     if every is not None and every < 1:
         raise StarbenchError(f"config key '{key}': {every} for {model}; expected a positive number of training steps")
     if every and not cfg.train.epochs and every >= steps:

@@ -137,6 +137,16 @@ class TranslationModel(Translator):
         """(name, target labels) shown in sample grids: by default every domain."""
         return every_target(self.domains, labels, dataset)
 
+    def generator_updates(self, steps: int) -> int:
+        """How many times ``steps`` training steps update the translating networks (tables show it beside the steps:
+        StarGAN updates G once every ``n_critic`` steps)."""
+        return steps
+
+    def averaged_networks(self) -> list[str]:
+        """The networks ``translate`` uses: those a weight average keeps (``train.ema_window``). By default every
+        network; a GAN names its generator(s) (and encoders), not its critics."""
+        return list(self.networks())
+
     def extra_state(self) -> dict[str, Any]:
         """Anything besides networks and optimisers that a checkpoint must restore."""
         return {}

@@ -144,6 +144,12 @@ class StarGAN(TranslationModel):
     def networks(self) -> dict[str, nn.Module]:
         return {"G": self.G, "D": self.D}
 
+    def averaged_networks(self) -> list[str]:
+        return ["G"]
+
+    def generator_updates(self, steps: int) -> int:
+        return steps // self.opt.n_critic
+
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         if not self._optims:
             fused = self.device.type == "cuda"

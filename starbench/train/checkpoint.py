@@ -66,7 +66,8 @@ def domains_from_dict(d: dict[str, Any]) -> DomainSpec:
 
 
 def save_checkpoint(path: Path, model: Any, model_name: str, cfg: Any, step: int, total_steps: int,
-                    train_seconds: float = 0.0) -> None:
+                    train_seconds: float = 0.0, average: Optional[dict[str, Any]] = None) -> None:
+    """``average``: the weight average's state (``train.averaging``), saved beside the networks when kept."""
     save_torch(path, {
         "train_seconds": round(train_seconds, 2),
         "format": FORMAT,
@@ -80,6 +81,7 @@ def save_checkpoint(path: Path, model: Any, model_name: str, cfg: Any, step: int
         "optimizers": {k: v.state_dict() for k, v in model.optimizers().items()},
         "extra": model.extra_state(),
         "rng": rng_state(),
+        **({"average": average} if average is not None else {}),
     }, previous=Path(path).with_name(PREVIOUS_NAME))
 
 
@@ -91,7 +93,7 @@ def kept_path(run_dir: Path, step: int) -> Path:
 
 
 def save_kept(run_dir: Path, model: Any, model_name: str, cfg: Any, step: int, total_steps: int,
-              train_seconds: float = 0.0) -> None:
+              train_seconds: float = 0.0, average: Optional[dict[str, Any]] = None) -> None:
     """The networks alone at ``step`` (``train.keep_every``): what a learning curve evaluates, at a third of a
     checkpoint's size; ``starbench translate`` and ``models=[name@PATH]`` read it like a checkpoint.
     ``train_seconds``: the training-loop wall time up to this step (a curve against wall-clock time)."""
@@ -100,6 +102,7 @@ def save_kept(run_dir: Path, model: Any, model_name: str, cfg: Any, step: int, t
         "model_class": f"{type(model).__module__}:{type(model).__qualname__}",
         "config": OmegaConf.to_container(cfg, resolve=True), "domains": domains_to_dict(model.domains),
         "step": step, "total_steps": total_steps, "networks": {k: v.state_dict() for k, v in model.networks().items()},
+        **({"average": average} if average is not None else {}),
     })
 
 

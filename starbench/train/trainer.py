@@ -36,6 +36,7 @@ from starbench.models.base import TranslationModel
 from starbench.models.classes import model_class, section_of
 from starbench.progress import training_bar
 from starbench.train import distributed as dist_util
+from starbench.train.averaging import WeightAverage, decay_for
 from starbench.train.checkpoint import (
     CHECKPOINT_NAME,
     load_networks,
@@ -62,10 +63,10 @@ def build_model(name: str, domains: Any, cfg: Any) -> TranslationModel:
     return model_class(name)(domains, cfg)
 
 
-def model_steps(cfg: Any) -> int:
-    """``cfg.model``'s training steps: its own (``train.model_steps.<name>``, a model's ``steps`` preset), else
+def steps_of(cfg: Any, model: str) -> int:
+    """``model``'s training steps: its own (``train.model_steps.<name>``, a model's ``steps`` preset), else
     ``train.steps``."""
-    return int(cfg.train.model_steps.get(section_of(cfg.model), cfg.train.steps))
+    return int(cfg.train.model_steps.get(section_of(model), cfg.train.steps))
 
 
 DIVERGED_FILE = "diverged.json"
@@ -94,6 +95,7 @@ class TrainResult:
     model: TranslationModel
     reused: bool = False  # the run folder already held a finished run: nothing was trained
     train_seconds: float = 0.0  # training-loop wall time over all sessions of this run (from the checkpoint)
+    average: Optional[dict[str, Any]] = None  # the weight average's state (train.ema_window), when the run kept one
 
 
 class Trainer:
@@ -143,7 +145,13 @@ class Trainer:
             for group in opt.param_groups:
                 group.setdefault("initial_lr", group["lr"])  # what the schedule scales
         self.model.prepare_training(self.data)
-        self.total = int(round(cfg.train.epochs * self.data.per_epoch)) if cfg.train.epochs else model_steps(cfg)
+        self.total = (int(round(cfg.train.epochs * self.data.per_epoch)) if cfg.train.epochs
+                      else steps_of(cfg, cfg.model))
+        self.average: Optional[WeightAverage] = None
+        if cfg.train.ema_window:
+            nets = self.model.networks()
+            self.average = WeightAverage({n: nets[n] for n in self.model.averaged_networks()},
+                                         decay_for(cfg.train.ema_window, self.total))
         if self.total < 1:
             raise StarbenchError(f"config key 'train.steps': {self.total} steps; expected at least 1")
         seed_everything(cfg.seed + 1000 * self.dist.rank)  # per-rank randomness from here on
@@ -160,6 +168,11 @@ class Trainer:
         for name, opt in self.model.optimizers().items():
             opt.load_state_dict(ckpt["optimizers"][name])
         self.model.load_extra_state(ckpt.get("extra", {}))
+        if self.average is not None:
+            if "average" not in ckpt:
+                raise StarbenchError(f"checkpoint {path} keeps no weight average, but train.ema_window is set: use "
+                                     f"another run_dir, or train.resume=false to start over")
+            self.average.load(ckpt["average"])
         set_rng_state(ckpt["rng"])
         self._seconds_before = float(ckpt.get("train_seconds", 0.0))
         if self.dist.enabled:  # the saved RNG is rank 0's: keep per-rank streams distinct
@@ -237,7 +250,10 @@ class Trainer:
         self._saved_step = step
         if self.dist.is_main:
             save_checkpoint(self.run_dir / CHECKPOINT_NAME, self.model, self.cfg.model, self.cfg, step, self.total,
-                            self._saved_seconds)
+                            self._saved_seconds, self._average_state())
+
+    def _average_state(self) -> Optional[dict[str, Any]]:
+        return self.average.state() if self.average is not None else None
 
     def _train_seconds(self) -> float:
         return self._seconds_before + time.perf_counter() - self._loop_start
@@ -284,7 +300,8 @@ class Trainer:
         if found and found[0]["step"] >= self.total and found[0]["model"] == self.cfg.model:
             step = self._resume(found)
             return TrainResult(self.run_dir, found[1], step, self.total, False, time.perf_counter() - t_start,
-                               self.model, reused=True, train_seconds=round(self._seconds_before, 2))
+                               self.model, reused=True, train_seconds=round(self._seconds_before, 2),
+                               average=self._average_state())
         lock = (exclusive(self.run_dir / LOCK_FILE, f"run folder {self.run_dir}", self.cfg.train.lock_timeout)
                 if self.dist.is_main else contextlib.nullcontext())
         with lock:
@@ -318,7 +335,7 @@ class Trainer:
             self._end()
         return TrainResult(self.run_dir, self.run_dir / CHECKPOINT_NAME, step, self.total, interrupted,
                            time.perf_counter() - t_start, self.model, reused=step == start and start >= self.total,
-                           train_seconds=self._saved_seconds)
+                           train_seconds=self._saved_seconds, average=self._average_state())
 
     # ------------------------------------------------------------------ the loop's named blocks
     def _begin(self) -> int:
@@ -347,7 +364,10 @@ class Trainer:
         self._factor = lr_factor(step, self.total, self.cfg.train.decay_start)
         apply_lr(self.model.optimizers(), self._factor)
         batches = [to_device(b, self.device, self.channels_last) for b in self.data.batches(step)]
-        return self.model.train_batches(batches, step)
+        losses = self.model.train_batches(batches, step)
+        if self.average is not None:
+            self.average.update()
+        return losses
 
     def _log_if_due(self, step: int, bar: Any) -> None:
         if step % self.cfg.train.log_every and step != self.total:
@@ -369,7 +389,8 @@ class Trainer:
         if every and step % every == 0 and step < self.total:
             self._finite(step, self._losses, self._rate, self._factor)
             if self.dist.is_main:
-                save_kept(self.run_dir, self.model, self.cfg.model, self.cfg, step, self.total, self._train_seconds())
+                save_kept(self.run_dir, self.model, self.cfg.model, self.cfg, step, self.total, self._train_seconds(),
+                          self._average_state())
 
     def _sample_if_due(self, step: int) -> None:
         every = self.cfg.train.sample_every

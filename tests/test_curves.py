@@ -1,0 +1,41 @@
+"""The plateau test on constructed learning curves: flat, still falling, noisy, and too short to tell."""
+import numpy as np
+
+from starbench.evaluate.curves import plateau
+
+STEPS = [125 * k for k in range(1, 17)]  # 16 points up to 2000: the last 25% holds 5 of them
+
+
+def curve(values):
+    return list(zip(STEPS, values))
+
+
+def test_flat_curve_converges():
+    values = list(np.linspace(80, 20, 8)) + [14, 12.5, 12, 12.4, 11.8, 12.2, 12.1, 12.0]
+    verdict = plateau(curve(values), halfwidth=3.0)
+    assert verdict.converged is True and verdict.text() == "yes" and "1500-2000" in verdict.reason
+
+
+def test_falling_curve_does_not():
+    values = list(np.linspace(80, 10, 16))  # still falling by ~4.7 points per step of the curve
+    verdict = plateau(curve(values), halfwidth=3.0)
+    assert verdict.converged is False and verdict.text().startswith("NO (moved 18.7 > ±3.0")
+
+
+def test_noisy_curve_is_judged_by_its_swings():
+    rng = np.random.default_rng(0)
+    level = [20.0] * 16
+    calm = [v + rng.uniform(-1, 1) for v in level]
+    swinging = [v + (5 if k % 2 else -5) for k, v in enumerate(level)]  # DIAT-like: ±5 between neighbours
+    assert plateau(curve(calm), halfwidth=3.0).converged is True
+    assert plateau(curve(swinging), halfwidth=3.0).converged is False
+    assert plateau(curve(swinging), halfwidth=10.5).converged is True  # a wider interval tolerates the swings
+
+
+def test_too_few_points_cannot_tell():
+    assert plateau([], 3.0).text().startswith("unknown (no learning curve")
+    assert plateau([(1000, 20.0), (2000, 19.0)], 3.0).text() == (
+        "unknown (1 curve point(s) in the last 25% of training, 3 needed)")
+    # eight evenly spaced points (curve_points=8) are the fewest that can tell
+    eight = [(250 * k, 10.0) for k in range(1, 9)]
+    assert plateau(eight, 3.0).converged is True
