@@ -69,9 +69,40 @@ def run(args: argparse.Namespace) -> None:
     print(json.dumps(meta))
 
 
+def time_to_plateau(df: pd.DataFrame, halfwidth: float) -> tuple[int, float]:
+    """The first curve point from which every later point stays within ``halfwidth`` of the final error: its step
+    and its training seconds."""
+    errors, steps, seconds = df["error %"].tolist(), df["step"].tolist(), df["train seconds"].tolist()
+    final = errors[-1]
+    for i in range(len(errors)):
+        if all(abs(e - final) <= halfwidth for e in errors[i:]):
+            return int(steps[i]), float(seconds[i])
+    return int(steps[-1]), float(seconds[-1])
+
+
 def report(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    from starbench.evaluate.curves import plateau
+    from starbench.metrics.stats import error_rate
     from starbench.report import plt
 
+    rows = []
+    for path in sorted(OUT.glob("*.csv")):
+        meta = json.loads(path.with_suffix(".json").read_text())
+        df = pd.read_csv(path)
+        final = df["error %"].iloc[-1]
+        n = 441  # translations per curve point (63 inputs x 7 targets)
+        ci = error_rate(np.array([True] * round(final * n / 100) + [False] * (n - round(final * n / 100))))
+        half = 100 * (ci.high - ci.low) / 2
+        step, seconds = time_to_plateau(df, half)
+        rows.append({"curve": path.stem, "steps": int(df["step"].iloc[-1]), "final error %": round(final, 1),
+                     "±": round(half, 1), "converged": plateau(list(zip(df["step"], df["error %"])), half).text(),
+                     "plateau from step": step, "seconds to plateau": round(seconds),
+                     "threads": meta["threads"], "L1 final": round(float(df["L1 to ground truth"].iloc[-1]), 4)})
+    table = pd.DataFrame(rows)
+    (OUT / "summary.md").write_text(table.to_markdown(index=False) + "\n")
+    print(table.to_markdown(index=False))
     curves = []
     for path in sorted(OUT.glob("*.csv")):
         meta = json.loads(path.with_suffix(".json").read_text())
