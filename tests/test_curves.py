@@ -13,23 +13,25 @@ def curve(values):
 def test_flat_curve_converges():
     values = list(np.linspace(80, 20, 8)) + [14, 12.5, 12, 12.4, 11.8, 12.2, 12.1, 12.0]
     verdict = plateau(curve(values), halfwidth=3.0)
-    assert verdict.converged is True and verdict.text() == "yes" and "1500-2000" in verdict.reason
+    assert verdict.converged is True and verdict.text() == "yes" and "steps 1500-2000" in verdict.reason
 
 
 def test_falling_curve_does_not():
     values = list(np.linspace(80, 10, 16))  # still falling by ~4.7 points per step of the curve
     verdict = plateau(curve(values), halfwidth=3.0)
-    assert verdict.converged is False and verdict.text().startswith("NO (moved 18.7 > ±3.0")
+    assert verdict.converged is False and verdict.text().startswith("NO (trend -18.7 over steps 1500-2000")
 
 
-def test_noisy_curve_is_judged_by_its_swings():
+def test_noisy_curve_is_judged_by_its_trend_and_its_swings():
     rng = np.random.default_rng(0)
-    level = [20.0] * 16
-    calm = [v + rng.uniform(-1, 1) for v in level]
-    swinging = [v + (5 if k % 2 else -5) for k, v in enumerate(level)]  # DIAT-like: ±5 between neighbours
+    calm = [20.0 + rng.uniform(-1, 1) for _ in STEPS]
+    swinging = [20.0 + (5 if k % 2 else -5) for k in range(16)]  # DIAT-like: ±5 between neighbours
+    one_outlier = [20.0] * 15 + [23.5]  # a noisy last point alone does not decide
     assert plateau(curve(calm), halfwidth=3.0).converged is True
-    assert plateau(curve(swinging), halfwidth=3.0).converged is False
-    assert plateau(curve(swinging), halfwidth=10.5).converged is True  # a wider interval tolerates the swings
+    verdict = plateau(curve(swinging), halfwidth=3.0)
+    assert verdict.converged is False and verdict.reason.startswith("swings sd 6.3")
+    assert plateau(curve(swinging), halfwidth=13.0).converged is True  # a wider interval tolerates the swings
+    assert plateau(curve(one_outlier), halfwidth=3.0).converged is True
 
 
 def test_too_few_points_cannot_tell():

@@ -1,13 +1,20 @@
 """Learning curves: the plateau test, and curve.csv and curve.png from a run record (a metric against the training
 step, one line per method, a band of ± sd over seeds).
 
-The plateau test, in one place: a method counts as converged at its table step T when every point of its
-(seed-mean) error curve in the last ``TAIL`` of its training (steps >= (1 - TAIL) T, T itself included) lies within
-the half-width of the final error's pooled 95% Clopper-Pearson interval of the final value. The interval is the
-test-set sampling error of the table's number: a curve that still moves by more than that over the last quarter
-of training would give another table a little earlier or later, so the number is not yet a property of the
-method. At least ``MIN_TAIL_POINTS`` points must lie in that window (``curve_points=8`` gives three), else the
-test says it cannot tell.
+The plateau test, in one place. Take the points of a method's (seed-mean) error curve in the last ``TAIL`` of
+its training (steps >= (1 - TAIL) T, the table step T included) and the half-width h of the final error's pooled
+95% Clopper-Pearson interval: the test-set sampling error of the table's number. The method counts as converged
+when, over that window,
+
+- the straight line fitted through the points changes by less than h (no trend the test set could resolve: a
+  curve still falling by more would give another table a little later), and
+- the points scatter around that line with a standard deviation below h / 1.96, the standard error behind h
+  (no swings between neighbouring checkpoints larger than the test set's own noise: a single table step would
+  otherwise be luck).
+
+Comparing every point with the final one instead would let one noisy final point decide; the fit uses them all.
+At least ``MIN_TAIL_POINTS`` points must lie in the window (``curve_points=8`` gives three), else the test says it
+cannot tell.
 """
 from __future__ import annotations
 
@@ -15,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+import numpy as np
 import pandas as pd
 
 from starbench.report import plt
@@ -49,10 +57,17 @@ def plateau(points: Sequence[tuple[int, float]], halfwidth: float, tail: float =
     if len(window) < min_points:
         return Plateau(None, f"{len(window)} curve point(s) in the last {100 * tail:g}% of training, "
                              f"{min_points} needed")
-    moved = max(abs(e - last) for _, e in window)
-    if moved <= halfwidth:
-        return Plateau(True, f"within ±{halfwidth:.1f} over steps {window[0][0]}-{last_step}")
-    return Plateau(False, f"moved {moved:.1f} > ±{halfwidth:.1f} over steps {window[0][0]}-{last_step}")
+    steps = np.array([s for s, _ in window], dtype=float)
+    errors = np.array([e for _, e in window], dtype=float)
+    slope, intercept = np.polyfit(steps, errors, 1)
+    trend = slope * (steps[-1] - steps[0])
+    scatter = float(np.std(errors - (slope * steps + intercept), ddof=2)) if len(window) > 2 else 0.0
+    where = f"steps {window[0][0]}-{last_step}"
+    if abs(trend) >= halfwidth:
+        return Plateau(False, f"trend {trend:+.1f} over {where}, interval ±{halfwidth:.1f}")
+    if scatter >= halfwidth / 1.96:
+        return Plateau(False, f"swings sd {scatter:.1f} over {where}, above the test set's {halfwidth / 1.96:.1f}")
+    return Plateau(True, f"trend {trend:+.1f}, swings sd {scatter:.1f} over {where}; interval ±{halfwidth:.1f}")
 
 CURVE_METRICS = ("error %", "classifier Frechet", "classifier KID x1000", "FID", "L1 to ground truth")
 
