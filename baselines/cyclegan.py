@@ -154,5 +154,5 @@ class CycleGAN(Pairwise):
         "smoke": {"g_conv_dim": 8, "g_blocks": 1, "d_conv_dim": 8, "d_repeat": 4, "pool_size": 8},
         "demo": {"g_conv_dim": 16, "g_blocks": 2, "d_conv_dim": 32, "d_repeat": 4, "lr": 5e-4},
     }
-    steps = {"demo": 72}
+    steps = {"demo": 120}
     instance_class = CycleGANPair
