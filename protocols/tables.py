@@ -217,17 +217,19 @@ def convergence_notes(results: Sequence[Scores], error: str) -> list[str]:
     trained = [r for r in results if r.info.get("kind") == "trained" and not r.diverged]
     if not trained:
         return []
-    notes = [f"converged: the plateau test on each method's learning curve ({error}, the mean over seeds): yes when "
-             f"every curve point in the last {100 * TAIL:g}% of its training lies within the half-width of the final "
-             f"error's pooled 95% interval of the final value (starbench/evaluate/curves.py); NO marks a method whose "
-             f"number was still moving, unknown one with too few curve points (curve_points). G updates: generator "
-             f"updates in those steps (StarGAN: one per n_critic steps). train s: training wall time per seed."]
-    weights = sorted({r.info.get("weights", "last") for r in trained})
-    if weights == ["last"]:
+    notes = [f"converged: the plateau test on each method's learning curve ({error}, the mean over seeds; "
+             f"starbench/evaluate/curves.py): over the curve points in the last {100 * TAIL:g}% of its training, yes "
+             f"when the straight line fitted through them changes by less than the half-width h of the final "
+             f"error's pooled 95% interval and they scatter around it with an sd below h / 1.96; NO (trend) marks a "
+             f"method whose number was still moving, NO (swings) one whose number depends on the step it was taken "
+             f"at, unknown one with too few curve points (curve_points). G updates: generator updates in those "
+             f"steps (StarGAN: one per n_critic steps). train s: training wall time per seed."]
+    weights = {r.name: r.info.get("weights", "last") for r in trained}
+    if set(weights.values()) == {"last"}:
         notes.append("Trained methods translate with their last weights.")
     else:
         notes.append("Trained methods translate with an exponential moving average of the weights of the networks "
-                     f"their translation uses, every method alike ({'; '.join(weights)}; generator_weights=last for "
-                     f"the last weights, as the paper's code evaluates).")
+                     f"their translation uses, every method alike ({'; '.join(f'{k}: {v}' for k, v in weights.items())}"
+                     f"; generator_weights=last for the last weights, as the paper's code evaluates).")
     return notes
 
