@@ -82,6 +82,6 @@ def train_method(cfg: Any, model: str, fp: str, show: bool) -> tuple[Any, Path, 
 
 
 def average_text(average: dict[str, Any], window: Any) -> str:
-    """'average over the last 10% of steps (decay 0.9967)': what a source translated with."""
+    """'average over the last 10% of steps, decay 0.9967': what a source translated with."""
     share = f"the last {100 * float(window):g}% of steps, " if window else ""
     return f"average over {share}decay {average['decay']:.4f}"
