@@ -15,9 +15,17 @@ side by side. Then, per method, the mean error over seeds on each path must lie 
 t-interval over seeds, and every ranking the reference path declares (two methods' t-intervals disjoint) must
 hold on every path.
 
+The committed seed study (``results/seeds/rafd_expression``, made by the README's seed-study command: fp32, 2
+threads) *is* the ``fp32-2t`` path; ``adopt`` takes its per-seed rows instead of training it a second time.
+
 Usage:
+  python benchmarks/numerical_paths.py adopt --path fp32-2t --folder results/seeds/rafd_expression
   python benchmarks/numerical_paths.py run --path fp32-1t --seeds 0,1,2      # one path (a process of its own)
-  python benchmarks/numerical_paths.py report --reference fp32-2t            # the table and the checks
+  python benchmarks/numerical_paths.py report --reference fp32-2t            # table, figure and the checks
+
+A path's runs can also be trained by several 1-thread workers side by side: ``starbench plan`` with the same
+settings prints each (method, seed) training job into the run folder the protocol looks in; ``run`` then trains
+what is left and evaluates (it waits for a run folder another worker holds).
 """
 from __future__ import annotations
 
@@ -32,6 +40,8 @@ import numpy as np
 import pandas as pd
 import torch
 from scipy import stats
+
+from starbench.report import plt as pyplot
 
 OUT = Path(__file__).parent / "results" / "numerical_paths"
 PATHS = {"fp32-2t": (False, 2), "fp32-1t": (False, 1), "bf16-2t": (True, 2)}
@@ -63,6 +73,24 @@ def run(args: argparse.Namespace) -> None:
         indent=2) + "\n")
 
 
+def adopt(args: argparse.Namespace) -> None:
+    """A committed multi-seed ``rafd_expression`` folder as one path's rows (it was made on that path)."""
+    folder = Path(args.folder)
+    prov = json.loads((folder / "provenance.json").read_text())
+    bf16, threads = PATHS[args.path]
+    if (prov["config"]["train"].get("amp") or False) != bf16:
+        raise SystemExit(f"{folder} was not made with train.amp={bf16}")
+    OUT.mkdir(parents=True, exist_ok=True)
+    per_seed = pd.read_csv(folder / "per_seed.csv", keep_default_na=False, dtype=str)
+    per_seed.to_csv(OUT / f"{args.path}.csv", index=False)
+    (OUT / f"{args.path}.json").write_text(json.dumps({
+        "path": args.path, "bf16": bf16, "threads": threads,
+        "seeds": ",".join(str(s) for s in prov["config"]["seeds"]), "overrides": [], "cpu": args.cpu,
+        "torch": prov["packages"].get("torch", "?"), "seconds": round(prov["wall_seconds"]),
+        "real_error": prov["classifier"]["real_test_error"], "source": str(folder), "created": prov["created"]},
+        indent=2) + "\n")
+
+
 def cpu_name() -> str:
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):
@@ -70,16 +98,26 @@ def cpu_name() -> str:
     return "unknown"
 
 
-def errors(path: str) -> dict[str, list[float]]:
+ERROR = "classification error % [95% CI]"
+METRICS = {ERROR: "classification error %", "L1 to ground truth": "L1 to ground truth"}  # both: lower is better
+
+
+def values(path: str, column: str) -> dict[str, list[float]]:
+    """Per method, the seeds' values of ``column`` on ``path`` (a diverged seed's "n/a" is left out)."""
     df = pd.read_csv(OUT / f"{path}.csv", keep_default_na=False, dtype=str)
-    column = "classification error % [95% CI]"
     out: dict[str, list[float]] = {}
     for method, cell in zip(df["method"], df[column]):
         try:
             out.setdefault(method, []).append(float(cell.split()[0]))
-        except ValueError:  # a diverged seed
-            pass
+        except ValueError:
+            out.setdefault(method, [])
     return out
+
+
+def converged(path: str) -> dict[str, str]:
+    """Per method, how many seeds the table marks converged ("2/3")."""
+    df = pd.read_csv(OUT / f"{path}.csv", keep_default_na=False, dtype=str)
+    return {m: f"{int((g['converged'] == 'yes').sum())}/{len(g)}" for m, g in df.groupby("method", sort=False)}
 
 
 def interval(values: list[float]) -> tuple[float, float]:
@@ -91,25 +129,27 @@ def interval(values: list[float]) -> tuple[float, float]:
     return tuple(stats.t.interval(0.95, len(values) - 1, loc=float(np.mean(values)), scale=sem))  # type: ignore
 
 
-def report(args: argparse.Namespace) -> None:
-    paths = [p for p in PATHS if (OUT / f"{p}.csv").is_file()]
-    data = {p: errors(p) for p in paths}
+def cell(v: list[float], digits: int) -> str:
+    if len(v) < 2:
+        return "n/a"
+    lo, hi = interval(v)
+    return f"{np.mean(v):.{digits}f} ± {np.std(v, ddof=1):.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+def check(data: dict[str, dict[str, list[float]]], label: str, ref: str, digits: int
+          ) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """The agreement table (method x path), the reference path's declared rankings, and what fails."""
+    paths = list(data)
     methods = list(dict.fromkeys(m for p in paths for m in data[p]))
-    rows, problems = [], []
+    rows, rankings, problems = [], [], []
     for m in methods:
-        row = {"method": m}
-        for p in paths:
-            v = data[p].get(m, [])
-            lo, hi = interval(v)
-            row[p] = f"{np.mean(v):.2f} ± {np.std(v, ddof=1):.2f} [{lo:.1f}, {hi:.1f}]" if len(v) > 1 else "n/a"
+        row = {"method": m, **{p: cell(data[p].get(m, []), digits) for p in paths}}
         agree = all(interval(data[q][m])[0] <= np.mean(data[p][m]) <= interval(data[q][m])[1]
-                    for p in paths for q in paths if p != q and m in data[p] and m in data[q])
+                    for p in paths for q in paths if p != q and len(data[p].get(m, [])) and len(data[q].get(m, [])))
         row["means inside every other path's t-interval"] = "yes" if agree else "NO"
         if not agree:
-            problems.append(f"{m}: the per-path means do not all lie inside the other paths' t-intervals")
+            problems.append(f"{label}, {m}: the per-path means do not all lie inside the other paths' t-intervals")
         rows.append(row)
-    ref = args.reference if args.reference in paths else paths[0]
-    rankings = []
     for a in methods:
         for b in methods:
             ia, ib = interval(data[ref].get(a, [])), interval(data[ref].get(b, []))
@@ -118,16 +158,62 @@ def report(args: argparse.Namespace) -> None:
                 rankings.append({"declared on " + ref: f"{a} < {b}", "holds on": ", ".join(held),
                                  "all paths": "yes" if len(held) == len(paths) else "NO"})
                 if len(held) < len(paths):
-                    problems.append(f"{a} < {b} (declared on {ref}) fails on {set(paths) - set(held)}")
+                    problems.append(f"{label}: {a} < {b} (declared on {ref}) fails on {set(paths) - set(held)}")
+    return pd.DataFrame(rows), pd.DataFrame(rankings), problems
+
+
+def figure(data: dict[str, dict[str, list[float]]], file: Path) -> None:
+    """Per method, each path's seeds (dots) and its mean with the 95% t-interval (bar): overlap at a glance."""
+    plt = pyplot()
+    paths = list(data)
+    methods = list(dict.fromkeys(m for p in paths for m in data[p]))
+    fig, ax = plt.subplots(figsize=(1.6 + 1.4 * len(methods), 3.6))
+    width = 0.7 / max(len(paths), 1)
+    for j, p in enumerate(paths):
+        for i, m in enumerate(methods):
+            v = data[p].get(m, [])
+            if not v:
+                continue
+            x = i - 0.35 + width * (j + 0.5)
+            lo, hi = interval(v)
+            ax.errorbar([x], [np.mean(v)], yerr=[[np.mean(v) - lo], [hi - np.mean(v)]], fmt="s", color=f"C{j}",
+                        capsize=3, label=p if i == 0 else None)
+            ax.scatter([x] * len(v), v, s=12, color=f"C{j}", alpha=0.5, zorder=3)
+    ax.set_xticks(range(len(methods)), methods)
+    ax.set_ylabel("classification error % (seeds, mean, 95% t-interval)")
+    ax.set_ylim(bottom=0)
+    ax.legend(title="numerical path", fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(file, dpi=120)
+    plt.close(fig)
+
+
+def report(args: argparse.Namespace) -> None:
+    paths = [p for p in PATHS if (OUT / f"{p}.csv").is_file()]
+    ref = args.reference if args.reference in paths else paths[0]
+    paths = [ref] + [p for p in paths if p != ref]
+    parts, problems = [], []
+    for column, label in METRICS.items():
+        data = {p: values(p, column) for p in paths}
+        table, rankings, failed = check(data, label, ref, 2 if column == ERROR else 4)
+        problems += failed
+        parts.append(f"**{label} per method and numerical path (mean ± sd over seeds [95% t-interval])**\n\n"
+                     + table.to_markdown(index=False) + f"\n\n**{label}: rankings with disjoint t-intervals on "
+                     + ref + "**\n\n" + (rankings.to_markdown(index=False) if len(rankings) else "(none)"))
+        if column == ERROR:
+            figure(data, OUT / "errors.png")
+    conv = pd.DataFrame([{"method": m, **{p: converged(p).get(m, "-") for p in paths}}
+                         for m in dict.fromkeys(m for p in paths for m in converged(p))])
+    parts.append("**Seeds whose table marks the method converged (the plateau rule), per path**\n\n"
+                 + conv.to_markdown(index=False))
     meta = [json.loads((OUT / f"{p}.json").read_text()) for p in paths]
-    text = ("**Classification error % per method and numerical path (mean ± sd over seeds [95% t-interval])**\n\n"
-            + pd.DataFrame(rows).to_markdown(index=False) + "\n\n**Rankings with disjoint t-intervals on "
-            + ref + "**\n\n" + (pd.DataFrame(rankings).to_markdown(index=False) if rankings else "(none)") + "\n\n"
-            + "\n".join(f"- {m['path']}: {m['threads']} thread(s), {'bf16' if m['bf16'] else 'fp32'}, seeds "
-                        f"{m['seeds']}, {m['seconds']} s, classifier real error {100 * m['real_error']:.2f}%, "
-                        f"{m['cpu']}, torch {m['torch']}" for m in meta)
-            + "\n\n" + ("All checks hold." if not problems else "Checks that fail:\n" +
-                        "\n".join(f"- {p}" for p in problems)) + "\n")
+    parts.append("\n".join(
+        f"- {m['path']}: {m['threads']} thread(s), {'bf16' if m['bf16'] else 'fp32'}, seeds {m['seeds']}, "
+        f"{m['seconds']} s, classifier real error {100 * m['real_error']:.2f}%, {m['cpu']}, torch {m['torch']}"
+        + (f"; adopted from {m['source']} ({m['created']})" if m.get("source") else "") for m in meta))
+    parts.append("All checks hold." if not problems else "Checks that fail:\n" + "\n".join(f"- {p}" for p in problems))
+    text = "\n\n".join(parts) + "\n"
     (OUT / "summary.md").write_text(text)
     print(text)
 
@@ -140,10 +226,14 @@ def main() -> None:
     r.add_argument("--seeds", default="0,1,2")
     r.add_argument("--work", default="runs/paths", help="where each path's runs and results go (not committed)")
     r.add_argument("--set", nargs="*", default=[], help="KEY=VALUE settings beside the committed configuration")
+    a = sub.add_parser("adopt")
+    a.add_argument("--path", choices=list(PATHS), required=True)
+    a.add_argument("--folder", required=True, help="a committed rafd_expression folder with per_seed.csv")
+    a.add_argument("--cpu", required=True, help="the CPU it was made on (provenance does not name it)")
     rep = sub.add_parser("report")
     rep.add_argument("--reference", default="fp32-2t")
     args = ap.parse_args()
-    {"run": run, "report": report}[args.command](args)
+    {"run": run, "adopt": adopt, "report": report}[args.command](args)
 
 
 if __name__ == "__main__":
