@@ -189,6 +189,27 @@ def figure(data: dict[str, dict[str, list[float]]], file: Path) -> None:
     plt.close(fig)
 
 
+def main_command_check(folder: Path, paths: list[str]) -> str:
+    """The README's main command is one seed (0): does seed 0 on each path land inside the committed table's 95%
+    interval (the pooled binomial interval of that one run's error)?"""
+    table = pd.read_csv(folder / "table3.csv", keep_default_na=False, dtype=str)
+    rows = []
+    for method, cell_ in zip(table["method"], table[ERROR]):
+        lo, hi = (float(x) for x in cell_.split("[", 1)[1].rstrip("]").split(","))
+        row = {"method": method, f"committed ({folder})": cell_}
+        for p in paths:
+            df = pd.read_csv(OUT / f"{p}.csv", keep_default_na=False, dtype=str)
+            got = df[(df["method"] == method) & (df["seed"] == "0")][ERROR]
+            if method == "real images":  # the judge on real photos: per path, not per seed
+                v = 100 * json.loads((OUT / f"{p}.json").read_text())["real_error"]
+            else:
+                v = float(got.iloc[0].split()[0]) if len(got) else float("nan")
+            row[f"{p} seed 0"] = f"{v:.2f} ({'inside' if lo <= v <= hi else 'OUTSIDE'})"
+        rows.append(row)
+    return ("**The main command (seed 0) on each path against the committed single-seed table's 95% interval**\n\n"
+            + pd.DataFrame(rows).to_markdown(index=False))
+
+
 def report(args: argparse.Namespace) -> None:
     paths = [p for p in PATHS if (OUT / f"{p}.csv").is_file()]
     ref = args.reference if args.reference in paths else paths[0]
@@ -203,6 +224,8 @@ def report(args: argparse.Namespace) -> None:
                      + ref + "**\n\n" + (rankings.to_markdown(index=False) if len(rankings) else "(none)"))
         if column == ERROR:
             figure(data, OUT / "errors.png")
+    if args.main:
+        parts.append(main_command_check(Path(args.main), paths))
     conv = pd.DataFrame([{"method": m, **{p: converged(p).get(m, "-") for p in paths}}
                          for m in dict.fromkeys(m for p in paths for m in converged(p))])
     parts.append("**Seeds whose table marks the method converged (the plateau rule), per path**\n\n"
@@ -232,6 +255,7 @@ def main() -> None:
     a.add_argument("--cpu", required=True, help="the CPU it was made on (provenance does not name it)")
     rep = sub.add_parser("report")
     rep.add_argument("--reference", default="fp32-2t")
+    rep.add_argument("--main", default="results/rafd_expression", help="the committed main-command folder ('' to skip)")
     args = ap.parse_args()
     {"run": run, "adopt": adopt, "report": report}[args.command](args)
 
