@@ -22,6 +22,7 @@ from omegaconf import DictConfig
 
 from starbench.config import resolve
 from starbench.devices import resolve_device
+from starbench.evaluate.parallel import side_by_side
 from starbench.loading import LoadedModel, open_weights
 from starbench.models.base import TranslationModel, Translator
 from starbench.registry import PROTOCOLS, register_model
@@ -52,7 +53,9 @@ def configure(**settings: Any) -> DictConfig:
 def run_protocol(name: str, **settings: Any) -> ProtocolResult:
     """Run protocol ``name`` (``starbench run protocol=NAME ...``); returns its tables as DataFrames and its folder."""
     cfg = resolve([f"protocol={name}"], values=flatten(settings))
-    return PROTOCOLS.get(name)(cfg)
+    protocol = PROTOCOLS.get(name)
+    with side_by_side(cfg, protocol):
+        return protocol(cfg)
 
 
 def train(run_dir: Optional[str | Path] = None, **settings: Any) -> TrainResult:

@@ -25,6 +25,7 @@ from starbench.config import model_section, parse_overrides, resolve, to_yaml
 from starbench.data import load_index, synth
 from starbench.errors import StarbenchError
 from starbench.evaluate.export import export_task
+from starbench.evaluate.parallel import side_by_side
 from starbench.evaluate.plan import plan
 from starbench.files import FULL_ERRNOS
 from starbench.progress import progress_bar
@@ -162,7 +163,8 @@ def run_cmd(overrides: tuple[str, ...], dry_run: bool) -> None:
         out.print(f"would run protocol '{cfg.protocol}' ({protocol.__module__}) at scale {cfg.scale}, "
                   f"writing to {Path(cfg.results_dir) / cfg.protocol}", markup=False)
         return
-    protocol(cfg)
+    with side_by_side(cfg, protocol):
+        protocol(cfg)
 
 
 # ----------------------------------------------------------------------------------------- export

@@ -150,6 +150,9 @@ class Config:
     results_dir: str = "results"
     cache_dir: Optional[str] = None  # absent: $STARBENCH_CACHE or ~/.cache/starbench
     device: str = "auto"  # auto | cpu | cuda
+    # protocols: train their runs in this many processes at once, each with cores // jobs threads (1: one after
+    # another in this process with torch's default threads); evaluate/parallel.py
+    jobs: int = 1
     seed: int = 0
 
 
@@ -184,7 +187,7 @@ EVALUATION_ONLY = ("protocol", "models", "translations", "seeds", "curve_every",
                    "curve_distances", "results_dir", "grid_inputs", "classifier", "fid", "metrics",
                    "generator_weights")
 # Where and how a run is done, not what it trains: also left out of run keys.
-MACHINE_ONLY = ("run_dir", "device", "cache_dir")
+MACHINE_ONLY = ("run_dir", "device", "cache_dir", "jobs")
 TRAIN_MACHINE_ONLY = ("progress", "tensorboard", "lock_timeout", "pack")
 
 # Short forms: `data=rafd` means `data.name=rafd`.

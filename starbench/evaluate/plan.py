@@ -32,11 +32,11 @@ def dotlist(delta: dict[str, Any], prefix: str = "") -> list[str]:
 
 def training_overrides(overrides: list[str]) -> list[str]:
     """The user's settings that reach a trained model: the evaluation-only ones (``config.EVALUATION_ONLY``) dropped,
-    and ``run_dir`` (each train line names its own run folder)."""
+    and the machine-only ones (``run_dir``: each train line names its own run folder; ``jobs``)."""
     keep = []
     for item, expanded in zip(overrides, parse_overrides(overrides)):
         top = expanded.split("=", 1)[0].split(".", 1)[0]
-        if top not in EVALUATION_ONLY and top != "run_dir":
+        if top not in EVALUATION_ONLY and top not in ("run_dir", "jobs"):
             keep.append(item)
     return keep
 

@@ -1,0 +1,154 @@
+"""``jobs=N``: a protocol's training runs side by side in N processes, each with its share of the CPU cores.
+
+At demo widths a model is too small to keep two cores busy: one 1-thread StarGAN or IcGAN trains about as fast as
+one with 2 threads, so on a 2-core machine two runs side by side take about half the time of the same runs one
+after another (``benchmarks/results/``). With ``jobs=N`` this process sets ``cores // N`` threads for itself and
+starts N - 1 helper processes with the same count. The protocol then runs as always, front to back (data,
+classifier, each method and seed); the helpers take the protocol's training jobs (the ``starbench plan`` list)
+from the back. When the protocol reaches a run a helper is training, it waits for the run folder's lock and
+loads the finished run; a run no helper has started it trains itself, and a helper that reaches it later finds it
+finished. So the helpers only move work earlier: what the protocol computes does not depend on them, a helper
+that fails leaves its run to the protocol (which resumes its checkpoint, or reports the same error), and every
+run is trained with the same thread count whoever trains it. The thread count is a numerical path of its own
+(another reduction order in every convolution): ``jobs=2`` on 2 cores gives other bits than ``jobs=1``, within
+the seed intervals (``benchmarks/numerical_paths.py``).
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+import time
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import torch
+from omegaconf import OmegaConf
+
+from starbench.config import resolve
+from starbench.errors import StarbenchError
+from starbench.evaluate.sources import TrainedSource
+from starbench.progress import console
+from starbench.train.trainer import Trainer
+
+FOUND_FINISHED = 3  # a helper's exit code when its run was already trained
+
+
+def cpu_cores() -> int:
+    """Cores this process may run on (a container's or ``taskset``'s limit, not the machine's)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def threads_per_job(jobs: int) -> int:
+    return max(1, cpu_cores() // jobs)
+
+
+def train_one(settings: dict[str, Any], model: str, run_dir: str, threads: int) -> None:
+    """A helper process: train one run exactly as the protocol would (``evaluate.runs.train_method``), quietly.
+
+    ``settings`` is the run's whole config as plain data (a config's schema is built at run time and does not
+    pickle): merged over the schema of the same models, it is the protocol's config again."""
+    torch.set_num_threads(threads)
+    schema = resolve(values={"model": settings["model"], "models": settings["models"]})
+    cfg = OmegaConf.merge(schema, settings)
+    mcfg = OmegaConf.merge(cfg, {"model": model, "train": {"resume": True, "progress": False}})
+    result = Trainer(mcfg, run_dir, show_progress=False).fit()
+    if result.interrupted:  # Ctrl-C: checkpoint saved, not done
+        raise SystemExit(130)
+    if result.reused:  # the protocol (or another process) had trained it
+        raise SystemExit(FOUND_FINISHED)
+
+
+class Helpers:
+    """N - 1 threads, each starting one helper process at a time on the next job from the back of the list."""
+
+    def __init__(self, sources: list[TrainedSource], helpers: int, threads: int) -> None:
+        self.queue = list(sources)
+        self.threads = threads
+        self.lock = threading.Lock()
+        self.stopping = False
+        self.running: set[Any] = set()
+        self.failed: list[str] = []
+        self.trained: list[str] = []
+        self.context = multiprocessing.get_context("spawn")  # fork would copy the parent's OpenMP threads' state
+        self.workers = [threading.Thread(target=self.work, daemon=True, name=f"starbench-helper-{i}")
+                        for i in range(helpers)]
+
+    def start(self) -> None:
+        for w in self.workers:
+            w.start()
+
+    def next_job(self) -> TrainedSource | None:
+        with self.lock:
+            return None if self.stopping or not self.queue else self.queue.pop()
+
+    def work(self) -> None:
+        while (source := self.next_job()) is not None:
+            what = f"{source.name} (seed {source.seed})"
+            process = self.context.Process(target=train_one, name=f"starbench train {what}",
+                                           args=(OmegaConf.to_container(source.cfg, resolve=True),
+                                                 source.model_name, str(source.run_folder()), self.threads))
+            start = time.perf_counter()
+            with self.lock:
+                if self.stopping:
+                    return
+                try:
+                    process.start()
+                except Exception as e:  # noqa: BLE001 - a helper is an optimization: report, leave the job
+                    console.print(f"  helper process: could not start {what} ({type(e).__name__}: {e}); the "
+                                  f"protocol trains it itself", highlight=False)
+                    self.failed.append(what)
+                    continue
+                self.running.add(process)
+            process.join()
+            with self.lock:
+                self.running.discard(process)
+            if process.exitcode == 0:
+                self.trained.append(what)
+                console.print(f"  helper process: trained {what} ({time.perf_counter() - start:.0f} s)",
+                              highlight=False)
+            elif process.exitcode != FOUND_FINISHED and not self.stopping:
+                self.failed.append(what)
+                console.print(f"  helper process: training {what} failed (exit {process.exitcode}); the protocol "
+                              f"trains it itself when it gets there", highlight=False)
+
+    def stop(self, wait: bool) -> None:
+        """``wait``: let the helpers' current runs finish (the protocol ended normally: they are finished or
+        waiting on a lock); else interrupt them (SIGTERM: a run keeps its last checkpoint)."""
+        with self.lock:
+            self.stopping = True
+            running = list(self.running)
+        for p in running:
+            if not wait:
+                p.terminate()
+        for w in self.workers:
+            w.join()
+
+
+@contextmanager
+def side_by_side(cfg: Any, protocol: Any) -> Iterator[None]:
+    """Run the protocol inside this: with ``cfg.jobs`` > 1, its training jobs are started in helper processes."""
+    jobs = int(cfg.jobs)
+    if jobs < 1:
+        raise StarbenchError(f"jobs={jobs}: expected a whole number of processes, 1 or more")
+    jobs_of = getattr(protocol, "jobs", None)
+    sources: list[TrainedSource] = jobs_of(cfg) if jobs > 1 and jobs_of is not None else []
+    if not sources:
+        yield
+        return
+    threads, before = threads_per_job(jobs), torch.get_num_threads()
+    torch.set_num_threads(threads)
+    helpers = Helpers(sources, min(jobs - 1, len(sources)), threads)
+    console.print(f"jobs={jobs}: {len(sources)} training run(s), {helpers.threads} thread(s) per process, "
+                  f"{len(helpers.workers)} helper process(es) taking them from the back", highlight=False)
+    helpers.start()
+    ok = False
+    try:
+        yield
+        ok = True
+    finally:
+        helpers.stop(wait=ok)
+        torch.set_num_threads(before)
