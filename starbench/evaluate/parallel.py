@@ -115,9 +115,14 @@ class Helpers:
                 console.print(f"  helper process: training {what} failed (exit {process.exitcode}); the protocol "
                               f"trains it itself when it gets there", highlight=False)
 
+    def join(self) -> None:
+        """Wait until every job is done (the helpers alone, with no protocol beside them)."""
+        for w in self.workers:
+            w.join()
+
     def stop(self, wait: bool) -> None:
         """``wait``: let the helpers' current runs finish (the protocol ended normally: they are finished or
-        waiting on a lock); else interrupt them (SIGTERM: a run keeps its last checkpoint)."""
+        waiting on a lock); else stop them (SIGTERM: the Trainer saves a checkpoint and stops, as on Ctrl-C)."""
         with self.lock:
             self.stopping = True
             running = list(self.running)
