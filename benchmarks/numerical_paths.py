@@ -20,12 +20,12 @@ threads) *is* the ``fp32-2t`` path; ``adopt`` takes its per-seed rows instead of
 
 Usage:
   python benchmarks/numerical_paths.py adopt --path fp32-2t --folder results/seeds/rafd_expression
-  python benchmarks/numerical_paths.py run --path fp32-1t --seeds 0,1,2      # one path (a process of its own)
+  python benchmarks/numerical_paths.py run --path fp32-1t --seeds 0,1,2 --set jobs=2   # one path, 2 runs at a time
   python benchmarks/numerical_paths.py report --reference fp32-2t            # table, figure and the checks
 
-A path's runs can also be trained by several 1-thread workers side by side: ``starbench plan`` with the same
-settings prints each (method, seed) training job into the run folder the protocol looks in; ``run`` then trains
-what is left and evaluates (it waits for a run folder another worker holds).
+A 1-thread path on a 2-core machine trains two runs at a time with ``--set jobs=2`` (``starbench.evaluate.parallel``:
+every process, the protocol's and the helper's, keeps the path's thread count; refused where it would not). The
+committed fp32-1t path was made the same way by hand: ``run`` beside a queue of ``starbench plan`` train lines.
 """
 from __future__ import annotations
 
@@ -51,6 +51,7 @@ def run(args: argparse.Namespace) -> None:
     bf16, threads = PATHS[args.path]
     torch.set_num_threads(threads)
     from starbench.config import resolve
+    from starbench.evaluate.parallel import side_by_side, threads_per_job
     from starbench.registry import PROTOCOLS
     from starbench.train import speed
 
@@ -60,8 +61,16 @@ def run(args: argparse.Namespace) -> None:
     overrides = ["protocol=rafd_expression", f"seeds=[{args.seeds}]", "train.progress=false", "fid.download=false",
                  f"train.amp={'true' if bf16 else 'false'}", f"run_dir={work / 'runs'}",
                  f"results_dir={work / 'results'}", *args.set]
+    cfg = resolve(overrides)
+    if cfg.jobs > 1 and bf16:
+        raise SystemExit("the bf16 path runs in one process: its bf16 switch is set in this process only")
+    if cfg.jobs > 1 and threads_per_job(cfg.jobs) != threads:
+        raise SystemExit(f"jobs={cfg.jobs} gives {threads_per_job(cfg.jobs)} thread(s) per process on this machine; "
+                         f"the {args.path} path is {threads}")
     start = time.perf_counter()
-    result = PROTOCOLS.get("rafd_expression")(resolve(overrides))
+    protocol = PROTOCOLS.get("rafd_expression")
+    with side_by_side(cfg, protocol):  # --set jobs=2: the runs two at a time (1-thread paths on 2 cores)
+        result = protocol(cfg)
     OUT.mkdir(parents=True, exist_ok=True)
     per_seed = pd.read_csv(result.folder / "per_seed.csv", keep_default_na=False, dtype=str)
     per_seed.to_csv(OUT / f"{args.path}.csv", index=False)
