@@ -12,6 +12,7 @@ from starbench.config import resolve
 from starbench.errors import StarbenchError
 from starbench.evaluate import parallel
 from starbench.evaluate.plan import plan as plan_jobs
+from starbench.evaluate.runs import run_key
 from starbench.evaluate.sources import trained_jobs
 from starbench.registry import PROTOCOLS
 
@@ -123,6 +124,7 @@ def plan_and_jobs(tmp_path):
     assert prov["runs"]["icgan (seed 1)"]["reused"]
     same_tables(plain, tmp_path / "jobs" / "rafd_expression")
     assert " jobs=" not in " ".join(j["command"] for j in plan_jobs(settings + ["protocol=rafd_expression"])[:-1])
+    assert run_key(resolve(FAST + ["jobs=2"]), "stargan", "fp") == run_key(resolve(FAST), "stargan", "fp")
     with pytest.raises(StarbenchError, match="jobs=0: expected a whole number of processes, 1 or more"):
         with parallel.side_by_side(resolve(FAST + ["jobs=0"]), PROTOCOLS.get("rafd_expression")):
             pass
