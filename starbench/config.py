@@ -419,6 +419,8 @@ def check(cfg: DictConfig) -> None:
     window = cfg.train.ema_window
     if window is not None and not 0.0 < window <= 1.0:
         raise StarbenchError(f"config key 'train.ema_window': {window}; expected a share of the steps in (0, 1]")
+    if cfg.jobs < 1:
+        raise StarbenchError(f"config key 'jobs': jobs={cfg.jobs}: expected a whole number of processes, 1 or more")
     for key in ("curve_every", "curve_points", "train.keep_every"):
         value = OmegaConf.select(cfg, key)
         if value is not None and value < 1:

@@ -25,11 +25,10 @@ from typing import Any, Iterator
 import torch
 from omegaconf import OmegaConf
 
-from starbench.config import resolve
-from starbench.errors import StarbenchError
+from starbench.config import named_models, schema_for
+from starbench.evaluate.runs import train_method
 from starbench.evaluate.sources import TrainedSource
 from starbench.progress import console
-from starbench.train.trainer import Trainer
 
 FOUND_FINISHED = 3  # a helper's exit code when its run was already trained
 
@@ -46,19 +45,17 @@ def threads_per_job(jobs: int) -> int:
     return max(1, cpu_cores() // jobs)
 
 
-def train_one(settings: dict[str, Any], model: str, run_dir: str, threads: int) -> None:
-    """A helper process: train one run exactly as the protocol would (``evaluate.runs.train_method``), quietly.
+def train_one(settings: dict[str, Any], model: str, fp: str, threads: int) -> None:
+    """A helper process: train one run through the protocol's own call (``evaluate.runs.train_method``), quietly.
 
     ``settings`` is the run's whole config as plain data (a config's schema is built at run time and does not
-    pickle): merged over the schema of the same models, it is the protocol's config again."""
+    pickle): merged over the bare schema of the same models, it is the protocol's config again, key for key. (Not
+    over a resolved config: its scale preset would add keys, such as the demo's ``train.model_steps``, that a run
+    at another scale does not have; the run key computed here would then name another folder.)"""
     torch.set_num_threads(threads)
-    schema = resolve(values={"model": settings["model"], "models": settings["models"]})
-    cfg = OmegaConf.merge(schema, settings)
-    mcfg = OmegaConf.merge(cfg, {"model": model, "train": {"resume": True, "progress": False}})
-    result = Trainer(mcfg, run_dir, show_progress=False).fit()
-    if result.interrupted:  # Ctrl-C: checkpoint saved, not done
-        raise SystemExit(130)
-    if result.reused:  # the protocol (or another process) had trained it
+    schema = OmegaConf.structured(schema_for(named_models([], settings)))
+    _, _, info = train_method(OmegaConf.merge(schema, settings), model, fp, show=False)
+    if info["reused"]:  # the protocol (or another process) had trained it
         raise SystemExit(FOUND_FINISHED)
 
 
@@ -90,7 +87,7 @@ class Helpers:
             what = f"{source.name} (seed {source.seed})"
             process = self.context.Process(target=train_one, name=f"starbench train {what}",
                                            args=(OmegaConf.to_container(source.cfg, resolve=True),
-                                                 source.model_name, str(source.run_folder()), self.threads))
+                                                 source.model_name, source.fp, self.threads))
             start = time.perf_counter()
             with self.lock:
                 if self.stopping:
@@ -126,8 +123,8 @@ class Helpers:
         with self.lock:
             self.stopping = True
             running = list(self.running)
-        for p in running:
-            if not wait:
+        if not wait:
+            for p in running:
                 p.terminate()
         for w in self.workers:
             w.join()
@@ -136,9 +133,7 @@ class Helpers:
 @contextmanager
 def side_by_side(cfg: Any, protocol: Any) -> Iterator[None]:
     """Run the protocol inside this: with ``cfg.jobs`` > 1, its training jobs are started in helper processes."""
-    jobs = int(cfg.jobs)
-    if jobs < 1:
-        raise StarbenchError(f"jobs={jobs}: expected a whole number of processes, 1 or more")
+    jobs = int(cfg.jobs)  # at least 1: config.check
     jobs_of = getattr(protocol, "jobs", None)
     sources: list[TrainedSource] = jobs_of(cfg) if jobs > 1 and jobs_of is not None else []
     if not sources:
