@@ -111,9 +111,13 @@ ERROR = "classification error % [95% CI]"
 METRICS = {ERROR: "classification error %", "L1 to ground truth": "L1 to ground truth"}  # both: lower is better
 
 
-def values(path: str, column: str) -> dict[str, list[float]]:
-    """Per method, the seeds' values of ``column`` on ``path`` (a diverged seed's "n/a" is left out)."""
-    df = pd.read_csv(OUT / f"{path}.csv", keep_default_na=False, dtype=str)
+def per_seed(path: str) -> pd.DataFrame:
+    """The path's per-seed rows (``run`` or ``adopt`` wrote them)."""
+    return pd.read_csv(OUT / f"{path}.csv", keep_default_na=False, dtype=str)
+
+
+def values(df: pd.DataFrame, column: str) -> dict[str, list[float]]:
+    """Per method, the seeds' values of ``column`` (a diverged seed's "n/a" is left out)."""
     out: dict[str, list[float]] = {}
     for method, cell in zip(df["method"], df[column]):
         try:
@@ -123,9 +127,8 @@ def values(path: str, column: str) -> dict[str, list[float]]:
     return out
 
 
-def converged(path: str) -> dict[str, str]:
+def converged(df: pd.DataFrame) -> dict[str, str]:
     """Per method, how many seeds the table marks converged ("2/3")."""
-    df = pd.read_csv(OUT / f"{path}.csv", keep_default_na=False, dtype=str)
     return {m: f"{int((g['converged'] == 'yes').sum())}/{len(g)}" for m, g in df.groupby("method", sort=False)}
 
 
@@ -198,7 +201,7 @@ def figure(data: dict[str, dict[str, list[float]]], file: Path) -> None:
     plt.close(fig)
 
 
-def main_command_check(folder: Path, paths: list[str]) -> tuple[str, list[str]]:
+def main_command_check(folder: Path, frames: dict[str, pd.DataFrame]) -> tuple[str, list[str]]:
     """The README's main command is one seed (0): does seed 0 on each path land inside the committed table's 95%
     interval (the pooled binomial interval of that one run's error)?"""
     table = pd.read_csv(folder / "table3.csv", keep_default_na=False, dtype=str)
@@ -206,8 +209,7 @@ def main_command_check(folder: Path, paths: list[str]) -> tuple[str, list[str]]:
     for method, cell_ in zip(table["method"], table[ERROR]):
         lo, hi = (float(x) for x in cell_.split("[", 1)[1].rstrip("]").split(","))
         row = {"method": method, f"committed ({folder})": cell_}
-        for p in paths:
-            df = pd.read_csv(OUT / f"{p}.csv", keep_default_na=False, dtype=str)
+        for p, df in frames.items():
             got = df[(df["method"] == method) & (df["seed"] == "0")][ERROR]
             if method == "real images":  # the judge on real photos: per path, not per seed
                 v = 100 * json.loads((OUT / f"{p}.json").read_text())["real_error"]
@@ -226,9 +228,10 @@ def report(args: argparse.Namespace) -> None:
     paths = [p for p in PATHS if (OUT / f"{p}.csv").is_file()]
     ref = args.reference if args.reference in paths else paths[0]
     paths = [ref] + [p for p in paths if p != ref]
+    frames = {p: per_seed(p) for p in paths}
     parts, problems = [], []
     for column, label in METRICS.items():
-        data = {p: values(p, column) for p in paths}
+        data = {p: values(frames[p], column) for p in paths}
         table, rankings, failed = check(data, label, ref, 2 if column == ERROR else 4)
         problems += failed
         parts.append(f"**{label} per method and numerical path (mean ± sd over seeds [95% t-interval])**\n\n"
@@ -237,11 +240,12 @@ def report(args: argparse.Namespace) -> None:
         if column == ERROR:
             figure(data, OUT / "errors.png")
     if args.main:
-        text, outside = main_command_check(Path(args.main), paths)
+        text, outside = main_command_check(Path(args.main), frames)
         parts.append(text)
         problems += outside
-    conv = pd.DataFrame([{"method": m, **{p: converged(p).get(m, "-") for p in paths}}
-                         for m in dict.fromkeys(m for p in paths for m in converged(p))])
+    counts = {p: converged(frames[p]) for p in paths}
+    conv = pd.DataFrame([{"method": m, **{p: counts[p].get(m, "-") for p in paths}}
+                         for m in dict.fromkeys(m for p in paths for m in counts[p])])
     parts.append("**Seeds whose table marks the method converged (the plateau rule), per path**\n\n"
                  + conv.to_markdown(index=False))
     meta = [json.loads((OUT / f"{p}.json").read_text()) for p in paths]
