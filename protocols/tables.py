@@ -42,10 +42,17 @@ def budget_note(results: list, end: str = ".") -> list[str]:
     if not trained:
         return []
 
+    def schedule(run: dict) -> str:
+        start = run.get("lr_decay_start")
+        if start is None:
+            return ""
+        return " (constant lr)" if start >= run["steps"] else f" (lr falls to 0 from step {start})"
+
     def budget(m: str, runs: list[dict]) -> str:
         if len(runs) == 1:
-            return f"{m} {runs[0]['steps']} steps, {runs[0]['train_seconds']:.0f} s"
-        return f"{m} {runs[0]['steps']} steps x {len(runs)} seeds, {sum(r['train_seconds'] for r in runs):.0f} s in all"
+            return f"{m} {runs[0]['steps']} steps{schedule(runs[0])}, {runs[0]['train_seconds']:.0f} s"
+        return (f"{m} {runs[0]['steps']} steps{schedule(runs[0])} x {len(runs)} seeds, "
+                f"{sum(r['train_seconds'] for r in runs):.0f} s in all")
     return ["Training budget per method: " + "; ".join(budget(m, runs) for m, runs in trained.items()) + end]
 
 

@@ -65,6 +65,9 @@ class TrainConfig:
     model_steps: dict[str, int] = field(default_factory=dict)  # per-model steps by model name, e.g. {cyclegan: 300}
     epochs: Optional[float] = None  # when set, steps = epochs x (train images // batch size)
     decay_start: Optional[int] = None  # constant lr until here, then linear to exactly 0; absent: steps // 2
+    # per-model: the share of its steps after which its lr decays linearly to 0 (1.0: constant lr, 0.5: the paper's
+    # half), by model name, e.g. {diat: 1.0}; a model's ``decay_from`` preset; overrides decay_start for that model
+    model_decay_from: dict[str, float] = field(default_factory=dict)
     log_every: int = 10  # loss log line every N steps
     checkpoint_every: int = 1000  # also at the end and on Ctrl-C / SIGTERM
     sample_every: int = 1000  # sample grid PNG every N steps (0: only at the end)
@@ -215,6 +218,7 @@ class ModelSection:
     options: Optional[type]
     presets: dict[str, dict[str, Any]]
     steps: dict[str, int]
+    decay_from: dict[str, float] = field(default_factory=dict)
 
 
 def model_section(spec: str) -> ModelSection:
@@ -227,12 +231,13 @@ def model_section(spec: str) -> ModelSection:
         if options is not None:
             raise StarbenchError(f"model '{spec}' declares options but no name: give the class a name = '...' (the "
                                  f"config section of its options)")
-        return ModelSection("", None, {}, {})
+        return ModelSection("", None, {}, {}, {})
     if options is not None and not dataclasses.is_dataclass(options):
         raise StarbenchError(f"model '{spec}': options must be a dataclass (got {options!r})")
     if name in {f.name for f in dataclasses.fields(Config)}:
         raise StarbenchError(f"model '{spec}' is named '{name}', which is a common config section: choose another name")
-    return ModelSection(name, options, dict(getattr(cls, "presets", {}) or {}), dict(getattr(cls, "steps", {}) or {}))
+    return ModelSection(name, options, dict(getattr(cls, "presets", {}) or {}), dict(getattr(cls, "steps", {}) or {}),
+                        dict(getattr(cls, "decay_from", {}) or {}))
 
 
 def named_models(dotlist: Iterable[str], values: Optional[dict[str, Any]] = None) -> list[str]:
@@ -284,6 +289,9 @@ def preset(scale: str, specs: Iterable[str] = ()) -> dict[str, Any]:
             out[section.name] = dict(section.presets[scale])
         if scale in section.steps:
             out.setdefault("train", {}).setdefault("model_steps", {})[section.name] = int(section.steps[scale])
+        if scale in section.decay_from:
+            out.setdefault("train", {}).setdefault("model_decay_from", {})[section.name] = float(
+                section.decay_from[scale])
     return out
 
 
@@ -419,6 +427,10 @@ def check(cfg: DictConfig) -> None:
     window = cfg.train.ema_window
     if window is not None and not 0.0 < window <= 1.0:
         raise StarbenchError(f"config key 'train.ema_window': {window}; expected a share of the steps in (0, 1]")
+    for name, share in (OmegaConf.select(cfg, "train.model_decay_from") or {}).items():
+        if not 0.0 <= share <= 1.0:
+            raise StarbenchError(f"config key 'train.model_decay_from.{name}': {share}; expected a share of the "
+                                 f"model's steps in [0, 1] (1.0: a constant learning rate)")
     if cfg.jobs < 1:
         raise StarbenchError(f"config key 'jobs': jobs={cfg.jobs}: expected a whole number of processes, 1 or more")
     for key in ("curve_every", "curve_points", "train.keep_every"):

@@ -9,7 +9,9 @@ from starbench.data.batches import Batch
 from starbench.data.domains import DomainSpec
 from starbench.data.rafd import rafd_domains
 from starbench.models.stargan import Discriminator, Generator, StarGAN, classification_loss, gradient_penalty
+from starbench.errors import StarbenchError
 from starbench.train.schedule import lr_factor
+from starbench.train.trainer import decay_start_of
 
 CELEBA5 = DomainSpec.multilabel(["Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young"])
 JOINT = DomainSpec.joint({"celeba": CELEBA5, "rafd": rafd_domains()})
@@ -85,6 +87,19 @@ def test_schedule_is_constant_then_linear_to_zero():
     assert lr_factor(75, 100) == pytest.approx(0.5)
     assert lr_factor(100, 100) == 0
     assert lr_factor(99, 100, decay_start=90) == pytest.approx(0.1)
+
+
+def test_a_models_own_schedule_from_its_preset_or_the_users_setting():
+    demo = resolve([])  # DIAT and CycleGAN keep a constant rate at demo scale (their decay_from presets)
+    assert decay_start_of(demo, "diat", 320) == 320 and decay_start_of(demo, "cyclegan", 240) == 240
+    assert [lr_factor(s, 320, decay_start_of(demo, "diat", 320)) for s in (0, 200, 319)] == [1, 1, 1]
+    assert decay_start_of(demo, "stargan", 6000) is None  # the paper's: half, then linear to 0
+    assert lr_factor(4500, 6000, decay_start_of(demo, "stargan", 6000)) == pytest.approx(0.5)
+    mine = resolve(["train.model_decay_from.stargan=0.75", "train.model_decay_from.diat=0.5"])
+    assert decay_start_of(mine, "stargan", 6000) == 4500 and decay_start_of(mine, "diat", 320) == 160
+    assert decay_start_of(resolve(["scale=smoke"]), "diat", 40) is None  # no demo preset at smoke scale
+    with pytest.raises(StarbenchError, match="train.model_decay_from.diat.*1.5"):
+        resolve(["train.model_decay_from.diat=1.5"])
 
 
 def test_joint_train_step_updates_with_both_datasets():

@@ -22,7 +22,7 @@ from starbench.data.cache import fingerprint
 from starbench.errors import StarbenchError
 from starbench.models.classes import section_of
 from starbench.train.averaging import use_average
-from starbench.train.trainer import Trainer
+from starbench.train.trainer import Trainer, decay_start_of
 
 COMMON = {f.name for f in fields(Config)}
 
@@ -78,7 +78,14 @@ def train_method(cfg: Any, model: str, fp: str, show: bool) -> tuple[Any, Path, 
         use_average(res.model, res.average)
         weights = average_text(res.average, cfg.train.ema_window)
     return res.model, run_dir, {"run_dir": str(run_dir), "key": key, "steps": res.step,
-                                "reused": res.reused, "train_seconds": res.train_seconds, "weights": weights}
+                                "reused": res.reused, "train_seconds": res.train_seconds, "weights": weights,
+                                "lr_decay_start": lr_decay_start(mcfg, model, res.total_steps)}
+
+
+def lr_decay_start(cfg: Any, model: str, total: int) -> int:
+    """The step where the run's learning rate started to fall (``total``: a constant rate)."""
+    start = decay_start_of(cfg, model, total)
+    return min(total, total // 2 if start is None else int(start))
 
 
 def average_text(average: dict[str, Any], window: Any) -> str:

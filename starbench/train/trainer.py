@@ -69,6 +69,13 @@ def steps_of(cfg: Any, model: str) -> int:
     return int(cfg.train.model_steps.get(section_of(model), cfg.train.steps))
 
 
+def decay_start_of(cfg: Any, model: str, total: int) -> Optional[int]:
+    """The step where ``model``'s learning rate starts to fall: its own share of ``total``
+    (``train.model_decay_from.<name>``, a model's ``decay_from`` preset), else ``train.decay_start`` (absent: half)."""
+    share = cfg.train.get("model_decay_from", {}).get(section_of(model))
+    return cfg.train.decay_start if share is None else int(round(float(share) * total))
+
+
 DIVERGED_FILE = "diverged.json"
 LOCK_FILE = ".lock"
 
@@ -147,6 +154,7 @@ class Trainer:
         self.model.prepare_training(self.data)
         self.total = (int(round(cfg.train.epochs * self.data.per_epoch)) if cfg.train.epochs
                       else steps_of(cfg, cfg.model))
+        self._decay_start = decay_start_of(cfg, cfg.model, self.total)
         self.average: Optional[WeightAverage] = None
         if cfg.train.ema_window:
             nets = self.model.networks()
@@ -361,7 +369,7 @@ class Trainer:
 
     def _step(self, step: int) -> dict[str, Any]:
         """One training step: the learning rate for it, its batches, the model's update."""
-        self._factor = lr_factor(step, self.total, self.cfg.train.decay_start)
+        self._factor = lr_factor(step, self.total, self._decay_start)
         apply_lr(self.model.optimizers(), self._factor)
         batches = [to_device(b, self.device, self.channels_last) for b in self.data.batches(step)]
         losses = self.model.train_batches(batches, step)
