@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from pathlib import Path
 
@@ -28,20 +27,12 @@ import torch
 
 from starbench.config import resolve
 from starbench.registry import PROTOCOLS
+from starbench.report import cpu_name
 
 OUT = Path(__file__).parent / "results" / "convergence"
 RUNS = Path("runs") / "study"
 STUDY = ["train.progress=false", "fid.download=false", "curve_distances=true", "train.tensorboard=false"]
 
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def run(args: argparse.Namespace) -> None:

@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import platform
 import time
 from pathlib import Path
 
@@ -41,31 +40,36 @@ import pandas as pd
 import torch
 from scipy import stats
 
+from starbench.report import cpu_name
 from starbench.report import plt as pyplot
 
 OUT = Path(__file__).parent / "results" / "numerical_paths"
-PATHS = {"fp32-2t": (False, 2), "fp32-1t": (False, 1), "bf16-2t": (True, 2)}
+PATHS = {"fp32-2t": (False, 2), "fp32-1t": (False, 1), "bf16-2t": (True, 2), "bf16-1t": (True, 1)}
 
 
 def run(args: argparse.Namespace) -> None:
     bf16, threads = PATHS[args.path]
     torch.set_num_threads(threads)
     from starbench.config import resolve
-    from starbench.evaluate.parallel import side_by_side, threads_per_job
+    from starbench.evaluate.parallel import jobs_for, side_by_side, threads_per_job
     from starbench.registry import PROTOCOLS
     from starbench.train import speed
 
-    if bf16:  # the bf16 path on any CPU: autocast is asked for and not refused where the CPU would emulate it
+    native_bf16 = speed.cpu_has_bf16()
+    if bf16 and not native_bf16:  # the bf16 path on any CPU: autocast is asked for, not refused where it is emulated
         speed.cpu_has_bf16 = lambda: True
     work = Path(args.work) / args.path
-    overrides = ["protocol=rafd_expression", f"seeds=[{args.seeds}]", "train.progress=false", "fid.download=false",
+    overrides = ["protocol=rafd_expression", "jobs=1", f"seeds=[{args.seeds}]", "train.progress=false",
+                 "fid.download=false",
                  f"train.amp={'true' if bf16 else 'false'}", f"run_dir={work / 'runs'}",
                  f"results_dir={work / 'results'}", *args.set]
     cfg = resolve(overrides)
-    if cfg.jobs > 1 and bf16:
-        raise SystemExit("the bf16 path runs in one process: its bf16 switch is set in this process only")
-    if cfg.jobs > 1 and threads_per_job(cfg.jobs) != threads:
-        raise SystemExit(f"jobs={cfg.jobs} gives {threads_per_job(cfg.jobs)} thread(s) per process on this machine; "
+    jobs = jobs_for(cfg)  # 1 unless --set jobs=N
+    if jobs > 1 and bf16 and not native_bf16:
+        raise SystemExit("the bf16 path on a CPU without native bf16 runs in one process: its switch is set in this "
+                         "process only")
+    if jobs > 1 and threads_per_job(jobs) != threads:
+        raise SystemExit(f"jobs={jobs} gives {threads_per_job(jobs)} thread(s) per process on this machine; "
                          f"the {args.path} path is {threads}")
     start = time.perf_counter()
     protocol = PROTOCOLS.get("rafd_expression")
@@ -77,7 +81,7 @@ def run(args: argparse.Namespace) -> None:
     prov = json.loads((result.folder / "provenance.json").read_text())
     (OUT / f"{args.path}.json").write_text(json.dumps({
         "path": args.path, "bf16": bf16, "threads": threads, "seeds": args.seeds, "overrides": args.set,
-        "cpu": platform.processor() or cpu_name(), "torch": torch.__version__,
+        "cpu": cpu_name(), "torch": torch.__version__,
         "seconds": round(time.perf_counter() - start), "real_error": prov["classifier"]["real_test_error"]},
         indent=2) + "\n")
 
@@ -87,24 +91,21 @@ def adopt(args: argparse.Namespace) -> None:
     folder = Path(args.folder)
     prov = json.loads((folder / "provenance.json").read_text())
     bf16, threads = PATHS[args.path]
-    if (prov["config"]["train"].get("amp") or False) != bf16:
-        raise SystemExit(f"{folder} was not made with train.amp={bf16}")
+    made = prov.get("numerical_path")  # what the folder says it was made with (older folders: the config only)
+    made_bf16 = made["training"] != "fp32" if made else bool(prov["config"]["train"].get("amp"))
+    if made_bf16 != bf16 or (made and made["threads_per_process"] != threads):
+        raise SystemExit(f"{folder} was not made on the {args.path} path ({made or 'train.amp unset'})")
     OUT.mkdir(parents=True, exist_ok=True)
     per_seed = pd.read_csv(folder / "per_seed.csv", keep_default_na=False, dtype=str)
     per_seed.to_csv(OUT / f"{args.path}.csv", index=False)
     (OUT / f"{args.path}.json").write_text(json.dumps({
         "path": args.path, "bf16": bf16, "threads": threads,
-        "seeds": ",".join(str(s) for s in prov["config"]["seeds"]), "overrides": [], "cpu": args.cpu,
+        "seeds": ",".join(str(s) for s in prov["config"]["seeds"]), "overrides": [],
+        "cpu": args.cpu or (made or {}).get("cpu", "unknown"),
         "torch": prov["packages"].get("torch", "?"), "seconds": round(prov["wall_seconds"]),
         "real_error": prov["classifier"]["real_test_error"], "source": str(folder), "created": prov["created"]},
         indent=2) + "\n")
 
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown"
 
 
 ERROR = "classification error % [95% CI]"
@@ -270,7 +271,7 @@ def main() -> None:
     a = sub.add_parser("adopt")
     a.add_argument("--path", choices=list(PATHS), required=True)
     a.add_argument("--folder", required=True, help="a committed rafd_expression folder with per_seed.csv")
-    a.add_argument("--cpu", required=True, help="the CPU it was made on (provenance does not name it)")
+    a.add_argument("--cpu", help="the CPU it was made on (default: what its provenance names)")
     rep = sub.add_parser("report")
     rep.add_argument("--reference", default="fp32-2t")
     rep.add_argument("--main", default="results/rafd_expression", help="the committed main-command folder ('' to skip)")

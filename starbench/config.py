@@ -154,8 +154,9 @@ class Config:
     cache_dir: Optional[str] = None  # absent: $STARBENCH_CACHE or ~/.cache/starbench
     device: str = "auto"  # auto | cpu | cuda
     # protocols: train their runs in this many processes at once, each with cores // jobs threads (1: one after
-    # another in this process with torch's default threads); evaluate/parallel.py
-    jobs: int = 1
+    # another in this process with torch's default threads); absent: 2 at demo scale on a CPU with 2 or more cores
+    # (a demo model cannot keep two cores busy), else 1; evaluate/parallel.py
+    jobs: Optional[int] = None
     seed: int = 0
 
 
@@ -431,7 +432,7 @@ def check(cfg: DictConfig) -> None:
         if not 0.0 <= share <= 1.0:
             raise StarbenchError(f"config key 'train.model_decay_from.{name}': {share}; expected a share of the "
                                  f"model's steps in [0, 1] (1.0: a constant learning rate)")
-    if cfg.jobs < 1:
+    if cfg.jobs is not None and cfg.jobs < 1:
         raise StarbenchError(f"config key 'jobs': jobs={cfg.jobs}: expected a whole number of processes, 1 or more")
     for key in ("curve_every", "curve_points", "train.keep_every"):
         value = OmegaConf.select(cfg, key)

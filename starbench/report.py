@@ -180,6 +180,15 @@ def package_versions() -> dict[str, Optional[str]]:
     return out
 
 
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo``; else what ``platform`` knows)."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
 def provenance(cfg: Any, **extra: Any) -> dict[str, Any]:
     """Config, code and environment of a run, plus whatever the protocol adds."""
     return {

@@ -8,8 +8,8 @@ from starbench.config import resolve
 from starbench.data.batches import Batch
 from starbench.data.domains import DomainSpec
 from starbench.data.rafd import rafd_domains
-from starbench.models.stargan import Discriminator, Generator, StarGAN, classification_loss, gradient_penalty
 from starbench.errors import StarbenchError
+from starbench.models.stargan import Discriminator, Generator, StarGAN, classification_loss, gradient_penalty
 from starbench.train.schedule import lr_factor
 from starbench.train.trainer import decay_start_of
 

@@ -15,11 +15,13 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 import numpy as np
+import torch
 from rich.markup import escape
 
 from starbench.config import cache_dir
 from starbench.data import LoadedData, load_data
 from starbench.devices import resolve_device
+from starbench.evaluate.parallel import cpu_cores, jobs_for
 from starbench.evaluate.runs import data_fingerprint
 from starbench.evaluate.score import Judge, Metrics, Scores, score
 from starbench.evaluate.sources import (
@@ -38,10 +40,10 @@ from starbench.locks import exclusive
 from starbench.metrics.distances import Extractor, Settings
 from starbench.metrics.extractors import resolve_inception_weights
 from starbench.progress import console
-from starbench.report import provenance, results_folder, save_record, write_json
+from starbench.report import cpu_name, provenance, results_folder, save_record, write_json
 from starbench.train.checkpoint import KEPT_DIR
 from starbench.train.events import EventLog
-from starbench.train.speed import fast_path
+from starbench.train.speed import CPU_DEFAULTS, CUDA_DEFAULTS, cpu_has_bf16, fast_path
 from starbench.train.trainer import Diverged
 
 VERBS = {"trained": "train or load, then translate and score", "checkpoint": "load, translate and score",
@@ -50,6 +52,17 @@ CURVE_VERSION = 3  # the metrics a curve point holds (3: + KID, L1 to ground tru
 Render = Callable[[dict[str, Any], dict[str, np.ndarray], Path], None]
 Summary = Callable[[Scores, Task], dict[str, Optional[float]]]  # a protocol's main metrics of one source
 
+
+
+def numerical_path(cfg: Any) -> dict[str, Any]:
+    """The arithmetic these numbers came from: another CPU, precision or thread count gives other bits, and after
+    thousands of GAN steps other models (``benchmarks/numerical_paths.py`` measures how far that moves them)."""
+    device = resolve_device(cfg.device)
+    amp = (CUDA_DEFAULTS if device.type == "cuda" else CPU_DEFAULTS)["amp"] if cfg.train.amp is None else cfg.train.amp
+    bf16 = bool(amp) and (device.type == "cuda" or cpu_has_bf16())
+    return {"device": str(device), "cpu": cpu_name() if device.type == "cpu" else torch.cuda.get_device_name(device),
+            "cpu_native_bf16": cpu_has_bf16(), "training": "bf16 autocast" if bf16 else "fp32",
+            "cores": cpu_cores(), "jobs": jobs_for(cfg), "threads_per_process": torch.get_num_threads()}
 
 class Evaluation:
     """One run of protocol ``name``: ``own_steps`` steps of its own plus one per source."""
@@ -179,7 +192,8 @@ class Evaluation:
             save_record(folder, record, arrays)
             render(record, arrays or {}, folder)
             write_json(folder / "provenance.json", provenance(
-                self.cfg, protocol=self.name, seed=self.cfg.seed, inception=self.weights.describe(), **extra,
+                self.cfg, protocol=self.name, seed=self.cfg.seed, inception=self.weights.describe(),
+                numerical_path=numerical_path(self.cfg), **extra,
                 wall_seconds_per_step=self.steps.times, wall_seconds=round(self.seconds, 2)))
         return Path(self.cfg.results_dir) / self.name
 

@@ -26,6 +26,7 @@ import torch
 from omegaconf import OmegaConf
 
 from starbench.config import named_models, schema_for
+from starbench.devices import resolve_device
 from starbench.evaluate.runs import train_method
 from starbench.evaluate.sources import TrainedSource
 from starbench.progress import console
@@ -43,6 +44,16 @@ def cpu_cores() -> int:
 
 def threads_per_job(jobs: int) -> int:
     return max(1, cpu_cores() // jobs)
+
+
+def jobs_for(cfg: Any) -> int:
+    """``jobs``, or when absent: 2 at demo scale on a CPU with 2 or more cores, where one model cannot keep two
+    cores busy (the main command's wall time halves: ``benchmarks/results/``), else 1 (a GPU, or smoke-scale runs of
+    seconds, which a helper process's start-up would only slow down)."""
+    if cfg.jobs is not None:
+        return int(cfg.jobs)
+    on_cpu = resolve_device(cfg.device).type == "cpu"
+    return 2 if cfg.scale == "demo" and on_cpu and cpu_cores() >= 2 else 1
 
 
 def train_one(settings: dict[str, Any], model: str, fp: str, threads: int) -> None:
@@ -132,8 +143,9 @@ class Helpers:
 
 @contextmanager
 def side_by_side(cfg: Any, protocol: Any) -> Iterator[None]:
-    """Run the protocol inside this: with ``cfg.jobs`` > 1, its training jobs are started in helper processes."""
-    jobs = int(cfg.jobs)  # at least 1: config.check
+    """Run the protocol inside this: with more than one job (``jobs_for``), its training jobs are started in helper
+    processes."""
+    jobs = jobs_for(cfg)
     jobs_of = getattr(protocol, "jobs", None)
     sources: list[TrainedSource] = jobs_of(cfg) if jobs > 1 and jobs_of is not None else []
     if not sources:
