@@ -2,6 +2,7 @@ import pytest
 
 from starbench.config import SCALE_PRESETS, resolve, valid_keys
 from starbench.errors import StarbenchError
+from starbench.evaluate import parallel
 
 
 def test_defaults_then_preset_then_overrides():
@@ -47,3 +48,14 @@ def test_valid_keys_cover_the_documented_ones():
     keys = valid_keys()
     for key in ("scale", "data.root", "run_dir", "results_dir", "device", "seed", "data.split_by"):
         assert key in keys
+
+
+def test_jobs_left_unset_trains_two_runs_at_a_time_only_at_demo_scale_on_two_or_more_cores(monkeypatch):
+    monkeypatch.setattr(parallel, "cpu_cores", lambda: 2)
+    assert parallel.jobs_for(resolve(["device=cpu"])) == 2  # demo: one model cannot keep two cores busy
+    assert parallel.jobs_for(resolve(["device=cpu", "scale=smoke"])) == 1  # runs of seconds: a helper only slows
+    assert parallel.jobs_for(resolve(["device=cpu", "jobs=1"])) == 1 and parallel.jobs_for(resolve(["jobs=3"])) == 3
+    monkeypatch.setattr(parallel, "cpu_cores", lambda: 1)
+    assert parallel.jobs_for(resolve(["device=cpu"])) == 1
+    with pytest.raises(StarbenchError, match="config key 'jobs'"):
+        resolve(["jobs=0"])

@@ -15,6 +15,7 @@ from starbench.evaluate.plan import plan as plan_jobs
 from starbench.evaluate.runs import run_key
 from starbench.evaluate.sources import trained_jobs
 from starbench.registry import PROTOCOLS
+from starbench.train.speed import cpu_has_bf16
 
 FAST = ["scale=smoke", "fid.download=false", "train.progress=false", "train.tensorboard=false",
         "data.synth_subjects=6", "train.steps=8", "train.log_every=2", "classifier.epochs=1", "models=[stargan,icgan]"]
@@ -122,6 +123,8 @@ def plan_and_jobs(tmp_path):
     assert "jobs=2: 4 training run(s), 1 thread(s) per process, 1 helper process(es)" in res.output, res.output
     prov = json.loads((tmp_path / "jobs" / "rafd_expression" / "provenance.json").read_text())
     assert prov["runs"]["icgan (seed 1)"]["reused"]
+    assert {k: prov["numerical_path"][k] for k in ("jobs", "threads_per_process", "training")} == {
+        "jobs": 2, "threads_per_process": 1, "training": "bf16 autocast" if cpu_has_bf16() else "fp32"}
     same_tables(plain, tmp_path / "jobs" / "rafd_expression")
     assert " jobs=" not in " ".join(j["command"] for j in plan_jobs(settings + ["protocol=rafd_expression"])[:-1])
     assert run_key(resolve(FAST + ["jobs=2"]), "stargan", "fp") == run_key(resolve(FAST), "stargan", "fp")
