@@ -2,8 +2,9 @@
 
 A run lives in ``run_dir/models/<model>-<data>-<key>``; the key hashes everything that decides the trained
 model: the common settings (evaluation-only and machine-only keys left out, ``config.EVALUATION_ONLY`` and
-``MACHINE_ONLY``), the model's own options section (not the other models': adding a plug-in to ``models=[...]``
-does not retrain StarGAN) and the data's fingerprint. Protocols that need the same model trained the same way
+``MACHINE_ONLY``), the model's own options section and its own entries of ``train.model_steps`` and
+``train.model_decay_from`` (not the other models': adding a plug-in to ``models=[...]`` or changing CycleGAN's
+budget does not retrain StarGAN) and the data's fingerprint. Protocols that need the same model trained the same way
 on the same data share the run, and ``starbench plan`` prints train lines into the very same folders.
 """
 from __future__ import annotations
@@ -25,6 +26,7 @@ from starbench.train.averaging import use_average
 from starbench.train.trainer import Trainer, decay_start_of
 
 COMMON = {f.name for f in fields(Config)}
+PER_MODEL = ("model_steps", "model_decay_from")  # train.<key>.<model name>
 
 
 def run_key(cfg: Any, model: str, data_fingerprint: str) -> str:
@@ -36,6 +38,9 @@ def run_key(cfg: Any, model: str, data_fingerprint: str) -> str:
             c.pop(k)
     for k in TRAIN_MACHINE_ONLY:
         c["train"].pop(k, None)
+    for k in PER_MODEL:  # a model's own budget and schedule decide its run; another model's do not
+        mine = (c["train"].get(k) or {}).get(own)
+        c["train"][k] = {} if mine is None else {own: mine}
     if c["train"].get("keep_every") is None:  # runs that keep no checkpoints hash as before the key existed
         c["train"].pop("keep_every", None)
     c["model"] = model
