@@ -154,8 +154,7 @@ class CycleGAN(Pairwise):
         "smoke": {"g_conv_dim": 8, "g_blocks": 1, "d_conv_dim": 8, "d_repeat": 4, "pool_size": 8},
         "demo": {"g_conv_dim": 16, "g_blocks": 2, "d_conv_dim": 32, "d_repeat": 4, "lr": 5e-4},
     }
-    # demo: at 120 steps its error was still falling; with a constant learning rate it flattens from about step 180
-    # at 9.8% (11.6% with the rate falling over the second half; benchmarks/results/convergence/cyclegan-ema*)
+    # demo (a constant learning rate): at 120 steps its error was still falling; it flattens from about step 180
+    # (benchmarks/results/convergence/cyclegan-ema*)
     steps = {"demo": 240}
-    decay_from = {"demo": 1.0}
     instance_class = CycleGANPair

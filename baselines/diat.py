@@ -162,10 +162,8 @@ class DIAT(Pairwise):
         "smoke": {"g_conv_dim": 8, "g_blocks": 1, "d_conv_dim": 8, "d_repeat": 4, "identity_epochs": 1},
         "demo": {"g_conv_dim": 16, "g_blocks": 2, "d_conv_dim": 32, "d_repeat": 4, "lr": 5e-4, "identity_epochs": 2},
     }
-    # demo: with a constant learning rate its error flattens from about step 240 at 11.6%, against 16.1% from step
-    # 300 with the rate falling over the second half (benchmarks/results/convergence/diat-ema*)
+    # demo (a constant learning rate): its error flattens from about step 240 (benchmarks/results/convergence/)
     steps = {"demo": 320}
-    decay_from = {"demo": 1.0}
     instance_class = DIATPair
 
     def __init__(self, domains: Any, cfg: Any) -> None:

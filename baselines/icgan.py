@@ -118,8 +118,8 @@ class IcGAN(TranslationModel):
         "smoke": {"g_conv_dim": 16, "d_conv_dim": 16, "e_conv_dim": 8},
         "demo": {"g_conv_dim": 32, "d_conv_dim": 32, "e_conv_dim": 32, "lr": 5e-4},
     }
-    # demo: at 3,000 steps its error still swung from one curve point to the next; over 6,000 it flattens at about
-    # 13% from step 4,000 (benchmarks/results/convergence/icgan-ema-6000)
+    # demo: at 3,000 steps its error still swung from one curve point to the next; over 6,000 (lr falling from
+    # 3,000) it flattens at about 13% from step 4,000 (benchmarks/results/convergence/icgan-ema-6000)
     steps = {"demo": 6000}
 
     def __init__(self, domains: DomainSpec, cfg: Any) -> None:

@@ -89,17 +89,20 @@ def test_schedule_is_constant_then_linear_to_zero():
     assert lr_factor(99, 100, decay_start=90) == pytest.approx(0.1)
 
 
-def test_a_models_own_schedule_from_its_preset_or_the_users_setting():
-    demo = resolve([])  # DIAT and CycleGAN keep a constant rate at demo scale (their decay_from presets)
-    assert decay_start_of(demo, "diat", 320) == 320 and decay_start_of(demo, "cyclegan", 240) == 240
+def test_schedule_per_scale_per_model_or_as_the_user_sets_it():
+    demo = resolve([])  # demo scale: a constant rate for every method
+    assert [decay_start_of(demo, m, n) for m, n in (("stargan", 6000), ("diat", 320))] == [6000, 320]
     assert [lr_factor(s, 320, decay_start_of(demo, "diat", 320)) for s in (0, 200, 319)] == [1, 1, 1]
-    assert decay_start_of(demo, "stargan", 6000) is None  # the paper's: half, then linear to 0
-    assert lr_factor(4500, 6000, decay_start_of(demo, "stargan", 6000)) == pytest.approx(0.5)
-    mine = resolve(["train.model_decay_from.stargan=0.75", "train.model_decay_from.diat=0.5"])
+    smoke = resolve(["scale=smoke"])  # elsewhere the paper's: half, then linear to 0
+    assert decay_start_of(smoke, "stargan", 41) == 20 == 41 // 2
+    assert lr_factor(30, 40, decay_start_of(smoke, "stargan", 40)) == pytest.approx(0.5)
+    mine = resolve(["train.model_decay_from.stargan=0.75", "train.decay_from=0.5"])  # a model's own share first
     assert decay_start_of(mine, "stargan", 6000) == 4500 and decay_start_of(mine, "diat", 320) == 160
-    assert decay_start_of(resolve(["scale=smoke"]), "diat", 40) is None  # no demo preset at smoke scale
-    with pytest.raises(StarbenchError, match="train.model_decay_from.diat.*1.5"):
-        resolve(["train.model_decay_from.diat=1.5"])
+    fixed = resolve(["train.decay_start=100", "train.model_decay_from.icgan=1.0"])  # a step beats a scale's share
+    assert decay_start_of(fixed, "stargan", 6000) == 100 and decay_start_of(fixed, "icgan", 6000) == 6000
+    for bad in ("train.model_decay_from.diat=1.5", "train.decay_from=-0.1"):
+        with pytest.raises(StarbenchError, match=bad.split("=")[0].replace(".", r"\.") + ".*expected a share"):
+            resolve([bad])
 
 
 def test_joint_train_step_updates_with_both_datasets():

@@ -89,8 +89,7 @@ def train_method(cfg: Any, model: str, fp: str, show: bool) -> tuple[Any, Path, 
 
 def lr_decay_start(cfg: Any, model: str, total: int) -> int:
     """The step where the run's learning rate started to fall (``total``: a constant rate)."""
-    start = decay_start_of(cfg, model, total)
-    return min(total, total // 2 if start is None else int(start))
+    return min(total, decay_start_of(cfg, model, total))
 
 
 def average_text(average: dict[str, Any], window: Any) -> str:

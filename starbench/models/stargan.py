@@ -133,8 +133,8 @@ class StarGAN(TranslationModel):
         # stays 5: with 1 the error falls sooner but the face's identity is lost (L1 to the ground truth 0.145)
         "demo": {"g_conv_dim": 16, "g_repeat": 2, "d_conv_dim": 16, "d_repeat": 4, "g_lr": 5e-4, "d_lr": 5e-4},
     }
-    # demo: 3,000 steps (600 generator updates) left its error between 16% and 26% from seed to seed; run for 6,000
-    # on another CPU it fell to 7-9% over steps 4,000-6,000 (the convergence issue's measurements)
+    # demo (a constant learning rate): 3,000 steps (600 generator updates) left its error between 16% and 26% from
+    # seed to seed; over 6,000 it flattens from about step 4,000 (benchmarks/results/convergence/stargan-ema-constlr*)
     steps = {"demo": 6000}
 
     def __init__(self, domains: DomainSpec, cfg: Any) -> None:

@@ -69,11 +69,14 @@ def steps_of(cfg: Any, model: str) -> int:
     return int(cfg.train.model_steps.get(section_of(model), cfg.train.steps))
 
 
-def decay_start_of(cfg: Any, model: str, total: int) -> Optional[int]:
-    """The step where ``model``'s learning rate starts to fall: its own share of ``total``
-    (``train.model_decay_from.<name>``, a model's ``decay_from`` preset), else ``train.decay_start`` (absent: half)."""
+def decay_start_of(cfg: Any, model: str, total: int) -> int:
+    """The step where ``model``'s learning rate starts to fall (``total``: never): its own share of ``total``
+    (``train.model_decay_from.<name>``, a model's ``decay_from`` preset), else ``train.decay_start``, else the share
+    ``train.decay_from`` (the paper's: half)."""
     share = cfg.train.get("model_decay_from", {}).get(section_of(model))
-    return cfg.train.decay_start if share is None else int(round(float(share) * total))
+    if share is None and cfg.train.decay_start is not None:
+        return int(cfg.train.decay_start)
+    return int(float(cfg.train.decay_from if share is None else share) * total + 1e-9)  # 0.5: total // 2
 
 
 DIVERGED_FILE = "diverged.json"
