@@ -28,6 +28,7 @@ import torch
 from starbench.config import resolve
 from starbench.registry import PROTOCOLS
 from starbench.report import cpu_name
+from starbench.train.speed import cpu_has_bf16
 
 OUT = Path(__file__).parent / "results" / "convergence"
 RUNS = Path("runs") / "study"
@@ -52,7 +53,8 @@ def run(args: argparse.Namespace) -> None:
     prov = json.loads((result.folder / "provenance.json").read_text())
     run_info = next(iter(prov["runs"].values()))
     meta = {"method": m, "variant": args.variant, "overrides": args.set, "steps": args.steps, "every": args.every,
-            "threads": torch.get_num_threads(), "cpu": cpu_name(), "torch": torch.__version__,
+            "threads": torch.get_num_threads(), "cpu": cpu_name() + (" (avx512_bf16 or amx)" if cpu_has_bf16() else ""),
+            "torch": torch.__version__,
             "train_seconds": run_info.get("train_seconds"), "reused": run_info.get("reused"),
             "protocol_seconds": round(seconds, 1), "classifier_real_error": prov["classifier"]["real_test_error"]}
     stem.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
@@ -90,7 +92,7 @@ def report(args: argparse.Namespace) -> None:
         rows.append({"curve": path.stem, "steps": int(df["step"].iloc[-1]), "final error %": round(final, 1),
                      "±": round(half, 1), "converged": plateau(list(zip(df["step"], df["error %"])), half).text(),
                      "plateau from step": step, "seconds to plateau": round(seconds),
-                     "threads": meta["threads"], "L1 final": round(float(df["L1 to ground truth"].iloc[-1]), 4)})
+                     "threads": meta["threads"], "cpu": meta.get("cpu", "?"), "L1 final": round(float(df["L1 to ground truth"].iloc[-1]), 4)})
     table = pd.DataFrame(rows)
     (OUT / "summary.md").write_text(table.to_markdown(index=False) + "\n")
     print(table.to_markdown(index=False))
