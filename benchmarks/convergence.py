@@ -92,7 +92,8 @@ def report(args: argparse.Namespace) -> None:
         rows.append({"curve": path.stem, "steps": int(df["step"].iloc[-1]), "final error %": round(final, 1),
                      "±": round(half, 1), "converged": plateau(list(zip(df["step"], df["error %"])), half).text(),
                      "plateau from step": step, "seconds to plateau": round(seconds),
-                     "threads": meta["threads"], "cpu": meta.get("cpu", "?"), "L1 final": round(float(df["L1 to ground truth"].iloc[-1]), 4)})
+                     "threads": meta["threads"], "cpu": meta.get("cpu", "?"),
+                     "L1 final": round(float(df["L1 to ground truth"].iloc[-1]), 4)})
     table = pd.DataFrame(rows)
     (OUT / "summary.md").write_text(table.to_markdown(index=False) + "\n")
     print(table.to_markdown(index=False))

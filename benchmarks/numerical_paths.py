@@ -8,24 +8,26 @@ machine when it holds on every path one machine can offer. This script runs the 
 - ``fp32-2t``: fp32, 2 threads;
 - ``fp32-1t``: fp32, 1 thread (another reduction order in every convolution);
 - ``bf16-2t``: bf16 autocast, 2 threads (on a CPU without native bf16 it is emulated, slowly, but it is the
-  arithmetic of the machines that have it).
+  arithmetic of the machines that have it);
+- ``bf16-1t``: bf16 autocast, 1 thread: what the README's commands run on a 2-core CPU with native bf16 (``jobs``
+  left unset trains two runs at a time, one thread each).
 
 Each path trains everything anew (its own run folder, its own classifier) in its own process, so paths may run
 side by side. Then, per method, the mean error over seeds on each path must lie inside every other path's
 t-interval over seeds, and every ranking the reference path declares (two methods' t-intervals disjoint) must
 hold on every path.
 
-The committed seed study (``results/seeds/rafd_expression``, made by the README's seed-study command: fp32, 2
-threads) *is* the ``fp32-2t`` path; ``adopt`` takes its per-seed rows instead of training it a second time.
+The committed seed study (``results/seeds/rafd_expression``, made by the README's seed-study command) is one
+path already (its ``provenance.json`` names it); ``adopt`` takes its per-seed rows instead of training it a second
+time, after checking that the folder was made on that path.
 
 Usage:
-  python benchmarks/numerical_paths.py adopt --path fp32-2t --folder results/seeds/rafd_expression
+  python benchmarks/numerical_paths.py adopt --path bf16-1t --folder results/seeds/rafd_expression
   python benchmarks/numerical_paths.py run --path fp32-1t --seeds 0,1,2 --set jobs=2   # one path, 2 runs at a time
-  python benchmarks/numerical_paths.py report --reference fp32-2t            # table, figure and the checks
+  python benchmarks/numerical_paths.py report --reference bf16-1t            # table, figure and the checks
 
 A 1-thread path on a 2-core machine trains two runs at a time with ``--set jobs=2`` (``starbench.evaluate.parallel``:
-every process, the protocol's and the helper's, keeps the path's thread count; refused where it would not). The
-committed fp32-1t path was made the same way by hand: ``run`` beside a queue of ``starbench plan`` train lines.
+every process, the protocol's and the helper's, keeps the path's thread count; refused where it would not).
 """
 from __future__ import annotations
 
@@ -273,7 +275,7 @@ def main() -> None:
     a.add_argument("--folder", required=True, help="a committed rafd_expression folder with per_seed.csv")
     a.add_argument("--cpu", help="the CPU it was made on (default: what its provenance names)")
     rep = sub.add_parser("report")
-    rep.add_argument("--reference", default="fp32-2t")
+    rep.add_argument("--reference", default="bf16-1t", help="the committed seed study's path")
     rep.add_argument("--main", default="results/rafd_expression", help="the committed main-command folder ('' to skip)")
     args = ap.parse_args()
     {"run": run, "adopt": adopt, "report": report}[args.command](args)
