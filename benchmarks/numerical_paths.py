@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> None:
     prov = json.loads((result.folder / "provenance.json").read_text())
     (OUT / f"{args.path}.json").write_text(json.dumps({
         "path": args.path, "bf16": bf16, "threads": threads, "seeds": args.seeds, "overrides": args.set,
-        "cpu": cpu_name(), "torch": torch.__version__,
+        "cpu": cpu_name() + (" (native bf16)" if native_bf16 else ""), "torch": torch.__version__,
         "seconds": round(time.perf_counter() - start), "real_error": prov["classifier"]["real_test_error"]},
         indent=2) + "\n")
 
@@ -103,7 +103,7 @@ def adopt(args: argparse.Namespace) -> None:
     (OUT / f"{args.path}.json").write_text(json.dumps({
         "path": args.path, "bf16": bf16, "threads": threads,
         "seeds": ",".join(str(s) for s in prov["config"]["seeds"]), "overrides": [],
-        "cpu": args.cpu or (made or {}).get("cpu", "unknown"),
+        "cpu": args.cpu or (made["cpu"] + (" (native bf16)" if made["cpu_native_bf16"] else "") if made else "unknown"),
         "torch": prov["packages"].get("torch", "?"), "seconds": round(prov["wall_seconds"]),
         "real_error": prov["classifier"]["real_test_error"], "source": str(folder), "created": prov["created"]},
         indent=2) + "\n")
