@@ -43,7 +43,7 @@ from starbench.progress import console
 from starbench.report import cpu_name, provenance, results_folder, save_record, write_json
 from starbench.train.checkpoint import KEPT_DIR
 from starbench.train.events import EventLog
-from starbench.train.speed import CPU_DEFAULTS, CUDA_DEFAULTS, cpu_has_bf16, fast_path
+from starbench.train.speed import bf16_autocast, cpu_has_bf16, fast_path
 from starbench.train.trainer import Diverged
 
 VERBS = {"trained": "train or load, then translate and score", "checkpoint": "load, translate and score",
@@ -53,16 +53,15 @@ Render = Callable[[dict[str, Any], dict[str, np.ndarray], Path], None]
 Summary = Callable[[Scores, Task], dict[str, Optional[float]]]  # a protocol's main metrics of one source
 
 
-
 def numerical_path(cfg: Any) -> dict[str, Any]:
     """The arithmetic these numbers came from: another CPU, precision or thread count gives other bits, and after
     thousands of GAN steps other models (``benchmarks/numerical_paths.py`` measures how far that moves them)."""
     device = resolve_device(cfg.device)
-    amp = (CUDA_DEFAULTS if device.type == "cuda" else CPU_DEFAULTS)["amp"] if cfg.train.amp is None else cfg.train.amp
-    bf16 = bool(amp) and (device.type == "cuda" or cpu_has_bf16())
+    bf16 = bf16_autocast(device, cfg.train.amp)
     return {"device": str(device), "cpu": cpu_name() if device.type == "cpu" else torch.cuda.get_device_name(device),
             "cpu_native_bf16": cpu_has_bf16(), "training": "bf16 autocast" if bf16 else "fp32",
             "cores": cpu_cores(), "jobs": jobs_for(cfg), "threads_per_process": torch.get_num_threads()}
+
 
 class Evaluation:
     """One run of protocol ``name``: ``own_steps`` steps of its own plus one per source."""

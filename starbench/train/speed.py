@@ -36,12 +36,18 @@ def cpu_has_bf16() -> bool:
     return bool((probe and probe()) or (amx and amx()))
 
 
+def bf16_autocast(device: torch.device, amp: Optional[bool]) -> bool:
+    """Whether training on ``device`` runs under bf16 autocast: ``amp``, else the device's measured default, and on
+    the CPU only where it computes bf16 natively."""
+    asked = (CUDA_DEFAULTS if device.type == "cuda" else CPU_DEFAULTS)["amp"] if amp is None else amp
+    return bool(asked) and (device.type != "cpu" or cpu_has_bf16())
+
+
 def fast_path(device: torch.device, amp: Optional[bool], channels_last: Optional[bool]) -> FastPath:
     """The switches for ``device``: explicit settings win, absent ones take the measured default."""
     defaults = CUDA_DEFAULTS if device.type == "cuda" else CPU_DEFAULTS
-    amp = defaults["amp"] if amp is None else amp
     channels_last = defaults["channels_last"] if channels_last is None else channels_last
-    if amp and device.type == "cpu" and not cpu_has_bf16():
+    bf16 = bf16_autocast(device, amp)
+    if not bf16 and (defaults["amp"] if amp is None else amp):
         console.print("train.amp: this CPU has no native bf16 (AVX512-BF16/AMX): training in fp32", highlight=False)
-        amp = False
-    return FastPath(torch.bfloat16 if amp else None, bool(channels_last))
+    return FastPath(torch.bfloat16 if bf16 else None, bool(channels_last))
