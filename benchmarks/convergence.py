@@ -22,12 +22,15 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
 from starbench.config import resolve
+from starbench.evaluate.curves import plateau
+from starbench.metrics.stats import error_rate
 from starbench.registry import PROTOCOLS
-from starbench.report import cpu_name
+from starbench.report import cpu_name, plt
 from starbench.train.speed import cpu_has_bf16
 
 OUT = Path(__file__).parent / "results" / "convergence"
@@ -74,12 +77,6 @@ def time_to_plateau(df: pd.DataFrame, halfwidth: float) -> tuple[int, float]:
 
 
 def report(args: argparse.Namespace) -> None:
-    import numpy as np
-
-    from starbench.evaluate.curves import plateau
-    from starbench.metrics.stats import error_rate
-    from starbench.report import plt
-
     rows = []
     for path in sorted(OUT.glob("*.csv")):
         meta = json.loads(path.with_suffix(".json").read_text())

@@ -42,8 +42,12 @@ import pandas as pd
 import torch
 from scipy import stats
 
+from starbench.config import resolve
+from starbench.evaluate.parallel import jobs_for, side_by_side, threads_per_job
+from starbench.registry import PROTOCOLS
 from starbench.report import cpu_name
 from starbench.report import plt as pyplot
+from starbench.train import speed
 
 OUT = Path(__file__).parent / "results" / "numerical_paths"
 PATHS = {"fp32-2t": (False, 2), "fp32-1t": (False, 1), "bf16-2t": (True, 2), "bf16-1t": (True, 1)}
@@ -52,11 +56,6 @@ PATHS = {"fp32-2t": (False, 2), "fp32-1t": (False, 1), "bf16-2t": (True, 2), "bf
 def run(args: argparse.Namespace) -> None:
     bf16, threads = PATHS[args.path]
     torch.set_num_threads(threads)
-    from starbench.config import resolve
-    from starbench.evaluate.parallel import jobs_for, side_by_side, threads_per_job
-    from starbench.registry import PROTOCOLS
-    from starbench.train import speed
-
     native_bf16 = speed.cpu_has_bf16()
     if bf16 and not native_bf16:  # the bf16 path on any CPU: autocast is asked for, not refused where it is emulated
         speed.cpu_has_bf16 = lambda: True

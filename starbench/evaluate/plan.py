@@ -18,6 +18,10 @@ from starbench.evaluate.runs import run_key
 from starbench.evaluate.sources import TrainedSource
 from starbench.registry import PROTOCOLS
 
+# The machine-only settings a train line must not inherit: each line names its own run folder, and a train line is
+# one job. ``device`` and ``cache_dir`` (the rest of ``config.MACHINE_ONLY``) do travel: the training runs where the
+# user asked, beside the protocol's cache.
+NOT_PASSED_ON = ("run_dir", "jobs")
 
 def dotlist(delta: dict[str, Any], prefix: str = "") -> list[str]:
     """{'seed': 1, 'train': {'keep_every': 10}} -> ['seed=1', 'train.keep_every=10'] (None as null)."""
@@ -32,11 +36,11 @@ def dotlist(delta: dict[str, Any], prefix: str = "") -> list[str]:
 
 def training_overrides(overrides: list[str]) -> list[str]:
     """The user's settings that reach a trained model: the evaluation-only ones (``config.EVALUATION_ONLY``) dropped,
-    and the machine-only ones (``run_dir``: each train line names its own run folder; ``jobs``)."""
+    and ``NOT_PASSED_ON``."""
     keep = []
     for item, expanded in zip(overrides, parse_overrides(overrides)):
         top = expanded.split("=", 1)[0].split(".", 1)[0]
-        if top not in EVALUATION_ONLY and top not in ("run_dir", "jobs"):
+        if top not in EVALUATION_ONLY and top not in NOT_PASSED_ON:
             keep.append(item)
     return keep
 
