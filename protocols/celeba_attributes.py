@@ -43,6 +43,8 @@ from starbench.protocols.tables import (
     budget_note,
     convergence_notes,
     distribution_notes,
+    judge_features,
+    judge_words,
     methods,
     origin_notes,
     runs_provenance,
@@ -315,14 +317,15 @@ def run(cfg: Any) -> ProtocolResult:
             f"one of the three hair colours (edits that age use the young ones).",
             "The paper's columns are % of Amazon Mechanical Turk votes for the best of four methods: a human study. "
             "starbench's automatic measures do not reproduce it and are not comparable with it.",
-            "target %: the attribute classifier (ResNet-18 trained on the train split) finds every edited attribute "
-            "as asked; kept %: it finds every other attribute as in the input's labels; L1 to input: identity proxy.",
+            f"target %: the attribute classifier ({judge_words(cfg)}) finds every edited attribute as asked; "
+            "kept %: it finds every other attribute as in the input's labels; L1 to input: identity proxy.",
             f"Attribute classifier on real test images: all five attributes right {100 * real_acc:.1f}%; per attribute "
             + ", ".join(f"{a} {100 * v:.1f}%" for a, v in real_attr_acc.items()) + ".",
             ("FID: " + (f"torch-fidelity InceptionV3 ({weights.source})" if weights.available else
                         "n/a: " + str(weights.problem)))
-            + "; against real test images carrying the edit's target attributes. classifier Frechet: on the attribute "
-              "classifier's features; needs no download; not comparable with FID.",
+            + "; against real test images carrying the edit's target attributes. classifier Frechet: on "
+            + judge_features(cfg).replace("the classifier's", "the attribute classifier's")
+            + "; needs no download; not comparable with FID.",
             *distribution_notes(cfg, "the edit's translations against the real test images with its target attributes"
                                 " (per_edit.csv; the group columns average its edits)"),
             *convergence_notes(results, "target error: 100 - target % over every edit"),

@@ -55,6 +55,7 @@ from starbench.protocols.tables import (
     distribution_labels,
     distribution_notes,
     fmt,
+    judge_words,
     methods,
     origin_notes,
     runs_provenance,
@@ -184,6 +185,7 @@ def run(cfg: Any) -> ProtocolResult:
             (f"McNemar exact test{' pooled over seeds' if cfg.seeds is not None else ''}: only SNG wrong "
              f"{jnt_test.only_a_wrong}, only JNT wrong {jnt_test.only_b_wrong}."
              if jnt_test else "McNemar exact test: n/a (a variant diverged)."),
+            f"Classification error: the RaFD expression classifier of rafd_expression, {judge_words(cfg)}.",
             "The paper reports that joint training improves RaFD results (its CelebA+RaFD experiment); this table is "
             "what "
             "starbench measured at this scale, whichever way it comes out.",

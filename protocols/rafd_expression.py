@@ -49,6 +49,8 @@ from starbench.protocols.tables import (
     distribution_labels,
     distribution_notes,
     fmt,
+    judge_features,
+    judge_words,
     methods,
     origin_notes,
     runs_provenance,
@@ -206,15 +208,15 @@ def table3_notes(cfg: Any, ev: Evaluation, task: Task, real_err: Any, results: l
         f"scale={cfg.scale}, {task.size} px; data: {data.index.description} ({data.index.layout}); "
         f"{task.n} neutral test inputs x {len(task.columns)} targets = {int(task.valid.sum())} translations per "
         f"method; real-image row: {real_err.n} test images.",
-        "Classification error: the protocol's ResNet-18 (trained from scratch on the train split) labels each "
-        "translation; 95% Clopper-Pearson intervals; McNemar: exact test on the same inputs against StarGAN.",
+        f"Classification error: {judge_words(cfg)} labels each translation; 95% Clopper-Pearson intervals; McNemar: "
+        "exact test on the same inputs against StarGAN.",
         ("FID: " + (f"torch-fidelity InceptionV3 ({weights.source}"
                     + (", standard weights)" if weights.standard else ", NOT the standard weights: not comparable "
                        "with published FID)")
                     if weights.available else "n/a: " + str(weights.problem)))
         + "; per target expression against the real test images of that expression, averaged over the 7 "
           "targets; small N biases FID upwards.",
-        "classifier Frechet: the same Fréchet distance on the classifier's 512-d features (torch-fidelity with a "
+        f"classifier Frechet: the same Fréchet distance on {judge_features(cfg)} (torch-fidelity with a "
         "registered extractor); needs no download; not comparable with FID.",
         *distribution_notes(cfg, "the expression's translations against its real test images"),
         "L1/PSNR/SSIM: against the real photo of the same subject, gaze and angle in the target expression "

@@ -74,13 +74,29 @@ def seed_records(per_seed: Optional[list], results: list) -> dict[str, Any]:
     return out
 
 
+def judge_words(cfg: Any) -> str:
+    """How the protocol's classifier (the judge) was made, for the table notes."""
+    n, s = cfg.classifier.members, cfg.classifier.seed
+    if n == 1:
+        return f"one ResNet-18 trained from scratch on the train split (classifier.seed={s})"
+    return (f"an ensemble of {n} ResNet-18s trained from scratch on the train split (classifier.seed={s} to "
+            f"{s + n - 1}), judging by the mean of their probabilities")
+
+
+def judge_features(cfg: Any) -> str:
+    """Whose 512-d features the classifier Fréchet distance and KID use."""
+    return "the classifier's 512-d features" if cfg.classifier.members == 1 else \
+        "the first ensemble member's 512-d features"
+
+
 def seeds_notes(cfg: Any, first: str) -> list[str]:
     """How a table over training seeds was made (``first``: what ranking first means in this protocol)."""
     seeds = ", ".join(str(s) for s in cfg.seeds)
     return [
         f"Training seeds {seeds}: every trained method was trained once per seed (its run key includes the seed, so "
         f"runs are shared with single-seed runs of the same seed). Cells give the mean ± sample sd over seeds; "
-        f"per_seed.csv holds every seed's own rows. The classifier (classifier.seed={cfg.classifier.seed}) and the "
+        f"per_seed.csv holds every seed's own rows. The classifier (classifier.seed={cfg.classifier.seed}, "
+        f"{cfg.classifier.members} member(s)) and the "
         f"real-images row do not depend on the training seed. Sources not trained here have one value.",
         "95% CI over seeds (t): Student-t interval of the per-seed errors (clipped to 0-100), i.e. how far training "
         "luck moves a method; "

@@ -1,5 +1,6 @@
-"""The protocols' classifier (the judge): a ResNet-18 trained on the task's train split, cached by its recipe and the
-data, and written once more as a torch-fidelity feature-extractor file for the distribution metrics."""
+"""The protocols' classifier (the judge): a ResNet-18 trained on the task's train split (or an ensemble of several,
+``classifier.members``), cached by its recipe and the data, and written once more as a torch-fidelity
+feature-extractor file for the distribution metrics."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,6 +16,7 @@ from starbench.evaluate.runs import data_fingerprint
 from starbench.files import save_torch
 from starbench.metrics.classifier import (
     ClassifierRecipe,
+    Ensemble,
     cache_key,
     cached_classifier,
     predict_logits,
@@ -25,16 +27,40 @@ from starbench.train.speed import fast_path, precision_key
 
 def task_classifier(cfg: Any, data: LoadedData, device: torch.device, kind: str, labels: str, description: str,
                     **key: Any) -> tuple[torch.nn.Module, dict, Path]:
-    """The protocol's ResNet-18 on the train split (cached by recipe and data), and its feature-extractor file.
+    """The protocol's judge on the train split (cached by recipe and data), and its feature-extractor file.
 
     ``kind`` names what it classifies (part of the cache key with ``key``), ``labels`` is ``onehot`` or
-    ``multilabel``. The extractor file is what torch-fidelity loads for the classifier Fréchet distance.
+    ``multilabel``. With ``classifier.members=N`` the judge is an ``Ensemble`` of N ResNet-18s, seeds
+    ``classifier.seed`` to ``classifier.seed + N - 1``, each cached under the key a single classifier of that seed
+    has. The extractor file (the first member's weights) is what torch-fidelity loads for the classifier Fréchet
+    distance.
     """
+    members, infos = [], []
+    for seed in range(cfg.classifier.seed, cfg.classifier.seed + cfg.classifier.members):
+        net, info = _one_classifier(cfg, data, device, kind, labels, seed,
+                                    description if cfg.classifier.members == 1 else f"{description}, seed {seed}",
+                                    **key)
+        members.append(net)
+        infos.append(info)
+    first_key = infos[0]["key"]
+    extractor_file = cache_dir(cfg) / "classifiers" / f"{first_key}.extractor.pt"
+    if not extractor_file.is_file():
+        save_torch(extractor_file, {"state": {k: v.cpu() for k, v in members[0].state_dict().items()},
+                                    "num_outputs": int(data.labels.shape[1]), "image_size": int(data.images.shape[-1])})
+    if len(members) == 1:
+        return members[0], infos[0], extractor_file
+    info = {**infos[0], "members": [{"seed": i["recipe"]["seed"], "key": i["key"], "cached": i["cached"],
+                                     "train_seconds": i.get("train_seconds")} for i in infos]}
+    return Ensemble(members, labels).to(device).eval(), info, extractor_file
+
+
+def _one_classifier(cfg: Any, data: LoadedData, device: torch.device, kind: str, labels: str, seed: int,
+                    description: str, **key: Any) -> tuple[torch.nn.Module, dict]:
+    """One ResNet-18 of the judge, trained with ``seed`` or loaded from the cache."""
     recipe = ClassifierRecipe(epochs=cfg.classifier.epochs, batch_size=cfg.classifier.batch_size,
-                              lr=cfg.classifier.lr, seed=cfg.classifier.seed)
-    size = int(data.images.shape[-1])
+                              lr=cfg.classifier.lr, seed=seed)
     fast = fast_path(device, cfg.train.amp, cfg.train.channels_last)
-    cache_key_ = cache_key(kind=kind, data=data_fingerprint(data), recipe=vars(recipe), size=size,
+    cache_key_ = cache_key(kind=kind, data=data_fingerprint(data), recipe=vars(recipe), size=int(data.images.shape[-1]),
                            precision=precision_key(fast), **key)
     train = data.split("train")
 
@@ -44,13 +70,7 @@ def task_classifier(cfg: Any, data: LoadedData, device: torch.device, kind: str,
                                channels_last=fast.channels_last)
         return net, {"recipe": vars(recipe), "train_images": int(len(train)), "key": cache_key_}
 
-    outputs = int(data.labels.shape[1])
-    net, info = cached_classifier(cache_dir(cfg), cache_key_, outputs, device, fit)
-    extractor_file = cache_dir(cfg) / "classifiers" / f"{cache_key_}.extractor.pt"
-    if not extractor_file.is_file():
-        save_torch(extractor_file, {"state": {k: v.cpu() for k, v in net.state_dict().items()}, "num_outputs": outputs,
-                                    "image_size": size})
-    return net, info, extractor_file
+    return cached_classifier(cache_dir(cfg), cache_key_, int(data.labels.shape[1]), device, fit)
 
 
 def classify(net: torch.nn.Module, images_u8: torch.Tensor) -> np.ndarray:

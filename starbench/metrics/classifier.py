@@ -89,6 +89,27 @@ def train_classifier(images: np.ndarray, targets: np.ndarray, rows: np.ndarray, 
     return net.eval()
 
 
+class Ensemble(nn.Module):
+    """Several classifiers judging as one: the mean of their probabilities (softmax over one-of-K labels, a sigmoid
+    per attribute), returned as logits again, so that code reading one network's logits (argmax, ``> 0``) reads the
+    ensemble's verdict unchanged. Averaging damps what one network's seed decides on images off its training
+    distribution, such as translations."""
+
+    def __init__(self, members: list[nn.Module], kind: str) -> None:
+        super().__init__()
+        if kind not in ("onehot", "multilabel"):
+            raise ValueError(f"kind must be onehot or multilabel, got {kind!r}")
+        self.members = nn.ModuleList(members)
+        self.kind = kind
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = torch.stack([m(x).float() for m in self.members])
+        if self.kind == "onehot":
+            return torch.log(torch.softmax(logits, dim=-1).mean(0))
+        p = torch.sigmoid(logits).mean(0).clamp(1e-7, 1 - 1e-7)
+        return torch.log(p) - torch.log1p(-p)
+
+
 @torch.no_grad()
 def predict_logits(net: nn.Module, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     """Logits for float images in [-1, 1] (any device; returned on the CPU)."""

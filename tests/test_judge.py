@@ -1,0 +1,72 @@
+"""The judge as an ensemble (``classifier.members``): it reads as the mean probability of its members, and each
+member is the very classifier a single judge of that seed would be (same cache entry, same weights)."""
+import pytest
+import torch
+from torch import nn
+
+from starbench.config import resolve
+from starbench.data import load_data
+from starbench.data.batches import to_float
+from starbench.errors import StarbenchError
+from starbench.metrics.classifier import Ensemble
+from starbench.protocols.rafd_expression import expression_classifier
+
+SMOKE = ["protocol=rafd_expression", "scale=smoke", "fid.download=false", "train.progress=false",
+         "data.synth_subjects=6", "classifier.epochs=1"]
+
+
+class Constant(nn.Module):
+    """A 'classifier' that gives the same logits for every image."""
+
+    def __init__(self, logits: list[float]) -> None:
+        super().__init__()
+        self.logits = nn.Parameter(torch.tensor(logits))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.logits.expand(len(x), -1)
+
+
+def test_an_ensemble_judges_by_the_mean_probability_not_by_a_vote():
+    x = torch.zeros(2, 3, 8, 8)
+    # one-of-K: one member sure of class 0, two leaning to class 1; the vote says 1, the mean probability 0
+    probs = [[0.98, 0.01, 0.01], [0.40, 0.59, 0.01], [0.40, 0.59, 0.01]]
+    onehot = Ensemble([Constant(torch.tensor(p).log().tolist()) for p in probs], "onehot")
+    out = onehot(x)
+    assert torch.allclose(out.softmax(-1), torch.tensor(probs).mean(0).expand(2, -1), atol=1e-6)
+    assert out.argmax(1).tolist() == [0, 0]
+    # attributes: sigmoid 0.9, 0.3, 0.4 average to 0.533: present (logit > 0), though two of three say absent
+    sig = torch.tensor([[0.9], [0.3], [0.4]])
+    multilabel = Ensemble([Constant(torch.logit(s).tolist()) for s in sig], "multilabel")
+    out = multilabel(x)
+    assert torch.allclose(torch.sigmoid(out), sig.mean(0).expand(2, -1), atol=1e-6)
+    assert (out > 0).all()
+    with pytest.raises(ValueError):
+        Ensemble([Constant([0.0])], "regression")
+
+
+def test_members_are_the_single_classifiers_of_their_seeds():
+    one = resolve(SMOKE)
+    two = resolve(SMOKE + ["classifier.members=2"])
+    data = load_data(one, show_progress=False)
+    cpu = torch.device("cpu")
+    ensemble, info, extractor = expression_classifier(two, data, cpu)
+    single, single_info, single_extractor = expression_classifier(one, data, cpu)
+    other, other_info, _ = expression_classifier(resolve(SMOKE + ["classifier.seed=1"]), data, cpu)
+    # member 0 is the seed-0 judge (its cache entry, its extractor file); member 1 the seed-1 judge
+    assert [m["seed"] for m in info["members"]] == [0, 1]
+    assert [m["key"] for m in info["members"]] == [single_info["key"], other_info["key"]]
+    assert info["key"] == single_info["key"] and extractor == single_extractor
+    assert single_info["cached"] and other_info["cached"]  # trained once, by the ensemble
+    for member, alone in zip(ensemble.members, (single, other)):
+        assert all(torch.equal(a, b) for a, b in zip(member.state_dict().values(), alone.state_dict().values()))
+    # ... and the ensemble's verdict is their mean probability
+    x = to_float(torch.from_numpy(data.images[data.split("test")[:16]]))
+    with torch.no_grad():
+        mean = (single(x).softmax(-1) + other(x).softmax(-1)) / 2
+        assert torch.allclose(ensemble(x).softmax(-1), mean, atol=1e-5)
+        assert not torch.allclose(single(x), other(x))  # two seeds, two networks
+
+
+def test_an_empty_ensemble_is_refused():
+    with pytest.raises(StarbenchError, match="classifier.members"):
+        resolve(SMOKE + ["classifier.members=0"])
