@@ -288,7 +288,7 @@ def run(cfg: Any) -> ProtocolResult:
         real_acc = float((real_pred == data.labels[test]).all(1).mean())
         real_attr_acc = {a: float((real_pred[:, i] == data.labels[test][:, i]).mean()) for i, a in enumerate(ATTRS)}
 
-    metrics = ev.metrics(attribute_judge(clf), extractor)
+    metrics = ev.metrics(attribute_judge(clf), clf_info["judge_key"], extractor)
     results = [ev.score(task, s, metrics, f"{task.n} inputs x {len(task.columns)} edits", summarize=edit_summary)
                for s in sources]
     seeded = cfg.seeds is not None

@@ -153,7 +153,7 @@ def run(cfg: Any) -> ProtocolResult:
     with ev.step("expression classifier"):
         clf, clf_info, extractor = expression_classifier(sng_cfg, rafd, ev.device)
 
-    metrics = ev.metrics(expression_judge(clf), extractor)
+    metrics = ev.metrics(expression_judge(clf), clf_info["judge_key"], extractor)
     grid: dict[str, np.ndarray] = {}
 
     def mask_grid(source: Source) -> None:

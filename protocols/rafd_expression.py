@@ -208,8 +208,8 @@ def table3_notes(cfg: Any, ev: Evaluation, task: Task, real_err: Any, results: l
         f"scale={cfg.scale}, {task.size} px; data: {data.index.description} ({data.index.layout}); "
         f"{task.n} neutral test inputs x {len(task.columns)} targets = {int(task.valid.sum())} translations per "
         f"method; real-image row: {real_err.n} test images.",
-        f"Classification error: {judge_words(cfg)} labels each translation; 95% Clopper-Pearson intervals; McNemar: "
-        "exact test on the same inputs against StarGAN.",
+        f"Classification error: each translation is labelled by {judge_words(cfg)}; 95% Clopper-Pearson intervals; "
+        "McNemar: exact test on the same inputs against StarGAN.",
         ("FID: " + (f"torch-fidelity InceptionV3 ({weights.source}"
                     + (", standard weights)" if weights.standard else ", NOT the standard weights: not comparable "
                        "with published FID)")
@@ -255,7 +255,7 @@ def run(cfg: Any) -> ProtocolResult:
         real_wrong = classify(clf, uint8_rows(data, test)) != data.labels[test].argmax(1)
         real_err = error_rate(real_wrong)
 
-    metrics = ev.metrics(expression_judge(clf), extractor_file)
+    metrics = ev.metrics(expression_judge(clf), clf_info["judge_key"], extractor_file)
     results = [ev.score(task, s, metrics, method_description(task), summarize=expression_summary) for s in sources]
 
     with ev.step("metrics"):

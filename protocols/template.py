@@ -89,9 +89,9 @@ def run(cfg: Any) -> ProtocolResult:
     ev = Evaluation(cfg, NAME, own_steps=2)
     data, fingerprint, task, sources = ev.load(happy_task)
     with ev.step("expression classifier"):
-        classifier, _, extractor = task_classifier(cfg, data, ev.device, "expression", "onehot",
+        classifier, info, extractor = task_classifier(cfg, data, ev.device, "expression", "onehot",
                                                    "expression classifier (ResNet-18)")
-    metrics = ev.metrics(happy_judge(classifier), extractor)
+    metrics = ev.metrics(happy_judge(classifier), info["judge_key"], extractor)
     results = [ev.score(task, s, metrics, f"{task.n} inputs") for s in sources]
     with ev.step("report"):
         record = {"protocol": NAME, "table": happy_table(cfg, results, task),

@@ -1,5 +1,6 @@
 """The judge as an ensemble (``classifier.members``): it reads as the mean probability of its members, and each
 member is the very classifier a single judge of that seed would be (same cache entry, same weights)."""
+import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -10,6 +11,7 @@ from starbench.data.batches import to_float
 from starbench.errors import StarbenchError
 from starbench.metrics.classifier import Ensemble
 from starbench.protocols.rafd_expression import expression_classifier
+from starbench.registry import PROTOCOLS
 
 SMOKE = ["protocol=rafd_expression", "scale=smoke", "fid.download=false", "train.progress=false",
          "data.synth_subjects=6", "classifier.epochs=1"]
@@ -70,3 +72,23 @@ def test_members_are_the_single_classifiers_of_their_seeds():
 def test_an_empty_ensemble_is_refused():
     with pytest.raises(StarbenchError, match="classifier.members"):
         resolve(SMOKE + ["classifier.members=0"])
+
+
+def test_learning_curve_points_are_cached_per_judge(tmp_path):
+    """A kept checkpoint's score is cached beside it for the judge that gave it: another judge scores it anew (the
+    same numbers as in a run folder of its own), and the first judge's cache is still there for it."""
+    base = SMOKE + ["train.tensorboard=false", "train.steps=8", "models=[stargan]", "curve_every=3"]
+
+    def curve(run_dir, judge_seed):
+        folder = tmp_path / f"results-{run_dir}-{judge_seed}"
+        PROTOCOLS.get("rafd_expression")(resolve(base + [f"run_dir={tmp_path / run_dir}", f"results_dir={folder}",
+                                                         f"classifier.seed={judge_seed}"]))
+        return pd.read_csv(folder / "rafd_expression" / "curve.csv")
+
+    first, second = curve("shared", 0), curve("shared", 1)
+    alone = curve("own", 1)  # judge 1 on a run trained in a folder of its own: nothing cached by judge 0
+    assert second[["step", "error %"]].equals(alone[["step", "error %"]])
+    assert first[["step", "error %"]].equals(curve("shared", 0)[["step", "error %"]])
+    kept = next((tmp_path / "shared" / "models").glob("stargan-*")) / "kept"
+    checkpoints = sorted(kept.glob("step_*.pt"))  # one cached score per judge beside each
+    assert len(checkpoints) == 2 and all(len(list(kept.glob(f"{c.stem}.*.json"))) == 2 for c in checkpoints)

@@ -48,9 +48,10 @@ def task_classifier(cfg: Any, data: LoadedData, device: torch.device, kind: str,
         save_torch(extractor_file, {"state": {k: v.cpu() for k, v in members[0].state_dict().items()},
                                     "num_outputs": int(data.labels.shape[1]), "image_size": int(data.images.shape[-1])})
     if len(members) == 1:
-        return members[0], infos[0], extractor_file
-    info = {**infos[0], "members": [{"seed": i["recipe"]["seed"], "key": i["key"], "cached": i["cached"],
-                                     "train_seconds": i.get("train_seconds")} for i in infos]}
+        return members[0], {**infos[0], "judge_key": infos[0]["key"]}, extractor_file
+    info = {**infos[0], "judge_key": "+".join(i["key"] for i in infos),
+            "members": [{"seed": i["recipe"]["seed"], "key": i["key"], "cached": i["cached"],
+                         "train_seconds": i.get("train_seconds")} for i in infos]}
     return Ensemble(members, labels).to(device).eval(), info, extractor_file
 
 

@@ -84,10 +84,11 @@ class Evaluation:
     def step(self, title: str) -> AbstractContextManager[None]:
         return self.steps(title)
 
-    def metrics(self, judge: Judge, extractor_file: Path) -> Metrics:
-        """The judge, and the distribution metrics' extractors: the classifier's features (``extractor_file``), then
-        Inception's when its weights are there, then the user's ``metrics.extractor``."""
-        return Metrics(judge, self.extractors(extractor_file), Settings.of(self.cfg), self.fid_root,
+    def metrics(self, judge: Judge, judge_key: str, extractor_file: Path) -> Metrics:
+        """The judge (``judge_key``: its classifiers' cache keys, ``task_classifier``'s ``info["judge_key"]``), and
+        the distribution metrics' extractors: the classifier's features (``extractor_file``), then Inception's when
+        its weights are there, then the user's ``metrics.extractor``."""
+        return Metrics(judge, judge_key, self.extractors(extractor_file), Settings.of(self.cfg), self.fid_root,
                        self.cfg.fid.batch_size)
 
     def extractors(self, extractor_file: Path) -> list[Extractor]:
@@ -149,15 +150,15 @@ class Evaluation:
               summarize: Summary) -> list[dict[str, Any]]:
         """The main metrics of every kept checkpoint of ``source``, then of the final model.
 
-        Each kept checkpoint is scored like any source and its result cached beside it (keyed by the task and the
-        feature extractors), so a re-run or another protocol reads it instead.
+        Each kept checkpoint is scored like any source and its result cached beside it (keyed by the task, the judge
+        and the feature extractors), so a re-run or another protocol with the same judge reads it instead.
         """
         run = Path(final.info["run_dir"])
         if not self.cfg.curve_distances:  # the error and L1 only: what the plateau test needs, far cheaper
             metrics = dataclasses.replace(metrics, extractors=[])
         tags = "|".join(e.tag for e in metrics.extractors)
-        key = hashlib.sha256(f"{CURVE_VERSION}|{task.fingerprint()}|{tags}|{metrics.settings}".encode()
-                             ).hexdigest()[:12]
+        key = hashlib.sha256(f"{CURVE_VERSION}|{task.fingerprint()}|{metrics.judge_key}|{tags}|{metrics.settings}"
+                             .encode()).hexdigest()[:12]
         points, new = [], []
         for path in sorted((run / KEPT_DIR).glob("step_*.pt")):
             step = int(path.stem.split("_")[1])

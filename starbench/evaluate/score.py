@@ -29,10 +29,11 @@ PAIRED = {"l1": paired.l1, "psnr": paired.psnr, "ssim": paired.ssim}
 
 @dataclass
 class Metrics:
-    """What a protocol run scores with: its judge, the feature extractors of the distribution metrics (the
+    """What a protocol run scores with: its judge and who it is, the feature extractors of the distribution metrics (the
     classifier's first), how KID and precision/recall are computed, and the feature cache."""
 
     judge: Judge
+    judge_key: str  # who the judge is (its classifiers' cache keys): cached scores are kept per judge
     extractors: list[Extractor]
     settings: Settings
     fid_root: Path
