@@ -4,8 +4,10 @@ The classification error of a translation is decided by the protocol's classifie
 a seed. This script scores the trained runs of a finished seed study (``run_dir``, reused: nothing is retrained)
 with single classifiers of several seeds and with ensembles (``classifier.members``) of disjoint seeds, and reports,
 per kind of judge, how far two judges of that kind disagree on the same run (mean and largest absolute difference in
-error points over every (method, training seed) row). Each judge's table goes to ``--work``; the per-row errors
-and the summary to ``benchmarks/results/judge_seeds/``.
+error points over every (method, training seed) row). Only the final models are scored: the learning curves'
+kept checkpoints are skipped (``Evaluation.curve`` is replaced here), so each judge's table has no curve and its
+``converged`` column says unknown. Each judge's table goes to ``--work``; the per-row errors and the summary to
+``benchmarks/results/judge_seeds/``.
 
 Usage:
   python benchmarks/judge_seeds.py run --run-dir runs --seeds 0,1,2            # 6 singles, 2 ensembles of 3
@@ -23,12 +25,18 @@ import pandas as pd
 import torch
 
 from starbench.config import resolve
+from starbench.evaluate.core import Evaluation
 from starbench.registry import PROTOCOLS
 from starbench.report import cpu_name
 from starbench.train.speed import cpu_has_bf16
 
 OUT = Path(__file__).parent / "results" / "judge_seeds"
 ERROR = "classification error"
+
+
+def final_models_only(self, *args, **kwargs) -> list:
+    """In place of ``Evaluation.curve``: no learning curve (what the comparison needs is the final models' errors)."""
+    return []
 
 
 def judges(singles: int, members: int) -> dict[str, tuple[int, int]]:
@@ -49,6 +57,7 @@ def errors(folder: Path) -> pd.Series:
 
 
 def run(args: argparse.Namespace) -> None:
+    Evaluation.curve = final_models_only
     rows, meta = {}, {}
     for name, (seed, members) in judges(args.singles, args.members).items():
         folder = Path(args.work) / name.replace(" ", "_")
