@@ -182,8 +182,9 @@ SCALE_PRESETS: dict[str, dict[str, Any]] = {
         "train": {"steps": 3000, "log_every": 25, "checkpoint_every": 500, "sample_every": 500, "ema_window": 0.1,
                   "decay_from": 1.0},
         "curve_points": 12,
-        # three judges: one ResNet-18's verdicts on translations move with its own seed by 2-3 points on average
-        # (up to 7), as much as the test set's interval (benchmarks/results/judge_seeds/)
+        # three judges: one ResNet-18's verdicts on translations move with its own seed by 2.3 points on average
+        # (up to 9.5), about the test set's interval, and its real-image error by 0.4-2.4%; three together by 1.7
+        # (up to 4.3) and 0.0-0.6% (benchmarks/results/judge_seeds/)
         "classifier": {"epochs": 8, "members": 3},
     },
     "paper": {
