@@ -324,7 +324,7 @@ def run(cfg: Any) -> ProtocolResult:
             ("FID: " + (f"torch-fidelity InceptionV3 ({weights.source})" if weights.available else
                         "n/a: " + str(weights.problem)))
             + "; against real test images carrying the edit's target attributes. classifier Frechet: on "
-            + judge_features(cfg).replace("the classifier's", "the attribute classifier's")
+            + judge_features(cfg, "the attribute classifier")
             + "; needs no download; not comparable with FID.",
             *distribution_notes(cfg, "the edit's translations against the real test images with its target attributes"
                                 " (per_edit.csv; the group columns average its edits)"),

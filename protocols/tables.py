@@ -83,9 +83,9 @@ def judge_words(cfg: Any) -> str:
             f"{s + n - 1}), judging by the mean of their probabilities")
 
 
-def judge_features(cfg: Any) -> str:
-    """Whose 512-d features the classifier Fréchet distance and KID use."""
-    return "the classifier's 512-d features" if cfg.classifier.members == 1 else \
+def judge_features(cfg: Any, classifier: str = "the classifier") -> str:
+    """Whose 512-d features the classifier Fréchet distance and KID use (``classifier``: what the notes call it)."""
+    return f"{classifier}'s 512-d features" if cfg.classifier.members == 1 else \
         "the first ensemble member's 512-d features"
 
 

@@ -22,7 +22,7 @@ from starbench.metrics.classifier import (
     predict_logits,
     train_classifier,
 )
-from starbench.train.speed import fast_path, precision_key
+from starbench.train.speed import FastPath, fast_path, precision_key
 
 
 def task_classifier(cfg: Any, data: LoadedData, device: torch.device, kind: str, labels: str, description: str,
@@ -35,34 +35,34 @@ def task_classifier(cfg: Any, data: LoadedData, device: torch.device, kind: str,
     has. The extractor file (the first member's weights) is what torch-fidelity loads for the classifier Fréchet
     distance.
     """
+    fast = fast_path(device, cfg.train.amp, cfg.train.channels_last)  # once: its fallback line is printed once
+    shared = {"kind": kind, "data": data_fingerprint(data), "size": int(data.images.shape[-1]),
+              "precision": precision_key(fast), **key}  # every member's cache key but its recipe
     members, infos = [], []
     for seed in range(cfg.classifier.seed, cfg.classifier.seed + cfg.classifier.members):
-        net, info = _one_classifier(cfg, data, device, kind, labels, seed,
-                                    description if cfg.classifier.members == 1 else f"{description}, seed {seed}",
-                                    **key)
+        net, info = _one_classifier(cfg, data, device, labels, seed, fast, shared,
+                                    description if cfg.classifier.members == 1 else f"{description}, seed {seed}")
         members.append(net)
         infos.append(info)
     first_key = infos[0]["key"]
     extractor_file = cache_dir(cfg) / "classifiers" / f"{first_key}.extractor.pt"
     if not extractor_file.is_file():
         save_torch(extractor_file, {"state": {k: v.cpu() for k, v in members[0].state_dict().items()},
-                                    "num_outputs": int(data.labels.shape[1]), "image_size": int(data.images.shape[-1])})
+                                    "num_outputs": int(data.labels.shape[1]), "image_size": shared["size"]})
     if len(members) == 1:
-        return members[0], {**infos[0], "judge_key": infos[0]["key"]}, extractor_file
+        return members[0], {**infos[0], "judge_key": first_key}, extractor_file
     info = {**infos[0], "judge_key": "+".join(i["key"] for i in infos),
             "members": [{"seed": i["recipe"]["seed"], "key": i["key"], "cached": i["cached"],
                          "train_seconds": i.get("train_seconds")} for i in infos]}
     return Ensemble(members, labels).to(device).eval(), info, extractor_file
 
 
-def _one_classifier(cfg: Any, data: LoadedData, device: torch.device, kind: str, labels: str, seed: int,
-                    description: str, **key: Any) -> tuple[torch.nn.Module, dict]:
-    """One ResNet-18 of the judge, trained with ``seed`` or loaded from the cache."""
+def _one_classifier(cfg: Any, data: LoadedData, device: torch.device, labels: str, seed: int, fast: FastPath,
+                    shared: dict[str, Any], description: str) -> tuple[torch.nn.Module, dict]:
+    """One ResNet-18 of the judge, trained with ``seed`` or loaded from the cache (``shared``: the rest of its key)."""
     recipe = ClassifierRecipe(epochs=cfg.classifier.epochs, batch_size=cfg.classifier.batch_size,
                               lr=cfg.classifier.lr, seed=seed)
-    fast = fast_path(device, cfg.train.amp, cfg.train.channels_last)
-    cache_key_ = cache_key(kind=kind, data=data_fingerprint(data), recipe=vars(recipe), size=int(data.images.shape[-1]),
-                           precision=precision_key(fast), **key)
+    cache_key_ = cache_key(recipe=vars(recipe), **shared)
     train = data.split("train")
 
     def fit():

@@ -23,6 +23,7 @@ from starbench.registry import PROTOCOLS
 # user asked, beside the protocol's cache.
 NOT_PASSED_ON = ("run_dir", "jobs")
 
+
 def dotlist(delta: dict[str, Any], prefix: str = "") -> list[str]:
     """{'seed': 1, 'train': {'keep_every': 10}} -> ['seed=1', 'train.keep_every=10'] (None as null)."""
     out = []
