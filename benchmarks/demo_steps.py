@@ -9,6 +9,7 @@ two-domain instances each alone), the others change one switch or all of them.
 Usage:
   python benchmarks/demo_steps.py                                  # every method, every variant
   python benchmarks/demo_steps.py --methods stargan --variants old,amp --steps 40
+  python benchmarks/demo_steps.py --threads 1      # as each of the main command's two processes runs
 """
 from __future__ import annotations
 
@@ -76,8 +77,12 @@ def main() -> None:
     ap.add_argument("--variants", default="old,amp,channels_last,amp+channels_last,shared-F,grouped,default")
     ap.add_argument("--steps", type=int, default=0, help="steps timed per method (0: a default per method)")
     ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default; the main command's "
+                    "two processes use 1 each)")
     ap.add_argument("--json", help="also write the rows to this file")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; ms per step, projected demo seconds, "
           f"ratio old/variant")
     rows = []

@@ -46,6 +46,7 @@ from starbench.protocols.tables import (
     judge_features,
     judge_words,
     methods,
+    one_seed_note,
     origin_notes,
     runs_provenance,
     seed_records,
@@ -301,7 +302,7 @@ def run(cfg: Any) -> ProtocolResult:
         table1 = group_table(results, df, SINGLE_GROUPS, TABLE1_VOTES, lambda g: PAPER_GROUP_KEY[g], seeded,
                              task.valid, first)
         table2 = group_table(results, df, MULTI_GROUPS, TABLE2_VOTES, lambda g: g, seeded, task.valid, first)
-        per_seed, seed_notes = None, []
+        per_seed, seed_notes = None, one_seed_note(cfg, results)
         if seeded:
             per_seed = []
             for seed in seeds_of(cfg):

@@ -57,6 +57,7 @@ from starbench.protocols.tables import (
     fmt,
     judge_words,
     methods,
+    one_seed_note,
     origin_notes,
     runs_provenance,
     seed_records,
@@ -174,7 +175,8 @@ def run(cfg: Any) -> ProtocolResult:
 
     with ev.step("metrics"):
         table, jnt_test, per_seed = joint_table(cfg, results, task)
-        seed_notes = seeds_notes(cfg, "the lowest classification error") if cfg.seeds is not None else []
+        seed_notes = (seeds_notes(cfg, "the lowest classification error") if cfg.seeds is not None
+                      else one_seed_note(cfg, results))
 
     with ev.step("report"):
         runs = runs_provenance(results)

@@ -52,6 +52,7 @@ from starbench.protocols.tables import (
     judge_features,
     judge_words,
     methods,
+    one_seed_note,
     origin_notes,
     runs_provenance,
     seed_records,
@@ -192,6 +193,7 @@ def table3(cfg: Any, results: list[Scores], task: Task, real_err: Any
     rows.append({**{k: "-" for k in rows[0]}, "method": "real images", error_column: real_err.text(),
                  "paper error %": TABLE3_ERROR["real"].text()})
     per_seed = None
+    notes += one_seed_note(cfg, results)
     if seeded:
         notes += seeds_notes(cfg, "the lowest classification error")
         per_seed = [{"seed": seed, **row} for seed in seeds_of(cfg) for row in

@@ -110,6 +110,16 @@ def seeds_notes(cfg: Any, first: str) -> list[str]:
     ]
 
 
+def one_seed_note(cfg: Any, results: list) -> list[str]:
+    """What a single-seed table's intervals do not cover (none when nothing was trained here or seeds were given)."""
+    if cfg.seeds is not None or not any(r.info["kind"] == "trained" for r in results):
+        return []
+    return [f"One training seed (seed={cfg.seed}): the 95% intervals and McNemar p are the test set's sampling error "
+            "alone; they leave out how far another training seed, or another machine's arithmetic, moves each "
+            "trained method. seeds=[0,1,2] measures that (t-intervals over seeds); read a single-seed difference "
+            "as a draw, not a ranking."]
+
+
 def origin_notes(results: list) -> list[str]:
     """Where each source that was not trained here came from, and what it noted (resized images)."""
     notes = []

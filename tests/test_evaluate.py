@@ -95,6 +95,7 @@ def test_exported_task_scored_from_folders_beside_a_builtin_method(tmp_path, iso
     assert -0.1 * kid(unchanged)[0] < kid(oracle)[0] <= 0 and kid(unchanged)[0] > 5 * kid(unchanged)[1]
     notes = (out / "table3.md").read_text()
     assert "oracle: 63 translations read from the folder oracle" in notes and "resized" not in notes
+    assert "One training seed (seed=0)" in notes  # StarGAN was trained here, with one seed
     prov = json.loads((out / "provenance.json").read_text())
     assert prov["runs"]["oracle"]["kind"] == "folder" and prov["runs"]["stargan"]["kind"] == "trained"
 
@@ -116,7 +117,9 @@ def test_exported_task_scored_from_folders_beside_a_builtin_method(tmp_path, iso
     assert float(row["starbench-classifier-2 FD"]) == pytest.approx(float(row["classifier Frechet (not FID)"]),
                                                                     abs=0.006)  # 2 digits against 3
     assert row["starbench-classifier-2 KID x1000"] == row["classifier KID x1000"]
-    assert "big: 63 translation(s) were not of the protocol's size and were resized" in (out / "table3.md").read_text()
+    notes = (out / "table3.md").read_text()
+    assert "big: 63 translation(s) were not of the protocol's size and were resized" in notes
+    assert "One training seed" not in notes  # nothing trained here: no training seed to leave out
 
 
 def test_bad_translation_folders_fail_clearly_and_touch_nothing(tmp_path):

@@ -41,6 +41,10 @@ def test_seeds_give_mean_sd_and_per_seed_rows_that_are_the_single_seed_runs(tmp_
     assert max(table.loc[m, "first (lowest error)"] for m in ("stargan", "icgan")) in ("1/2", "2/2")
     notes = (out / "table3.md").read_text()
     assert "Training seeds 0, 1" in notes and "(seed, input, target) triples" in notes
+    # a single-seed table says its intervals leave the training seed out; one over seeds has the t-intervals instead
+    assert "One training seed" not in notes
+    assert "One training seed (seed=1): the 95% intervals and McNemar p are the test set's sampling error alone" in \
+        (tmp_path / "single1" / "rafd_expression" / "table3.md").read_text()
     per_seed = pd.read_csv(out / "per_seed.csv", keep_default_na=False, dtype=str)
     assert list(zip(per_seed["seed"], per_seed["method"])) == [("0", "stargan"), ("0", "icgan"), ("1", "stargan"),
                                                                 ("1", "icgan")]
