@@ -30,8 +30,7 @@ from starbench.config import resolve
 from starbench.evaluate.curves import plateau
 from starbench.metrics.stats import error_rate
 from starbench.registry import PROTOCOLS
-from starbench.report import cpu_name, plt
-from starbench.train.speed import cpu_has_bf16
+from starbench.report import cpu_label, plt
 
 OUT = Path(__file__).parent / "results" / "convergence"
 RUNS = Path("runs") / "study"
@@ -56,7 +55,7 @@ def run(args: argparse.Namespace) -> None:
     prov = json.loads((result.folder / "provenance.json").read_text())
     run_info = next(iter(prov["runs"].values()))
     meta = {"method": m, "variant": args.variant, "overrides": args.set, "steps": args.steps, "every": args.every,
-            "threads": torch.get_num_threads(), "cpu": cpu_name() + (" (avx512_bf16 or amx)" if cpu_has_bf16() else ""),
+            "threads": torch.get_num_threads(), "cpu": cpu_label(),
             "torch": torch.__version__,
             "train_seconds": run_info.get("train_seconds"), "reused": run_info.get("reused"),
             "protocol_seconds": round(seconds, 1), "classifier_real_error": prov["classifier"]["real_test_error"]}

@@ -27,8 +27,7 @@ import torch
 from starbench.config import resolve
 from starbench.evaluate.core import Evaluation
 from starbench.registry import PROTOCOLS
-from starbench.report import cpu_name
-from starbench.train.speed import cpu_has_bf16
+from starbench.report import cpu_label
 
 OUT = Path(__file__).parent / "results" / "judge_seeds"
 ERROR = "classification error"
@@ -77,7 +76,7 @@ def run(args: argparse.Namespace) -> None:
     pd.DataFrame(rows).to_csv(OUT / f"{args.name}.csv")
     (OUT / f"{args.name}.json").write_text(json.dumps({
         "run_dir": args.run_dir, "seeds": args.seeds, "overrides": args.set, "judges": meta,
-        "cpu": cpu_name() + (" (native bf16)" if cpu_has_bf16() else ""), "torch": torch.__version__}, indent=2)
+        "cpu": cpu_label(), "torch": torch.__version__}, indent=2)
         + "\n")
     report(args)
 

@@ -19,10 +19,14 @@ hold on every path.
 
 The committed seed study (``results/seeds/rafd_expression``, made by the README's seed-study command) is one
 path already (its ``provenance.json`` names it); ``adopt`` takes its per-seed rows instead of training it a second
-time, after checking that the folder was made on that path.
+time, after checking that the folder was made on that path. The same command run on another machine is the real
+thing this script stands in for: ``adopt --name`` files its folder as a path of its own, and ``report`` checks it
+like the others.
 
 Usage:
   python benchmarks/numerical_paths.py adopt --path bf16-1t --folder results/seeds/rafd_expression
+  python benchmarks/numerical_paths.py adopt --path bf16-1t --folder OTHER/results/seeds/rafd_expression \
+      --name xeon-amx-bf16-1t          # the same path on another machine: a row of its own, named for the machine
   python benchmarks/numerical_paths.py run --path fp32-1t --seeds 0,1,2 --set jobs=2   # one path, 2 runs at a time
   python benchmarks/numerical_paths.py report --reference bf16-1t            # table, figure and the checks
 
@@ -45,7 +49,7 @@ from scipy import stats
 from starbench.config import resolve
 from starbench.evaluate.parallel import jobs_for, side_by_side, threads_per_job
 from starbench.registry import PROTOCOLS
-from starbench.report import cpu_name
+from starbench.report import cpu_label
 from starbench.report import plt as pyplot
 from starbench.train import speed
 
@@ -82,9 +86,17 @@ def run(args: argparse.Namespace) -> None:
     prov = json.loads((result.folder / "provenance.json").read_text())
     (OUT / f"{args.path}.json").write_text(json.dumps({
         "path": args.path, "bf16": bf16, "threads": threads, "seeds": args.seeds, "overrides": args.set,
-        "cpu": cpu_name() + (" (native bf16)" if native_bf16 else ""), "torch": torch.__version__,
+        "cpu": cpu_label(), "torch": torch.__version__,
         "seconds": round(time.perf_counter() - start), "real_error": prov["classifier"]["real_test_error"]},
         indent=2) + "\n")
+
+
+def made_cpu_label(made: dict) -> str:
+    """``report.cpu_label`` of the CPU a folder was made on, from its provenance (older ones: bf16 or not only)."""
+    units = made.get("cpu_bf16_units")
+    if units is None:
+        units = ["native bf16"] if made["cpu_native_bf16"] else []
+    return f"{made['cpu']} ({', '.join(units) if units else 'no native bf16'})"
 
 
 def adopt(args: argparse.Namespace) -> None:
@@ -97,12 +109,13 @@ def adopt(args: argparse.Namespace) -> None:
     if made_bf16 != bf16 or (made and made["threads_per_process"] != threads):
         raise SystemExit(f"{folder} was not made on the {args.path} path ({made or 'train.amp unset'})")
     OUT.mkdir(parents=True, exist_ok=True)
+    name = args.name or args.path
     per_seed = pd.read_csv(folder / "per_seed.csv", keep_default_na=False, dtype=str)
-    per_seed.to_csv(OUT / f"{args.path}.csv", index=False)
-    (OUT / f"{args.path}.json").write_text(json.dumps({
-        "path": args.path, "bf16": bf16, "threads": threads,
+    per_seed.to_csv(OUT / f"{name}.csv", index=False)
+    (OUT / f"{name}.json").write_text(json.dumps({
+        "path": name, "bf16": bf16, "threads": threads,
         "seeds": ",".join(str(s) for s in prov["config"]["seeds"]), "overrides": [],
-        "cpu": args.cpu or (made["cpu"] + (" (native bf16)" if made["cpu_native_bf16"] else "") if made else "unknown"),
+        "cpu": args.cpu or (made_cpu_label(made) if made else "unknown"),
         "torch": prov["packages"].get("torch", "?"), "seconds": round(prov["wall_seconds"]),
         "real_error": prov["classifier"]["real_test_error"], "source": str(folder), "created": prov["created"]},
         indent=2) + "\n")
@@ -227,7 +240,8 @@ def main_command_check(folder: Path, frames: dict[str, pd.DataFrame]) -> tuple[s
 
 
 def report(args: argparse.Namespace) -> None:
-    paths = [p for p in PATHS if (OUT / f"{p}.csv").is_file()]
+    filed = sorted(p.stem for p in OUT.glob("*.json"))  # this machine's paths, then other machines' (adopt --name)
+    paths = [p for p in PATHS if p in filed] + [p for p in filed if p not in PATHS]
     ref = args.reference if args.reference in paths else paths[0]
     paths = [ref] + [p for p in paths if p != ref]
     frames = {p: per_seed(p) for p in paths}
@@ -273,6 +287,7 @@ def main() -> None:
     a.add_argument("--path", choices=list(PATHS), required=True)
     a.add_argument("--folder", required=True, help="a committed rafd_expression folder with per_seed.csv")
     a.add_argument("--cpu", help="the CPU it was made on (default: what its provenance names)")
+    a.add_argument("--name", help="file it under this name (default: --path): the same path on another machine")
     rep = sub.add_parser("report")
     rep.add_argument("--reference", default="bf16-1t", help="the committed seed study's path")
     rep.add_argument("--main", default="results/rafd_expression", help="the committed main-command folder ('' to skip)")

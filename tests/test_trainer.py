@@ -11,9 +11,11 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from starbench import report
 from starbench.cli import cli
 from starbench.config import resolve
 from starbench.errors import StarbenchError
+from starbench.train import speed
 from starbench.train.checkpoint import read_checkpoint
 from starbench.train.trainer import Trainer
 
@@ -181,3 +183,22 @@ def test_translate_command(tmp_path):
     res = runner.invoke(cli, ["translate", f"checkpoint={tmp_path / 'other.pt'}", f"input={neutral}", "target=happy",
                               f"out={tmp_path / 'out'}"])
     assert res.exit_code == 2 and "network G parameter" in res.output
+
+
+@pytest.mark.parametrize("amx,avx512_bf16,units,label", [
+    (True, True, ["AMX", "AVX512-BF16"], "(AMX, AVX512-BF16)"),
+    (False, True, ["AVX512-BF16"], "(AVX512-BF16)"),
+    (False, False, [], "(no native bf16)"),
+])
+def test_cpu_kind_decides_the_cpu_path_and_is_named_in_every_label(monkeypatch, amx, avx512_bf16, units, label):
+    """The CPU's bf16 units decide whether training runs under bf16 autocast, and every figure's CPU label (the
+    provenance's numerical path, the benchmarks) names them: two CPUs with other units give other numbers."""
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16, raising=False)
+    assert speed.cpu_bf16_units() == units
+    assert report.cpu_label() == f"{report.cpu_name()} {label}"
+    cpu = torch.device("cpu")
+    assert speed.bf16_autocast(cpu, None) is bool(units)  # the default: bf16 where the CPU has it
+    assert speed.bf16_autocast(cpu, False) is False
+    path = speed.fast_path(cpu, True, None)  # asked for: fp32 where there is no native bf16, never a traceback
+    assert path.autocast_dtype == (torch.bfloat16 if units else None)

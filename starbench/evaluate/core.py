@@ -43,7 +43,7 @@ from starbench.progress import console
 from starbench.report import cpu_name, provenance, results_folder, save_record, write_json
 from starbench.train.checkpoint import KEPT_DIR
 from starbench.train.events import EventLog
-from starbench.train.speed import bf16_autocast, cpu_has_bf16, fast_path
+from starbench.train.speed import bf16_autocast, cpu_bf16_units, cpu_has_bf16, fast_path
 from starbench.train.trainer import Diverged
 
 VERBS = {"trained": "train or load, then translate and score", "checkpoint": "load, translate and score",
@@ -59,8 +59,9 @@ def numerical_path(cfg: Any) -> dict[str, Any]:
     device = resolve_device(cfg.device)
     bf16 = bf16_autocast(device, cfg.train.amp)
     return {"device": str(device), "cpu": cpu_name() if device.type == "cpu" else torch.cuda.get_device_name(device),
-            "cpu_native_bf16": cpu_has_bf16(), "training": "bf16 autocast" if bf16 else "fp32",
-            "cores": cpu_cores(), "jobs": jobs_for(cfg), "threads_per_process": torch.get_num_threads()}
+            "cpu_native_bf16": cpu_has_bf16(), "cpu_bf16_units": cpu_bf16_units(),
+            "training": "bf16 autocast" if bf16 else "fp32", "cores": cpu_cores(), "jobs": jobs_for(cfg),
+            "threads_per_process": torch.get_num_threads()}
 
 
 class Evaluation:

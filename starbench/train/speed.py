@@ -29,11 +29,15 @@ def precision_key(fast: FastPath) -> str:
     return ("bf16" if fast.autocast_dtype is not None else "fp32") + ("+channels_last" if fast.channels_last else "")
 
 
+def cpu_bf16_units() -> list[str]:
+    """The CPU's native bf16 units ('AMX', 'AVX512-BF16'): CPUs with other units run other kernels, so other bits."""
+    probes = {"AMX": "_is_amx_tile_supported", "AVX512-BF16": "_is_avx512_bf16_supported"}
+    return [unit for unit, name in probes.items() if (probe := getattr(torch.cpu, name, None)) and probe()]
+
+
 def cpu_has_bf16() -> bool:
     """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX); elsewhere bf16 autocast is slower than fp32."""
-    probe = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
-    amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
-    return bool((probe and probe()) or (amx and amx()))
+    return bool(cpu_bf16_units())
 
 
 def bf16_autocast(device: torch.device, amp: Optional[bool]) -> bool:
