@@ -27,10 +27,11 @@ import pandas as pd
 import torch
 
 from starbench.config import resolve
+from starbench.devices import cpu_label
 from starbench.evaluate.curves import plateau
 from starbench.metrics.stats import error_rate
 from starbench.registry import PROTOCOLS
-from starbench.report import cpu_label, plt
+from starbench.report import plt
 
 OUT = Path(__file__).parent / "results" / "convergence"
 RUNS = Path("runs") / "study"

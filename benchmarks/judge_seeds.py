@@ -25,9 +25,9 @@ import pandas as pd
 import torch
 
 from starbench.config import resolve
+from starbench.devices import cpu_label
 from starbench.evaluate.core import Evaluation
 from starbench.registry import PROTOCOLS
-from starbench.report import cpu_label
 
 OUT = Path(__file__).parent / "results" / "judge_seeds"
 ERROR = "classification error"

@@ -47,9 +47,9 @@ import torch
 from scipy import stats
 
 from starbench.config import resolve
+from starbench.devices import cpu_label
 from starbench.evaluate.parallel import jobs_for, side_by_side, threads_per_job
 from starbench.registry import PROTOCOLS
-from starbench.report import cpu_label
 from starbench.report import plt as pyplot
 from starbench.train import speed
 
@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> None:
 
 
 def made_cpu_label(made: dict) -> str:
-    """``report.cpu_label`` of the CPU a folder was made on, from its provenance (older ones: bf16 or not only)."""
+    """``devices.cpu_label`` of the CPU a folder was made on, from its provenance (older ones: bf16 or not only)."""
     units = made.get("cpu_bf16_units")
     if units is None:
         units = ["native bf16"] if made["cpu_native_bf16"] else []

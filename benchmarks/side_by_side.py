@@ -28,8 +28,8 @@ import torch
 
 from starbench.config import resolve
 from starbench.data import load_data
+from starbench.devices import cpu_label
 from starbench.metrics.classifier import ClassifierRecipe, train_classifier
-from starbench.report import cpu_label
 from starbench.train.data_source import to_device
 from starbench.train.trainer import Trainer
 

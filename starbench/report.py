@@ -31,7 +31,6 @@ from omegaconf import OmegaConf
 from starbench.errors import StarbenchError
 from starbench.files import no_space, pid_alive, pid_of, write_json
 from starbench.locks import exclusive
-from starbench.train.speed import cpu_bf16_units
 
 
 @dataclass
@@ -179,22 +178,6 @@ def package_versions() -> dict[str, Optional[str]]:
         except metadata.PackageNotFoundError:
             out[name] = None
     return out
-
-
-def cpu_name() -> str:
-    """The CPU's model name (``/proc/cpuinfo``; else what ``platform`` knows)."""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
-def cpu_label() -> str:
-    """The CPU as every figure names it: model name and native bf16 units ('AMD EPYC (AVX512-BF16)',
-    '... (no native bf16)'), the two things that decide its numerical path."""
-    units = cpu_bf16_units()
-    return f"{cpu_name()} ({', '.join(units) if units else 'no native bf16'})"
 
 
 def provenance(cfg: Any, **extra: Any) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from starbench import report
+from starbench import devices
 from starbench.cli import cli
 from starbench.config import resolve
 from starbench.errors import StarbenchError
@@ -195,8 +195,8 @@ def test_cpu_kind_decides_the_cpu_path_and_is_named_in_every_label(monkeypatch, 
     provenance's numerical path, the benchmarks) names them: two CPUs with other units give other numbers."""
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16, raising=False)
-    assert speed.cpu_bf16_units() == units
-    assert report.cpu_label() == f"{report.cpu_name()} {label}"
+    assert devices.cpu_bf16_units() == units
+    assert devices.cpu_label() == f"{devices.cpu_name()} {label}"
     cpu = torch.device("cpu")
     assert speed.bf16_autocast(cpu, None) is bool(units)  # the default: bf16 where the CPU has it
     assert speed.bf16_autocast(cpu, False) is False

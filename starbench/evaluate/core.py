@@ -20,7 +20,7 @@ from rich.markup import escape
 
 from starbench.config import cache_dir
 from starbench.data import LoadedData, load_data
-from starbench.devices import resolve_device
+from starbench.devices import cpu_bf16_units, cpu_name, resolve_device
 from starbench.evaluate.parallel import cpu_cores, jobs_for
 from starbench.evaluate.runs import data_fingerprint
 from starbench.evaluate.score import Judge, Metrics, Scores, score
@@ -40,10 +40,10 @@ from starbench.locks import exclusive
 from starbench.metrics.distances import Extractor, Settings
 from starbench.metrics.extractors import resolve_inception_weights
 from starbench.progress import console
-from starbench.report import cpu_name, provenance, results_folder, save_record, write_json
+from starbench.report import provenance, results_folder, save_record, write_json
 from starbench.train.checkpoint import KEPT_DIR
 from starbench.train.events import EventLog
-from starbench.train.speed import bf16_autocast, cpu_bf16_units, cpu_has_bf16, fast_path
+from starbench.train.speed import bf16_autocast, cpu_has_bf16, fast_path
 from starbench.train.trainer import Diverged
 
 VERBS = {"trained": "train or load, then translate and score", "checkpoint": "load, translate and score",

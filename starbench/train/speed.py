@@ -12,6 +12,7 @@ from typing import Optional
 
 import torch
 
+from starbench.devices import cpu_bf16_units
 from starbench.progress import console
 
 CUDA_DEFAULTS = {"amp": True, "channels_last": True}
@@ -27,12 +28,6 @@ class FastPath:
 def precision_key(fast: FastPath) -> str:
     """How a network was trained, for cache keys: 'fp32', 'bf16', with '+channels_last'."""
     return ("bf16" if fast.autocast_dtype is not None else "fp32") + ("+channels_last" if fast.channels_last else "")
-
-
-def cpu_bf16_units() -> list[str]:
-    """The CPU's native bf16 units ('AMX', 'AVX512-BF16'): CPUs with other units run other kernels, so other bits."""
-    probes = {"AMX": "_is_amx_tile_supported", "AVX512-BF16": "_is_avx512_bf16_supported"}
-    return [unit for unit, name in probes.items() if (probe := getattr(torch.cpu, name, None)) and probe()]
 
 
 def cpu_has_bf16() -> bool:
