@@ -82,8 +82,15 @@ def test_exported_task_scored_from_folders_beside_a_builtin_method(tmp_path, iso
     photos = torch.stack([torch.from_numpy(load_image(str(truth_file(r)), 32)) for r in rows])
     wrong = classify(clf, photos) != np.array([sorted(set(names)).index(r["target"]) for r in rows])
     assert float(oracle["classification error % [95% CI]"].split()[0]) == pytest.approx(100 * wrong.mean(), abs=0.006)
-    # unchanged neutral faces never show the target expression
-    assert float(unchanged["classification error % [95% CI]"].split()[0]) >= 90
+    # the unchanged inputs' error is the classifier's verdict on the neutral faces themselves, and doing nothing
+    # scores far worse than the truth (a bound against the oracle, not against chance: the 6-subject smoke judge
+    # labels some neutral faces with another expression, how many depends on the thread count it trained with)
+    faces = torch.stack([torch.from_numpy(np.asarray(Image.open(task / "inputs" / r["input"])).transpose(2, 0, 1)
+                                          .copy()) for r in rows])
+    stays = classify(clf, faces) != np.array([sorted(set(names)).index(r["target"]) for r in rows])
+    unchanged_err = float(unchanged["classification error % [95% CI]"].split()[0])
+    assert unchanged_err == pytest.approx(100 * stays.mean(), abs=0.006)
+    assert unchanged_err > float(oracle["classification error % [95% CI]"].split()[0]) + 50
     # distribution metrics with known answers: the oracle's translations are the reference photos themselves
     # (precision and recall 1; KID just below 0, as for any set against itself: its expectation is then
     # 2 (mean k(x, x') - mean k(x, x)) / n, small beside a real difference), the unchanged inputs are another
