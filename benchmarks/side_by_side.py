@@ -10,7 +10,8 @@ method this times demo training steps three ways, in the same script:
 - ``2 processes x 1 thread``: two runs at once, one core each (``jobs=2``), each timed.
 
 Throughput is steps per second summed over the processes; ``jobs=2`` wins where its throughput beats one process
-with two threads. Each process sets up the Trainer (data, model) before a barrier, so only the steps overlap.
+with two threads. Each process sets up the Trainer (data, model) before a barrier, so only the steps overlap (the
+classifier builds its ResNet-18 inside the timed call, the same in every row).
 
 Usage:
   python benchmarks/side_by_side.py                              # stargan, cyclegan, classifier
@@ -22,7 +23,7 @@ import argparse
 import json
 import multiprocessing
 import time
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -36,7 +37,7 @@ from starbench.train.trainer import Trainer
 STEPS = {"stargan": 60, "icgan": 60, "diat": 8, "cyclegan": 5, "classifier": 12}
 
 
-def steps_of(method: str, warmup: int = 2):
+def steps_of(method: str, warmup: int = 2) -> Callable[[int], float]:
     """A callable timing ``n`` training steps of ``method`` at the demo preset, set up before it is returned."""
     if method == "classifier":
         cfg = resolve(["scale=demo", "train.progress=false"])
