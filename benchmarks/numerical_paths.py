@@ -96,7 +96,7 @@ def made_cpu_label(made: dict) -> str:
     units = made.get("cpu_bf16_units")
     if units is None:
         units = ["native bf16"] if made["cpu_native_bf16"] else []
-    return f"{made['cpu']} ({', '.join(units) if units else 'no native bf16'})"
+    return cpu_label(made["cpu"], units)
 
 
 def adopt(args: argparse.Namespace) -> None:

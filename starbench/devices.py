@@ -39,8 +39,10 @@ def cpu_bf16_units() -> list[str]:
     return [unit for unit, name in probes.items() if (probe := getattr(torch.cpu, name, None)) and probe()]
 
 
-def cpu_label() -> str:
+def cpu_label(name: str | None = None, units: list[str] | None = None) -> str:
     """The CPU as every figure names it: model name and native bf16 units ('AMD EPYC (AVX512-BF16)',
-    '... (no native bf16)'), the two things that decide its numerical path."""
-    units = cpu_bf16_units()
-    return f"{cpu_name()} ({', '.join(units) if units else 'no native bf16'})"
+    '... (no native bf16)'), the two things that decide its numerical path; this CPU's, or the ``name`` and
+    ``units`` another machine's provenance recorded."""
+    name = cpu_name() if name is None else name
+    units = cpu_bf16_units() if units is None else units
+    return f"{name} ({', '.join(units) if units else 'no native bf16'})"

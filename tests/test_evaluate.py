@@ -80,14 +80,15 @@ def test_exported_task_scored_from_folders_beside_a_builtin_method(tmp_path, iso
     clf, _, _ = expression_classifier(cfg, data, torch.device("cpu"))
     names = [r.meta["expression"] for r in data.index.records]
     photos = torch.stack([torch.from_numpy(load_image(str(truth_file(r)), 32)) for r in rows])
-    wrong = classify(clf, photos) != np.array([sorted(set(names)).index(r["target"]) for r in rows])
+    targets = np.array([sorted(set(names)).index(r["target"]) for r in rows])
+    wrong = classify(clf, photos) != targets
     assert float(oracle["classification error % [95% CI]"].split()[0]) == pytest.approx(100 * wrong.mean(), abs=0.006)
     # the unchanged inputs' error is the classifier's verdict on the neutral faces themselves, and doing nothing
     # scores far worse than the truth (a bound against the oracle, not against chance: the 6-subject smoke judge
     # labels some neutral faces with another expression, how many depends on the thread count it trained with)
     faces = torch.stack([torch.from_numpy(np.asarray(Image.open(task / "inputs" / r["input"])).transpose(2, 0, 1)
                                           .copy()) for r in rows])
-    stays = classify(clf, faces) != np.array([sorted(set(names)).index(r["target"]) for r in rows])
+    stays = classify(clf, faces) != targets
     unchanged_err = float(unchanged["classification error % [95% CI]"].split()[0])
     assert unchanged_err == pytest.approx(100 * stays.mean(), abs=0.006)
     assert unchanged_err > float(oracle["classification error % [95% CI]"].split()[0]) + 50
