@@ -1,24 +1,30 @@
 """Convergence study: how many steps, and how many seconds, each method needs before its learning curve flattens.
 
-``run`` trains one method (one variant of its demo settings) for a long budget through the rafd_expression
-protocol with a learning curve (``curve_model_every``), so every kept checkpoint is scored by the protocol's own
-metrics: classification error, classifier Fréchet distance, KID, L1 to the ground-truth photo, against training
-step and training wall time. The curve goes to ``benchmarks/results/convergence/<method>-<variant>.csv`` with a
-``.json`` beside it (the overrides, the machine, the threads, the seconds). ``report`` draws every saved curve
-(error against step and against seconds) and applies the plateau rule of ``starbench.evaluate.curves`` to each.
+``run`` trains one method or several (one variant of their demo settings) for a long budget through a protocol
+(``rafd_expression``, or ``celeba_attributes`` with ``--protocol``) with a learning curve (``curve_model_every``),
+so every kept checkpoint is scored by the protocol's own metrics: classification error (CelebA: target error,
+100 - target %), classifier Fréchet distance, KID, L1 to the ground-truth photo (RaFD), against training step and
+training wall time. Each method's curve goes to ``benchmarks/results/convergence/<prefix><method>-<variant>.csv``
+(prefix ``celeba-`` for CelebA) with a ``.json`` beside it (the overrides, the machine, the threads, the seconds,
+the protocol's own plateau verdict at the last step). ``report`` draws every saved curve (error against step and
+against seconds, one figure per protocol) and applies the plateau rule of ``starbench.evaluate.curves`` to each.
 
-Runs share ``runs/study`` (not committed): a run already trained is only re-scored.
+Runs share ``runs/study`` (not committed): a run already trained is only re-scored. Several methods in one ``run``
+share the judge and train two at a time (``jobs``, as the protocol does).
 
 Usage:
   python benchmarks/convergence.py run --method stargan --variant preset --steps 4000 --every 250
   python benchmarks/convergence.py run --method stargan --variant ncritic1 --steps 2000 --every 125 \\
       --set stargan.n_critic=1
+  python benchmarks/convergence.py run --protocol celeba_attributes --method stargan,diat,cyclegan,icgan \\
+      --variant x3 --steps 6000,960,720,18000 --runs runs     # the protocol's curve points and run folders
   python benchmarks/convergence.py report
 """
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import time
 from pathlib import Path
 
@@ -39,30 +45,63 @@ STUDY = ["train.progress=false", "fid.download=false", "curve_distances=true", "
 
 
 
+PREFIX = {"rafd_expression": "", "celeba_attributes": "celeba-"}
+
+
 def run(args: argparse.Namespace) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
-    m, runs, out = args.method, Path(args.runs), Path(args.out)
-    overrides = ["protocol=rafd_expression", f"models=[{m}]", f"train.model_steps.{m}={args.steps}",
-                 f"curve_model_every.{m}={args.every}", *STUDY, f"run_dir={runs}",
-                 f"results_dir={runs / 'results' / f'{m}-{args.variant}'}", *args.set]
+    methods = args.method.split(",")
+    steps = _per_method(args.steps, methods, "--steps")
+    every = _per_method(args.every, methods, "--every") if args.every else {}
+    runs, out = Path(args.runs), Path(args.out)
+    name = f"{PREFIX[args.protocol]}{'+'.join(methods)}-{args.variant}"
+    overrides = [f"protocol={args.protocol}", f"models=[{','.join(methods)}]",
+                 *[f"train.model_steps.{m}={steps[m]}" for m in methods],
+                 *[f"curve_model_every.{m}={every[m]}" for m in every], *STUDY, f"run_dir={runs}",
+                 f"results_dir={runs / 'results' / name}", *args.set]
     start = time.perf_counter()
-    result = PROTOCOLS.get("rafd_expression")(resolve(overrides))
+    result = PROTOCOLS.get(args.protocol)(resolve(overrides))
     seconds = time.perf_counter() - start
     curve = pd.read_csv(result.folder / "curve.csv")
-    out.mkdir(parents=True, exist_ok=True)
-    stem = out / f"{m}-{args.variant}"
-    curve.to_csv(stem.with_suffix(".csv"), index=False)
     prov = json.loads((result.folder / "provenance.json").read_text())
-    run_info = next(iter(prov["runs"].values()))
-    meta = {"method": m, "variant": args.variant, "overrides": args.set, "steps": args.steps, "every": args.every,
-            "threads": torch.get_num_threads(), "cpu": cpu_label(),
-            "torch": torch.__version__,
-            "train_seconds": run_info.get("train_seconds"), "reused": run_info.get("reused"),
-            "protocol_seconds": round(seconds, 1), "classifier_real_error": prov["classifier"]["real_test_error"]}
-    stem.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
-    print(curve.to_string(index=False))
-    print(json.dumps(meta))
+    record = json.loads((result.folder / "record.json").read_text())
+    verdicts = {row["method"]: row.get("converged") for row in record[TABLE[args.protocol]]}
+    out.mkdir(parents=True, exist_ok=True)
+    for m in methods:
+        stem = out / f"{PREFIX[args.protocol]}{m}-{args.variant}"
+        mine = curve[curve["method"] == m].dropna(axis=1, how="all")
+        mine.to_csv(stem.with_suffix(".csv"), index=False)
+        run_info = prov["runs"][m]
+        half = re.search(r"interval ±([0-9.]+)", verdicts.get(m) or "")
+        meta = {"method": m, "variant": args.variant, "protocol": args.protocol, "overrides": args.set,
+                "steps": steps[m], "every": every.get(m), "threads": prov["numerical_path"]["threads_per_process"],
+                "jobs": prov["numerical_path"].get("jobs"), "cpu": cpu_label(),
+                "torch": torch.__version__, "train_seconds": run_info.get("train_seconds"),
+                "reused": run_info.get("reused"), "protocol_seconds": round(seconds, 1),
+                "classifier_real_error": judge_real_error(prov["classifier"]),
+                "converged": verdicts.get(m), "halfwidth": float(half.group(1)) if half else None}
+        stem.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
+        print(mine.to_string(index=False))
+        print(json.dumps(meta))
+
+
+def judge_real_error(judge: dict) -> float:
+    """The judge's error on real test images: RaFD's expression error, CelebA's share not right on every attribute."""
+    return judge["real_test_error"] if "real_test_error" in judge else 1 - judge["real_all_correct"]
+
+
+TABLE = {"rafd_expression": "table3", "celeba_attributes": "table1"}
+
+
+def _per_method(text: str, methods: list[str], flag: str) -> dict[str, int]:
+    """One integer for every method, or one per method in the order of ``--method``."""
+    values = [int(v) for v in text.split(",")]
+    if len(values) == 1:
+        values *= len(methods)
+    if len(values) != len(methods):
+        raise SystemExit(f"{flag} {text}: give one value, or one per method ({len(methods)})")
+    return dict(zip(methods, values))
 
 
 def time_to_plateau(df: pd.DataFrame, halfwidth: float) -> tuple[int, float]:
@@ -122,10 +161,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run")
-    r.add_argument("--method", required=True)
+    r.add_argument("--protocol", default="rafd_expression", choices=sorted(PREFIX))
+    r.add_argument("--method", required=True, help="a method, or several separated by commas")
     r.add_argument("--variant", required=True, help="a name for these settings (the file name)")
-    r.add_argument("--steps", type=int, required=True)
-    r.add_argument("--every", type=int, required=True, help="a curve point every N steps")
+    r.add_argument("--steps", required=True, help="training steps (one, or one per method)")
+    r.add_argument("--every", help="a curve point every N steps (one, or one per method); absent: the protocol's own "
+                   "curve points (curve_points), so that its command finds these runs again")
     r.add_argument("--set", nargs="*", default=[], help="KEY=VALUE overrides of the demo settings")
     r.add_argument("--threads", type=int, default=0, help="torch threads (0: the default)")
     r.add_argument("--runs", default=str(RUNS), help="run folder of the study's trainings (shared, not committed)")

@@ -1,4 +1,5 @@
 import os
+import shutil
 import time
 
 import numpy as np
@@ -6,7 +7,7 @@ import pytest
 import torch
 
 from starbench.config import resolve
-from starbench.data import load_data, load_index
+from starbench.data import load_data, load_index, synth
 from starbench.data.batches import BatchSampler, iterate_split, to_uint8
 from starbench.data.cache import decoded_images, fingerprint
 from starbench.data.images import load_image
@@ -48,6 +49,29 @@ def test_cache_is_reused_and_redecoded_when_a_file_changes(rafd_raw, isolated_ca
     assert (second[5] != first[5]).any() and second[5][0].min() > 200  # now red
     # a different size or crop is another cache entry
     assert fingerprint(index2, 32) != fingerprint(index2, 24)
+
+
+def test_the_same_images_elsewhere_keep_their_key(rafd_raw, tmp_path, isolated_cache, monkeypatch):
+    """The key is the images' content and their paths inside the data folder: a copied folder (new paths, new
+    mtimes) and the synthetic set written again elsewhere find the decoded cache (and the runs keyed by it)."""
+    index = load_index(_cfg(rafd_raw, "data.image_size=24"))
+    decoded_images(index, 24, isolated_cache, show_progress=False)
+    time.sleep(0.01)
+    copied = shutil.copytree(rafd_raw, tmp_path / "elsewhere" / "RaFD", copy_function=shutil.copy)
+    regenerated = synth.write_rafd(tmp_path / "again" / "RaFD", subjects=5, size=40, seed=3)
+    import starbench.data.cache as cache_mod
+    calls = []
+    real = cache_mod.read_rgb
+    monkeypatch.setattr(cache_mod, "read_rgb", lambda *a: calls.append(a) or real(*a))
+    for root in (copied, regenerated):
+        moved = load_index(_cfg(root, "data.image_size=24"))
+        assert os.stat(moved.records[0].path).st_mtime_ns != os.stat(index.records[0].path).st_mtime_ns
+        assert fingerprint(moved, 24) == fingerprint(index, 24)
+        decoded_images(moved, 24, isolated_cache, show_progress=False)
+    assert calls == []
+    # other images (another seed of the synthetic set) are another dataset
+    other = synth.write_rafd(tmp_path / "other" / "RaFD", subjects=5, size=40, seed=4)
+    assert fingerprint(load_index(_cfg(other, "data.image_size=24")), 24) != fingerprint(index, 24)
 
 
 def test_crop_box_is_applied_and_checked(rafd_raw):

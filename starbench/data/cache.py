@@ -2,10 +2,12 @@
 
 Why: the public StarGAN code decodes every JPEG every epoch with one worker. Here an index is
 decoded once into ``<cache>/decoded/<fingerprint>.npy`` (N x 3 x S x S, uint8) and batches are
-gathered from it with no decoding. The fingerprint covers the file list, each file's size and
-mtime, the preprocessing (crop, size) and the cache format version, so a changed file, a changed
-crop or a new size gives a new cache. The file is written under a temporary name and renamed, so an
-interrupted build never leaves a half-written cache behind; every image that cannot be used is
+gathered from it with no decoding. The fingerprint covers each file's bytes and its path inside the
+data folder, the preprocessing (crop, size) and the cache format version, so a changed file, a changed
+crop or a new size gives a new cache, while the same images elsewhere (a copied or moved data folder,
+the synthetic sets written again in another cache folder) give the same key, and the runs and
+classifiers keyed by it are found again. The file is written under a temporary name and renamed, so
+an interrupted build never leaves a half-written cache behind; every image that cannot be used is
 listed (all of them, one line each) before anything is cached, and what was converted on the way
 (grey, CMYK, 16-bit, EXIF-rotated images) is recorded beside the array (``<key>.notes.json``).
 """
@@ -32,16 +34,37 @@ CACHE_VERSION = 1
 
 
 def fingerprint(index: DatasetIndex, size: int) -> str:
-    """Content key of the decoded array: files (path, size, mtime), crop, size, format version."""
-    h = hashlib.sha256()
-    h.update(json.dumps({"v": CACHE_VERSION, "size": size, "crop": index.crop}).encode())
+    """Content key of the decoded array: each file's bytes and path inside the data folder, crop, size, version.
+
+    Reading every file is done once per process for a given file listing (paths, sizes, mtimes): a protocol asks
+    for the fingerprint several times."""
+    settings = json.dumps({"v": CACHE_VERSION, "size": size, "crop": index.crop})
+    listing = hashlib.sha256(settings.encode())
     for rec in index.records:
         try:
             st = os.stat(rec.path)
         except FileNotFoundError:
             raise StarbenchError(f"{rec.path}: image listed but missing") from None
-        h.update(f"{rec.path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()[:24]
+        listing.update(f"{rec.path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    quick = listing.hexdigest()
+    if quick not in _CONTENT_KEYS:
+        content = hashlib.sha256(settings.encode())
+        root = os.path.abspath(index.root)
+        for rec in index.records:
+            with open(rec.path, "rb") as f:
+                digest = hashlib.file_digest(f, "sha256").hexdigest()
+            content.update(f"{_relative(rec.path, root)}\0{digest}\n".encode())
+        _CONTENT_KEYS[quick] = content.hexdigest()[:24]
+    return _CONTENT_KEYS[quick]
+
+
+_CONTENT_KEYS: dict[str, str] = {}  # file listing's key -> content key, this process
+
+
+def _relative(path: str, root: str) -> str:
+    """The path inside the data folder (as a POSIX path), or the whole path for a file listed outside it."""
+    rel = os.path.relpath(os.path.abspath(path), root)
+    return Path(path if rel.startswith("..") else rel).as_posix()
 
 
 def decoded_images(index: DatasetIndex, size: int, cache_root: Path, workers: int = 2,
