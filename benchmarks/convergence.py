@@ -35,6 +35,7 @@ import torch
 from starbench.config import resolve
 from starbench.devices import cpu_label
 from starbench.evaluate.curves import plateau
+from starbench.evaluate.parallel import side_by_side
 from starbench.metrics.stats import error_rate
 from starbench.registry import PROTOCOLS
 from starbench.report import plt
@@ -60,8 +61,12 @@ def run(args: argparse.Namespace) -> None:
                  *[f"train.model_steps.{m}={steps[m]}" for m in methods],
                  *[f"curve_model_every.{m}={every[m]}" for m in every], *STUDY, f"run_dir={runs}",
                  f"results_dir={runs / 'results' / name}", *args.set]
+    if args.threads:  # one process at that many threads
+        overrides.append("jobs=1")
+    cfg, protocol = resolve(overrides), PROTOCOLS.get(args.protocol)
     start = time.perf_counter()
-    result = PROTOCOLS.get(args.protocol)(resolve(overrides))
+    with side_by_side(cfg, protocol):  # as `starbench run` does: `jobs` processes (2 on 2 cores), 1 thread each
+        result = protocol(cfg)
     seconds = time.perf_counter() - start
     curve = pd.read_csv(result.folder / "curve.csv")
     prov = json.loads((result.folder / "provenance.json").read_text())
@@ -168,7 +173,8 @@ def main() -> None:
     r.add_argument("--every", help="a curve point every N steps (one, or one per method); absent: the protocol's own "
                    "curve points (curve_points), so that its command finds these runs again")
     r.add_argument("--set", nargs="*", default=[], help="KEY=VALUE overrides of the demo settings")
-    r.add_argument("--threads", type=int, default=0, help="torch threads (0: the default)")
+    r.add_argument("--threads", type=int, default=0, help="one process at this many torch threads (0: as `starbench "
+                   "run`, `jobs` processes of 1 thread each on a CPU with 2 or more cores)")
     r.add_argument("--runs", default=str(RUNS), help="run folder of the study's trainings (shared, not committed)")
     r.add_argument("--out", default=str(OUT), help="where the curve files go")
     sub.add_parser("report")

@@ -7,8 +7,8 @@ valid keys, or the expected type).
 
 The common sections (data, train, classifier, fid, ...) are declared here. A model's options are
 declared by the model class itself (``options``: a dataclass; ``presets``: its settings per scale;
-``steps``: its training steps per scale), and the schema gets one section per model, named by the
-model's ``name``: ``stargan.g_lr=2e-4`` for a built-in, ``tiny.width=64`` for a plug-in class
+``steps``: its training steps per scale, or per scale and dataset as ``"demo/celeba"``), and the schema
+gets one section per model, named by the model's ``name``: ``stargan.g_lr=2e-4`` for a built-in, ``tiny.width=64`` for a plug-in class
 ``my_lab.models:Tiny`` that declares ``name = "tiny"``. A plug-in named in ``model=`` or
 ``models=[...]`` joins the schema before the settings are read.
 """
@@ -289,14 +289,16 @@ def schema_for(specs: Iterable[str] = ()) -> type:
     return _SCHEMAS[key]
 
 
-def preset(scale: str, specs: Iterable[str] = ()) -> dict[str, Any]:
-    """The scale preset: the common one, each model's options at that scale and its training steps there."""
+def preset(scale: str, specs: Iterable[str] = (), data: Optional[str] = None) -> dict[str, Any]:
+    """The scale preset: the common one, each model's options at that scale and its training steps there (on
+    ``data``, where the model's ``steps`` names that dataset: ``{"demo": 320, "demo/celeba": 960}``)."""
     out = copy.deepcopy(SCALE_PRESETS[scale])
     for section in sections_for(specs):
         if section.presets.get(scale):
             out[section.name] = dict(section.presets[scale])
-        if scale in section.steps:
-            out.setdefault("train", {}).setdefault("model_steps", {})[section.name] = int(section.steps[scale])
+        steps = section.steps.get(f"{scale}/{data}", section.steps.get(scale))
+        if steps is not None:
+            out.setdefault("train", {}).setdefault("model_steps", {})[section.name] = int(steps)
         if scale in section.decay_from:
             out.setdefault("train", {}).setdefault("model_decay_from", {})[section.name] = float(
                 section.decay_from[scale])
@@ -404,7 +406,7 @@ def resolve(overrides: Iterable[str] = (), base: Optional[dict] = None, values: 
         cfg = _merge_setting(cfg, "scale", {"scale": values["scale"]}, values["scale"], keys, schema)
     if cfg.scale not in SCALES:
         raise StarbenchError(f"config key 'scale': '{cfg.scale}' is not one of {', '.join(SCALES)}")
-    cfg = OmegaConf.merge(cfg, preset(cfg.scale, specs))
+    cfg = OmegaConf.merge(cfg, preset(cfg.scale, specs, _dataset_named(cfg, dotlist, values)))
     cfg = _merge_dotlist(cfg, dotlist, keys, schema)
     for key, value in values.items():
         cfg = _merge_setting(cfg, key, _nested(key, value), value, keys, schema)
@@ -453,6 +455,16 @@ def check(cfg: DictConfig) -> None:
 
 
 DATA_NAMES = {"rafd": "RaFD", "celeba": "CelebA", "joint": "CelebA and RaFD together", "folder": "a folder of domains"}
+
+
+def _dataset_named(cfg: DictConfig, dotlist: list[str], values: dict[str, Any]) -> str:
+    """The dataset the settings will train on, before they are merged (a model's steps preset may depend on it):
+    the protocol's own, else the last ``data.name`` given, else the default's."""
+    settings = dict(d.split("=", 1) for d in dotlist)
+    settings.update({k: v for k, v in values.items() if k in ("protocol", "data.name")})
+    protocol = settings.get("protocol") or cfg.protocol
+    needs = getattr(PROTOCOLS.get(protocol), "data", None) if protocol and protocol in PROTOCOLS else None
+    return str(needs or settings.get("data.name") or cfg.data.name)
 
 
 def _protocol_data(cfg: DictConfig, given: list[str]) -> None:

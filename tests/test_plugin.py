@@ -141,7 +141,7 @@ OPTIONED = textwrap.dedent('''
         name = "tiny"
         options = TinyOptions
         presets = {"smoke": {"width": 4}}
-        steps = {"smoke": 3}
+        steps = {"smoke": 3, "smoke/celeba": 5}  # its budget at smoke scale; on CelebA its own
 
         def __init__(self, domains, cfg):
             super().__init__(domains, cfg)
@@ -197,6 +197,11 @@ def test_a_plugin_model_has_options_of_its_own(tmp_path, monkeypatch):
                 "models": [spec]}
     default = starbench.configure(**settings)
     assert default.tiny.width == 4 and default.tiny.lr == 1e-3 and default.train.model_steps.tiny == 3  # the preset
+    # a budget of its own on one dataset: named by data= or by a protocol's dataset; a setting still wins
+    assert starbench.configure(**settings, **{"data.name": "celeba"}).train.model_steps.tiny == 5
+    assert starbench.configure(**settings, protocol="celeba_attributes").train.model_steps.tiny == 5
+    assert starbench.configure(**settings, protocol="celeba_attributes",
+                               **{"train.model_steps.tiny": 7}).train.model_steps.tiny == 7
     base = [f"{k}={v}" for k, v in settings.items() if k != "models"] + [f"models=[{spec}]"]
     res = CliRunner().invoke(cli, ["run", "protocol=rafd_expression", *base, "tiny.width=6"])
     assert res.exit_code == 0, res.output
