@@ -8,9 +8,9 @@ valid keys, or the expected type).
 The common sections (data, train, classifier, fid, ...) are declared here. A model's options are
 declared by the model class itself (``options``: a dataclass; ``presets``: its settings per scale;
 ``steps``: its training steps per scale, or per scale and dataset as ``"demo/celeba"``), and the schema
-gets one section per model, named by the model's ``name``: ``stargan.g_lr=2e-4`` for a built-in, ``tiny.width=64`` for a plug-in class
-``my_lab.models:Tiny`` that declares ``name = "tiny"``. A plug-in named in ``model=`` or
-``models=[...]`` joins the schema before the settings are read.
+gets one section per model, named by the model's ``name``: ``stargan.g_lr=2e-4`` for a built-in,
+``tiny.width=64`` for a plug-in class ``my_lab.models:Tiny`` that declares ``name = "tiny"``. A plug-in
+named in ``model=`` or ``models=[...]`` joins the schema before the settings are read.
 """
 from __future__ import annotations
 
