@@ -120,46 +120,61 @@ def time_to_plateau(df: pd.DataFrame, halfwidth: float) -> tuple[int, float]:
     return int(steps[-1]), float(seconds[-1])
 
 
+def halfwidth_of(meta: dict, final: float) -> float:
+    """The half-width of the final error's 95% interval: as the protocol's own plateau test stated it, else (older
+    RaFD curves) from its 441 translations per curve point (63 inputs x 7 targets)."""
+    if meta.get("halfwidth") is not None:
+        return float(meta["halfwidth"])
+    n = 441
+    k = round(final * n / 100)
+    ci = error_rate(np.array([True] * k + [False] * (n - k)))
+    return 100 * (ci.high - ci.low) / 2
+
+
 def report(args: argparse.Namespace) -> None:
-    rows = []
-    for path in sorted(OUT.glob("*.csv")):
-        meta = json.loads(path.with_suffix(".json").read_text())
-        df = pd.read_csv(path)
-        final = df["error %"].iloc[-1]
-        n = 441  # translations per curve point (63 inputs x 7 targets)
-        ci = error_rate(np.array([True] * round(final * n / 100) + [False] * (n - round(final * n / 100))))
-        half = 100 * (ci.high - ci.low) / 2
-        step, seconds = time_to_plateau(df, half)
-        rows.append({"curve": path.stem, "steps": int(df["step"].iloc[-1]), "final error %": round(final, 1),
-                     "±": round(half, 1), "converged": plateau(list(zip(df["step"], df["error %"])), half).text(),
-                     "plateau from step": step, "seconds to plateau": round(seconds),
-                     "threads": meta["threads"], "cpu": meta.get("cpu", "?"),
-                     "L1 final": round(float(df["L1 to ground truth"].iloc[-1]), 4)})
-    table = pd.DataFrame(rows)
-    (OUT / "summary.md").write_text(table.to_markdown(index=False) + "\n")
-    print(table.to_markdown(index=False))
     curves = []
     for path in sorted(OUT.glob("*.csv")):
         meta = json.loads(path.with_suffix(".json").read_text())
-        df = pd.read_csv(path)
-        df["label"] = f"{meta['method']} {meta['variant']}"
-        curves.append((meta, df))
+        meta.setdefault("protocol", "rafd_expression")
+        curves.append((path.stem, meta, pd.read_csv(path)))
     if not curves:
         raise SystemExit(f"no curves in {OUT}: run some first")
+    rows = []
+    for stem, meta, df in curves:
+        final = df["error %"].iloc[-1]
+        half = halfwidth_of(meta, final)
+        step, seconds = time_to_plateau(df, half)
+        l1 = df["L1 to ground truth"].iloc[-1] if "L1 to ground truth" in df else None
+        rows.append({"curve": stem, "protocol": meta["protocol"], "steps": int(df["step"].iloc[-1]),
+                     "final error %": round(final, 1), "±": round(half, 1),
+                     "converged": plateau(list(zip(df["step"], df["error %"])), half).text(),
+                     "plateau from step": step, "seconds to plateau": round(seconds),
+                     "threads": meta["threads"], "cpu": meta.get("cpu", "?"),
+                     "L1 final": "-" if l1 is None else round(float(l1), 4)})
+    table = pd.DataFrame(rows)
+    (OUT / "summary.md").write_text(table.to_markdown(index=False) + "\n")
+    print(table.to_markdown(index=False))
     pyplot = plt()
-    fig, axes = pyplot.subplots(1, 2, figsize=(11, 4))
-    for meta, df in curves:
-        axes[0].plot(df["step"], df["error %"], marker="o", ms=2, label=df["label"][0])
-        if df["train seconds"].notna().all():
-            axes[1].plot(df["train seconds"], df["error %"], marker="o", ms=2, label=df["label"][0])
-    for ax, xlabel in zip(axes, ("training step", f"training seconds ({curves[0][0]['threads']} thread(s))")):
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel("classification error %")
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(OUT / "curves.png", dpi=110)
-    print(f"wrote {OUT / 'curves.png'}")
+    for protocol in sorted({meta["protocol"] for _, meta, _ in curves}):
+        mine = [(meta, df) for _, meta, df in curves if meta["protocol"] == protocol]
+        fig, axes = pyplot.subplots(1, 2, figsize=(11, 4))
+        for meta, df in mine:
+            label = f"{meta['method']} {meta['variant']}"
+            axes[0].plot(df["step"], df["error %"], marker="o", ms=2, label=label)
+            if df["train seconds"].notna().all():
+                axes[1].plot(df["train seconds"], df["error %"], marker="o", ms=2, label=label)
+        what = "target error % (100 - target %)" if protocol == "celeba_attributes" else "classification error %"
+        for ax, xlabel in zip(axes, ("training step", f"training seconds ({mine[0][0]['threads']} thread(s))")):
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel(what)
+            ax.grid(alpha=0.3)
+        axes[0].legend(fontsize=7)
+        fig.suptitle(protocol, fontsize=9)
+        fig.tight_layout()
+        name = "curves.png" if protocol == "rafd_expression" else f"curves_{protocol}.png"
+        fig.savefig(OUT / name, dpi=110)
+        pyplot.close(fig)
+        print(f"wrote {OUT / name}")
 
 
 def main() -> None:
