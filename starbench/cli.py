@@ -92,6 +92,10 @@ def list_cmd(overrides: tuple[str, ...]) -> None:
         if section.options is None:
             table.add_row("-", "", "", "", "", "", "this model has no options")
         out.print(table)
+        if section.steps:
+            budgets = ", ".join(f"{where} {n:,}" for where, n in section.steps.items())
+            out.print(f"training steps (train.model_steps.{section.name}=N): {budgets}; else train.steps",
+                      highlight=False)
         return
     for title, registry in (("models", MODELS), ("protocols", PROTOCOLS), ("datasets", DATASETS),
                             ("weight formats", FORMATS)):

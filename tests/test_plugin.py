@@ -219,5 +219,6 @@ def test_a_plugin_model_has_options_of_its_own(tmp_path, monkeypatch):
     # the model's options are listed; a misspelt one is refused with the closest valid keys
     listed = CliRunner().invoke(cli, ["list", f"model={spec}"])
     assert listed.exit_code == 0 and "tiny.width" in listed.output and "generator channels" in listed.output
+    assert "training steps (train.model_steps.tiny=N): smoke 3, smoke/celeba 5" in " ".join(listed.output.split())
     bad = CliRunner().invoke(cli, ["run", "protocol=rafd_expression", *base, "tiny.widht=6"])
     assert bad.exit_code == 2 and "unknown config key 'tiny.widht'; closest valid keys: tiny.width" in bad.output
