@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import time
 from pathlib import Path
 
@@ -78,14 +77,13 @@ def run(args: argparse.Namespace) -> None:
         mine = curve[curve["method"] == m].dropna(axis=1, how="all")
         mine.to_csv(stem.with_suffix(".csv"), index=False)
         run_info = prov["runs"][m]
-        half = re.search(r"interval ±([0-9.]+)", verdicts.get(m) or "")
         meta = {"method": m, "variant": args.variant, "protocol": args.protocol, "overrides": args.set,
                 "steps": steps[m], "every": every.get(m), "threads": prov["numerical_path"]["threads_per_process"],
                 "jobs": prov["numerical_path"].get("jobs"), "cpu": cpu_label(),
                 "torch": torch.__version__, "train_seconds": run_info.get("train_seconds"),
                 "reused": run_info.get("reused"), "protocol_seconds": round(seconds, 1),
                 "classifier_real_error": judge_real_error(prov["classifier"]),
-                "converged": verdicts.get(m), "halfwidth": float(half.group(1)) if half else None}
+                "converged": verdicts.get(m), "curve_n": translations_scored(record, m)}
         stem.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
         print(mine.to_string(index=False))
         print(json.dumps(meta))
@@ -120,12 +118,18 @@ def time_to_plateau(df: pd.DataFrame, halfwidth: float) -> tuple[int, float]:
     return int(steps[-1]), float(seconds[-1])
 
 
+def translations_scored(record: dict, method: str) -> int | None:
+    """How many translations the method's final error is over (the plateau test's interval is that error's): the
+    protocol's per-target (RaFD) or per-edit (CelebA) counts."""
+    rows = [r for r in record.get("per_target", record.get("per_edit", [])) if r["method"] == method]
+    n = sum(int(r.get("n generated", r.get("n", 0))) for r in rows)
+    return n or None
+
+
 def halfwidth_of(meta: dict, final: float) -> float:
-    """The half-width of the final error's 95% interval: as the protocol's own plateau test stated it, else (older
-    RaFD curves) from its 441 translations per curve point (63 inputs x 7 targets)."""
-    if meta.get("halfwidth") is not None:
-        return float(meta["halfwidth"])
-    n = 441
+    """The half-width of the final error's 95% Clopper-Pearson interval, as the protocol's plateau test takes it: over
+    the translations the run recorded (``curve_n``), else (older RaFD curves) 441 (63 inputs x 7 targets)."""
+    n = int(meta.get("curve_n") or 441)
     k = round(final * n / 100)
     ci = error_rate(np.array([True] * k + [False] * (n - k)))
     return 100 * (ci.high - ci.low) / 2
@@ -147,7 +151,7 @@ def report(args: argparse.Namespace) -> None:
         l1 = df["L1 to ground truth"].iloc[-1] if "L1 to ground truth" in df else None
         rows.append({"curve": stem, "protocol": meta["protocol"], "steps": int(df["step"].iloc[-1]),
                      "final error %": round(final, 1), "±": round(half, 1),
-                     "converged": plateau(list(zip(df["step"], df["error %"])), half).text(),
+                     "converged": meta.get("converged") or plateau(list(zip(df["step"], df["error %"])), half).text(),
                      "plateau from step": step, "seconds to plateau": round(seconds),
                      "threads": meta["threads"], "cpu": meta.get("cpu", "?"),
                      "L1 final": "-" if l1 is None else round(float(l1), 4)})
