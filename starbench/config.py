@@ -27,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
 
 from starbench.errors import StarbenchError
-from starbench.registry import MODELS, PROTOCOLS
+from starbench.registry import DATASETS, MODELS, PROTOCOLS
 
 CELEBA_DEFAULT_ATTRIBUTES = ["Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young"]
 SCALES = ("smoke", "demo", "paper")
@@ -244,7 +244,14 @@ def model_section(spec: str) -> ModelSection:
         raise StarbenchError(f"model '{spec}': options must be a dataclass (got {options!r})")
     if name in {f.name for f in dataclasses.fields(Config)}:
         raise StarbenchError(f"model '{spec}' is named '{name}', which is a common config section: choose another name")
-    return ModelSection(name, options, dict(getattr(cls, "presets", {}) or {}), dict(getattr(cls, "steps", {}) or {}),
+    steps = dict(getattr(cls, "steps", {}) or {})
+    datasets = {*DATA_NAMES, *DATASETS.names()}
+    for key in steps:
+        scale, _, data = str(key).partition("/")
+        if scale not in SCALES or (data and data not in datasets):
+            raise StarbenchError(f"model '{spec}': steps key '{key}' is neither a scale ({', '.join(SCALES)}) nor "
+                                 f"'scale/dataset' with a dataset of {', '.join(sorted(datasets))}")
+    return ModelSection(name, options, dict(getattr(cls, "presets", {}) or {}), steps,
                         dict(getattr(cls, "decay_from", {}) or {}))
 
 

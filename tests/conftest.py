@@ -11,23 +11,23 @@ from starbench.data import synth
 
 @pytest.fixture(scope="session")
 def shared_cache_parts(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The synthetic sets and the trained classifiers, shared by every test's cache: both are keyed by what
-    decides them (generator parameters; data fingerprint and recipe), so sharing changes no result, and each
-    classifier is trained once per session instead of once per test."""
+    """The synthetic sets, shared by every test's cache: they are keyed by their generator's parameters, so sharing
+    changes no result. (Trained classifiers are not shared: a judge's cache key holds the data and the recipe but
+    not everything that decides its weights, such as the thread count it was trained at, so a judge cached by one
+    test could judge another test's tables; since the data key is the images' content, tests on the same synthetic
+    set would otherwise share judges.)"""
     root = tmp_path_factory.mktemp("shared_cache")
-    for part in ("synth", "classifiers"):
-        (root / part).mkdir()
+    (root / "synth").mkdir()
     return root
 
 
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch,
                    shared_cache_parts: Path) -> Path:
-    """Every test gets its own cache folder (decoded images, feature caches), so nothing leaks into ~/.cache; the
-    synthetic sets and classifiers in it are the session's shared ones."""
+    """Every test gets its own cache folder (decoded images, classifiers, feature caches), so nothing leaks into
+    ~/.cache or from one test into another; the synthetic sets in it are the session's shared ones."""
     path = tmp_path_factory.mktemp("cache")
-    for part in ("synth", "classifiers"):
-        (path / part).symlink_to(shared_cache_parts / part, target_is_directory=True)
+    (path / "synth").symlink_to(shared_cache_parts / "synth", target_is_directory=True)
     monkeypatch.setenv("STARBENCH_CACHE", str(path))
     return path
 

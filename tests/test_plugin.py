@@ -222,3 +222,16 @@ def test_a_plugin_model_has_options_of_its_own(tmp_path, monkeypatch):
     assert "training steps (train.model_steps.tiny=N): smoke 3, smoke/celeba 5" in " ".join(listed.output.split())
     bad = CliRunner().invoke(cli, ["run", "protocol=rafd_expression", *base, "tiny.widht=6"])
     assert bad.exit_code == 2 and "unknown config key 'tiny.widht'; closest valid keys: tiny.width" in bad.output
+
+
+def test_a_misnamed_budget_is_refused(tmp_path, monkeypatch):
+    """A ``steps`` key that names no scale, or no dataset, would be a budget silently never used: refused, named."""
+    from starbench.config import model_section
+    from starbench.errors import StarbenchError
+
+    (tmp_path / "budgets.py").write_text("class Typo:\n    name = 'typo'\n    steps = {'demo': 5, 'demo/celba': 9}\n"
+                                         "class Fine:\n    name = 'fine'\n    steps = {'demo': 5, 'demo/celeba': 9}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(StarbenchError, match="model 'budgets:Typo': steps key 'demo/celba' is neither a scale"):
+        model_section("budgets:Typo")
+    assert model_section("budgets:Fine").steps == {"demo": 5, "demo/celeba": 9}
