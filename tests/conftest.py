@@ -12,10 +12,9 @@ from starbench.data import synth
 @pytest.fixture(scope="session")
 def shared_cache_parts(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The synthetic sets, shared by every test's cache: they are keyed by their generator's parameters, so sharing
-    changes no result. (Trained classifiers are not shared: a judge's cache key holds the data and the recipe but
-    not everything that decides its weights, such as the thread count it was trained at, so a judge cached by one
-    test could judge another test's tables; since the data key is the images' content, tests on the same synthetic
-    set would otherwise share judges.)"""
+    changes no result. (Trained classifiers are not shared: with content data keys, tests on the same synthetic set
+    would share judges, and one CI run had a test judged by a classifier another test had cached, with NaN
+    features, before the judge's key held its train rows and thread count. Each test trains its own, as before.)"""
     root = tmp_path_factory.mktemp("shared_cache")
     (root / "synth").mkdir()
     return root

@@ -92,3 +92,31 @@ def test_learning_curve_points_are_cached_per_judge(tmp_path):
     kept = next((tmp_path / "shared" / "models").glob("stargan-*")) / "kept"
     checkpoints = sorted(kept.glob("step_*.pt"))  # one cached score per judge beside each
     assert len(checkpoints) == 2 and all(len(list(kept.glob(f"{c.stem}.*.json"))) == 2 for c in checkpoints)
+
+
+def test_the_judge_key_holds_its_train_rows_and_its_threads(monkeypatch):
+    """A cached judge is found again only by a command that would train the very same one: the same images, the same
+    train rows and labels, the same recipe and arithmetic. Another split (same images) or another thread count
+    (other bits) is another judge."""
+    import starbench.evaluate.classifiers as classifiers
+    from starbench.metrics.classifier import resnet18
+
+    keys = []
+
+    def record(root, key, n, device, train):
+        keys.append(key)
+        return resnet18(n), {"key": key, "recipe": {"seed": 0}, "cached": True}
+
+    monkeypatch.setattr(classifiers, "cached_classifier", record)
+    base = ["scale=smoke", "data.synth_subjects=6", "classifier.members=1"]
+    before = torch.get_num_threads()
+    try:
+        for threads, extra in ((1, []), (1, []), (2, []), (1, ["data.test_fraction=0.3"])):
+            torch.set_num_threads(threads)
+            cfg = resolve(base + extra)
+            classifiers.task_classifier(cfg, load_data(cfg, show_progress=False), torch.device("cpu"), "expression",
+                                        "onehot", "judge")
+    finally:
+        torch.set_num_threads(before)
+    same, again, other_threads, other_split = keys
+    assert same == again and len({same, other_threads, other_split}) == 3

@@ -3,6 +3,7 @@
 feature-extractor file for the distribution metrics."""
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +37,13 @@ def task_classifier(cfg: Any, data: LoadedData, device: torch.device, kind: str,
     distance.
     """
     fast = fast_path(device, cfg.train.amp, cfg.train.channels_last)  # once: its fallback line is printed once
-    shared = {"kind": kind, "data": data_fingerprint(data), "size": int(data.images.shape[-1]),
-              "precision": precision_key(fast), **key}  # every member's cache key but its recipe
+    # every member's cache key but its recipe: the images, the rows it learns from and their labels (a split setting
+    # or a label file changes them, not the images), and the arithmetic it is trained with (precision, threads)
+    train = data.split("train")
+    rows = hashlib.sha256(np.asarray(train, dtype=np.int64).tobytes() + np.ascontiguousarray(data.labels[train])
+                          .tobytes()).hexdigest()[:16]
+    shared = {"kind": kind, "data": data_fingerprint(data), "size": int(data.images.shape[-1]), "train_rows": rows,
+              "precision": precision_key(fast), "threads": torch.get_num_threads(), **key}
     members, infos = [], []
     for seed in range(cfg.classifier.seed, cfg.classifier.seed + cfg.classifier.members):
         net, info = _one_classifier(cfg, data, device, labels, seed, fast, shared,
