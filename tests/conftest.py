@@ -11,22 +11,25 @@ from starbench.data import synth
 
 @pytest.fixture(scope="session")
 def shared_cache_parts(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The synthetic sets, shared by every test's cache: they are keyed by their generator's parameters, so sharing
-    changes no result. (Trained classifiers are not shared: with content data keys, tests on the same synthetic set
-    would share judges, and one CI run had a test judged by a classifier another test had cached, with NaN
-    features, before the judge's key held its train rows and thread count. Each test trains its own, as before.)"""
+    """The synthetic sets and the trained classifiers, shared by every test's cache: both are keyed by what decides
+    them (generator parameters; the images, train rows and labels, recipe, precision and threads), so sharing
+    changes no result, and a judge is trained once per session instead of once per test. (Before the judge's key
+    held its train rows and threads, one CI run had a test judged by a classifier another test had cached under the
+    same key, with NaN features.)"""
     root = tmp_path_factory.mktemp("shared_cache")
-    (root / "synth").mkdir()
+    for part in ("synth", "classifiers"):
+        (root / part).mkdir()
     return root
 
 
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch,
                    shared_cache_parts: Path) -> Path:
-    """Every test gets its own cache folder (decoded images, classifiers, feature caches), so nothing leaks into
-    ~/.cache or from one test into another; the synthetic sets in it are the session's shared ones."""
+    """Every test gets its own cache folder (decoded images, feature caches), so nothing leaks into ~/.cache; the
+    synthetic sets and classifiers in it are the session's shared ones."""
     path = tmp_path_factory.mktemp("cache")
-    (path / "synth").symlink_to(shared_cache_parts / "synth", target_is_directory=True)
+    for part in ("synth", "classifiers"):
+        (path / part).symlink_to(shared_cache_parts / part, target_is_directory=True)
     monkeypatch.setenv("STARBENCH_CACHE", str(path))
     return path
 
