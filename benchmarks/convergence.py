@@ -45,7 +45,8 @@ STUDY = ["train.progress=false", "fid.download=false", "curve_distances=true", "
 
 
 
-PREFIX = {"rafd_expression": "", "celeba_attributes": "celeba-"}
+# per protocol: the prefix of its curve files, and the record's table whose rows carry the converged column
+STUDIED = {"rafd_expression": ("", "table3"), "celeba_attributes": ("celeba-", "table1")}
 
 
 def run(args: argparse.Namespace) -> None:
@@ -55,7 +56,8 @@ def run(args: argparse.Namespace) -> None:
     steps = _per_method(args.steps, methods, "--steps")
     every = _per_method(args.every, methods, "--every") if args.every else {}
     runs, out = Path(args.runs), Path(args.out)
-    name = f"{PREFIX[args.protocol]}{'+'.join(methods)}-{args.variant}"
+    prefix, table = STUDIED[args.protocol]
+    name = f"{prefix}{'+'.join(methods)}-{args.variant}"
     overrides = [f"protocol={args.protocol}", f"models=[{','.join(methods)}]",
                  *[f"train.model_steps.{m}={steps[m]}" for m in methods],
                  *[f"curve_model_every.{m}={every[m]}" for m in every], *STUDY, f"run_dir={runs}",
@@ -70,10 +72,10 @@ def run(args: argparse.Namespace) -> None:
     curve = pd.read_csv(result.folder / "curve.csv")
     prov = json.loads((result.folder / "provenance.json").read_text())
     record = json.loads((result.folder / "record.json").read_text())
-    verdicts = {row["method"]: row.get("converged") for row in record[TABLE[args.protocol]]}
+    verdicts = {row["method"]: row.get("converged") for row in record[table]}
     out.mkdir(parents=True, exist_ok=True)
     for m in methods:
-        stem = out / f"{PREFIX[args.protocol]}{m}-{args.variant}"
+        stem = out / f"{prefix}{m}-{args.variant}"
         mine = curve[curve["method"] == m].dropna(axis=1, how="all")
         mine.to_csv(stem.with_suffix(".csv"), index=False)
         run_info = prov["runs"][m]
@@ -92,9 +94,6 @@ def run(args: argparse.Namespace) -> None:
 def judge_real_error(judge: dict) -> float:
     """The judge's error on real test images: RaFD's expression error, CelebA's share not right on every attribute."""
     return judge["real_test_error"] if "real_test_error" in judge else 1 - judge["real_all_correct"]
-
-
-TABLE = {"rafd_expression": "table3", "celeba_attributes": "table1"}
 
 
 def _per_method(text: str, methods: list[str], flag: str) -> dict[str, int]:
@@ -185,7 +184,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run")
-    r.add_argument("--protocol", default="rafd_expression", choices=sorted(PREFIX))
+    r.add_argument("--protocol", default="rafd_expression", choices=sorted(STUDIED))
     r.add_argument("--method", required=True, help="a method, or several separated by commas")
     r.add_argument("--variant", required=True, help="a name for these settings (the file name)")
     r.add_argument("--steps", required=True, help="training steps (one, or one per method)")

@@ -46,7 +46,7 @@ def task_classifier(cfg: Any, data: LoadedData, device: torch.device, kind: str,
               "precision": precision_key(fast), "threads": torch.get_num_threads(), **key}
     members, infos = [], []
     for seed in range(cfg.classifier.seed, cfg.classifier.seed + cfg.classifier.members):
-        net, info = _one_classifier(cfg, data, device, labels, seed, fast, shared,
+        net, info = _one_classifier(cfg, data, train, device, labels, seed, fast, shared,
                                     description if cfg.classifier.members == 1 else f"{description}, seed {seed}")
         members.append(net)
         infos.append(info)
@@ -63,13 +63,13 @@ def task_classifier(cfg: Any, data: LoadedData, device: torch.device, kind: str,
     return Ensemble(members, labels).to(device).eval(), info, extractor_file
 
 
-def _one_classifier(cfg: Any, data: LoadedData, device: torch.device, labels: str, seed: int, fast: FastPath,
-                    shared: dict[str, Any], description: str) -> tuple[torch.nn.Module, dict]:
-    """One ResNet-18 of the judge, trained with ``seed`` or loaded from the cache (``shared``: the rest of its key)."""
+def _one_classifier(cfg: Any, data: LoadedData, train: np.ndarray, device: torch.device, labels: str, seed: int,
+                    fast: FastPath, shared: dict[str, Any], description: str) -> tuple[torch.nn.Module, dict]:
+    """One ResNet-18 of the judge on the ``train`` rows, trained with ``seed`` or loaded from the cache (``shared``:
+    the rest of its key)."""
     recipe = ClassifierRecipe(epochs=cfg.classifier.epochs, batch_size=cfg.classifier.batch_size,
                               lr=cfg.classifier.lr, seed=seed)
     cache_key_ = cache_key(recipe=vars(recipe), **shared)
-    train = data.split("train")
 
     def fit():
         net = train_classifier(data.images, data.labels, train, labels, recipe, device, description=description,
