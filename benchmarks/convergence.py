@@ -1,13 +1,14 @@
 """Convergence study: how many steps, and how many seconds, each method needs before its learning curve flattens.
 
 ``run`` trains one method or several (one variant of their demo settings) for a long budget through a protocol
-(``rafd_expression``, or ``celeba_attributes`` with ``--protocol``) with a learning curve (``curve_model_every``),
-so every kept checkpoint is scored by the protocol's own metrics: classification error (CelebA: target error,
+(``rafd_expression``; ``celeba_attributes`` or ``joint_training`` with ``--protocol``) with a learning curve, so
+every kept checkpoint is scored by the protocol's own metrics: classification error (CelebA: target error,
 100 - target %), classifier Fréchet distance, KID, L1 to the ground-truth photo (RaFD), against training step and
-training wall time. Each method's curve goes to ``benchmarks/results/convergence/<prefix><method>-<variant>.csv``
-(prefix ``celeba-`` for CelebA) with a ``.json`` beside it (the overrides, the machine, the threads, the seconds,
-the protocol's own plateau verdict at the last step). ``report`` draws every saved curve (error against step and
-against seconds, one figure per protocol) and applies the plateau rule of ``starbench.evaluate.curves`` to each.
+training wall time. Each trained row's curve goes to ``benchmarks/results/convergence/<prefix><row>-<variant>.csv``
+(prefix ``celeba-`` for CelebA, ``joint-`` for joint training, whose rows are StarGAN's two variants, SNG and JNT)
+with a ``.json`` beside it (the overrides, the machine, the threads, the seconds, the protocol's own plateau verdict
+at the last step). ``report`` draws every saved curve (error against step and against seconds, one figure per
+protocol) and applies the plateau rule of ``starbench.evaluate.curves`` to each.
 
 Runs share ``runs/study`` (not committed): a run already trained is only re-scored. Several methods in one ``run``
 share the judge and train two at a time (``jobs``, as the protocol does).
@@ -18,6 +19,8 @@ Usage:
       --set stargan.n_critic=1
   python benchmarks/convergence.py run --protocol celeba_attributes --method stargan,diat,cyclegan,icgan \\
       --variant x3 --steps 6000,960,720,18000 --runs runs     # the protocol's curve points and run folders
+  python benchmarks/convergence.py run --protocol joint_training --method stargan --variant x2 --steps 12000 \
+      --runs runs                                             # StarGAN-SNG and StarGAN-JNT, 12,000 steps each
   python benchmarks/convergence.py report
 """
 from __future__ import annotations
@@ -45,8 +48,10 @@ STUDY = ["train.progress=false", "fid.download=false", "curve_distances=true", "
 
 
 
-# per protocol: the prefix of its curve files, and the record's table whose rows carry the converged column
-STUDIED = {"rafd_expression": ("", "table3"), "celeba_attributes": ("celeba-", "table1")}
+# per protocol: the prefix of its curve files, the record's table whose rows carry the converged column, and that
+# table's column naming the row (joint_training trains one model, StarGAN, as two variants: SNG and JNT)
+STUDIED = {"rafd_expression": ("", "table3", "method"), "celeba_attributes": ("celeba-", "table1", "method"),
+           "joint_training": ("joint-", "table", "model")}
 
 
 def run(args: argparse.Namespace) -> None:
@@ -56,9 +61,10 @@ def run(args: argparse.Namespace) -> None:
     steps = _per_method(args.steps, methods, "--steps")
     every = _per_method(args.every, methods, "--every") if args.every else {}
     runs, out = Path(args.runs), Path(args.out)
-    prefix, table = STUDIED[args.protocol]
+    prefix, table, row_key = STUDIED[args.protocol]
     name = f"{prefix}{'+'.join(methods)}-{args.variant}"
-    overrides = [f"protocol={args.protocol}", f"models=[{','.join(methods)}]",
+    chosen = [] if args.protocol == "joint_training" else [f"models=[{','.join(methods)}]"]  # joint: its 2 variants
+    overrides = [f"protocol={args.protocol}", *chosen,
                  *[f"train.model_steps.{m}={steps[m]}" for m in methods],
                  *[f"curve_model_every.{m}={every[m]}" for m in every], *STUDY, f"run_dir={runs}",
                  f"results_dir={runs / 'results' / name}", *args.set]
@@ -72,15 +78,16 @@ def run(args: argparse.Namespace) -> None:
     curve = pd.read_csv(result.folder / "curve.csv")
     prov = json.loads((result.folder / "provenance.json").read_text())
     record = json.loads((result.folder / "record.json").read_text())
-    verdicts = {row["method"]: row.get("converged") for row in record[table]}
+    verdicts = {row[row_key]: row.get("converged") for row in record[table]}
     out.mkdir(parents=True, exist_ok=True)
-    for m in methods:
-        stem = out / f"{prefix}{m}-{args.variant}"
+    for m in curve["method"].unique():  # a curve per trained row (a method, or a variant of one)
+        stem = out / f"{prefix}{m.lower()}-{args.variant}"
         mine = curve[curve["method"] == m].dropna(axis=1, how="all")
         mine.to_csv(stem.with_suffix(".csv"), index=False)
         run_info = prov["runs"][m]
         meta = {"method": m, "variant": args.variant, "protocol": args.protocol, "overrides": args.set,
-                "steps": steps[m], "every": every.get(m), "threads": prov["numerical_path"]["threads_per_process"],
+                "steps": run_info["steps"], "every": every.get(m),
+                "threads": prov["numerical_path"]["threads_per_process"],
                 "jobs": prov["numerical_path"].get("jobs"), "cpu": cpu_label(),
                 "torch": torch.__version__, "train_seconds": run_info.get("train_seconds"),
                 "reused": run_info.get("reused"), "protocol_seconds": round(seconds, 1),
@@ -91,9 +98,12 @@ def run(args: argparse.Namespace) -> None:
         print(json.dumps(meta))
 
 
-def judge_real_error(judge: dict) -> float:
-    """The judge's error on real test images: RaFD's expression error, CelebA's share not right on every attribute."""
-    return judge["real_test_error"] if "real_test_error" in judge else 1 - judge["real_all_correct"]
+def judge_real_error(judge: dict) -> float | None:
+    """The judge's error on real test images: RaFD's expression error, CelebA's share not right on every attribute
+    (None where the protocol does not record it: joint training reuses rafd_expression's judge)."""
+    if "real_test_error" in judge:
+        return judge["real_test_error"]
+    return 1 - judge["real_all_correct"] if "real_all_correct" in judge else None
 
 
 def _per_method(text: str, methods: list[str], flag: str) -> dict[str, int]:
