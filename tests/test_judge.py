@@ -6,10 +6,11 @@ import torch
 from torch import nn
 
 from starbench.config import resolve
-from starbench.data import load_data
+from starbench.data import LoadedData, load_data
 from starbench.data.batches import to_float
 from starbench.errors import StarbenchError
-from starbench.metrics.classifier import Ensemble
+from starbench.files import save_torch
+from starbench.metrics.classifier import ClassifierRecipe, Ensemble, cached_classifier, resnet18, train_classifier
 from starbench.protocols.rafd_expression import expression_classifier
 from starbench.registry import PROTOCOLS
 
@@ -120,3 +121,36 @@ def test_the_judge_key_holds_its_train_rows_and_its_threads(monkeypatch):
         torch.set_num_threads(before)
     same, again, other_threads, other_split = keys
     assert same == again and len({same, other_threads, other_split}) == 3
+
+
+def test_a_judge_that_could_only_guess_is_refused(tmp_path):
+    """A judge is refused, naming what is wrong, rather than judging at random: an expression with no training image,
+    too few training images, a loss that stops being finite, and a cached network holding NaN weights (the file is
+    left as it is)."""
+    cfg = resolve(SMOKE)
+    data = load_data(cfg, show_progress=False)
+    cpu = torch.device("cpu")
+    train = data.split("train")
+    # every training image of 'happy' relabelled 'neutral': the judge could never say 'happy'
+    names = list(data.domains.names)
+    labels = data.labels.copy()
+    happy = train[labels[train, names.index("happy")] == 1]
+    assert len(happy) > 0
+    labels[happy] = 0
+    labels[happy, names.index("neutral")] = 1
+    with pytest.raises(StarbenchError, match="happy has no training image"):
+        expression_classifier(cfg, LoadedData(data.index, data.images, labels), cpu)
+    recipe = ClassifierRecipe(epochs=1, batch_size=8, seed=0)
+    with pytest.raises(StarbenchError, match="judge X: 1 training image"):
+        train_classifier(data.images, data.labels, train[:1], "onehot", recipe, cpu, "judge X", show_progress=False)
+    with pytest.raises(StarbenchError, match=r"judge Y: the training loss is (nan|inf)"):
+        train_classifier(data.images, data.labels, train[:64], "onehot", ClassifierRecipe(epochs=2, batch_size=8,
+                         lr=1e30), cpu, "judge Y", show_progress=False)
+    net = resnet18(8)
+    state = net.state_dict()
+    state["bn1.running_var"] = torch.full_like(state["bn1.running_var"], float("nan"))
+    save_torch(tmp_path / "classifiers" / "k.pt", {"state": state, "info": {}})
+    before = (tmp_path / "classifiers" / "k.pt").read_bytes()
+    with pytest.raises(StarbenchError, match=r"k\.pt: the cached classifier's bn1.running_var hold NaN"):
+        cached_classifier(tmp_path, "k", 8, cpu, lambda: pytest.fail("a cached classifier is not trained again"))
+    assert (tmp_path / "classifiers" / "k.pt").read_bytes() == before

@@ -13,6 +13,7 @@ import torch
 from starbench.config import cache_dir
 from starbench.data import LoadedData
 from starbench.data.batches import to_float
+from starbench.errors import StarbenchError
 from starbench.evaluate.runs import data_fingerprint
 from starbench.files import save_torch
 from starbench.metrics.classifier import (
@@ -40,6 +41,7 @@ def task_classifier(cfg: Any, data: LoadedData, device: torch.device, kind: str,
     # every member's cache key but its recipe: the images, the rows it learns from and their labels (a split setting
     # or a label file changes them, not the images), and the arithmetic it is trained with (precision, threads)
     train = data.split("train")
+    _check_learnable(data, train, labels, description)
     rows = hashlib.sha256(np.asarray(train, dtype=np.int64).tobytes() + np.ascontiguousarray(data.labels[train])
                           .tobytes()).hexdigest()[:16]
     shared = {"kind": kind, "data": data_fingerprint(data), "size": int(data.images.shape[-1]), "train_rows": rows,
@@ -61,6 +63,23 @@ def task_classifier(cfg: Any, data: LoadedData, device: torch.device, kind: str,
             "members": [{"seed": i["recipe"]["seed"], "key": i["key"], "cached": i["cached"],
                          "train_seconds": i.get("train_seconds")} for i in infos]}
     return Ensemble(members, labels).to(device).eval(), info, extractor_file
+
+
+def _check_learnable(data: LoadedData, train: np.ndarray, labels: str, description: str) -> None:
+    """Refuse a judge that could not learn every verdict it will give: an expression with no training image (it
+    would never be predicted, so every translation to it counts as wrong), an attribute that is always on or always
+    off in the train split (it would be judged by a constant)."""
+    y = data.labels[train]
+    names = data.domains.names
+    if labels == "onehot":
+        missing, what, each = [n for n, c in zip(names, y.sum(0)) if c == 0], "no training image", "class"
+    else:
+        missing = [n for n, c in zip(names, y.sum(0)) if c == 0 or c == len(train)]
+        what, each = "the same value on every training image", "attribute"
+    if missing:
+        raise StarbenchError(f"{description} ({data.index.description}): {', '.join(missing)} has {what} in the "
+                             f"train split of {len(train)}; expected every {each} to be learnable (a larger "
+                             f"data.max_images, or another data.test_fraction?)")
 
 
 def _one_classifier(cfg: Any, data: LoadedData, train: np.ndarray, device: torch.device, labels: str, seed: int,

@@ -21,6 +21,7 @@ import torchvision
 from torch import nn
 
 from starbench.data.batches import to_float
+from starbench.errors import StarbenchError
 from starbench.files import load_torch, save_torch
 from starbench.locks import exclusive
 from starbench.progress import progress_bar
@@ -59,7 +60,13 @@ def train_classifier(images: np.ndarray, targets: np.ndarray, rows: np.ndarray, 
                      device: torch.device, description: str = "classifier", show_progress: bool = True,
                      amp: bool = False, channels_last: bool = False) -> nn.Module:
     """Train a ResNet-18 on ``images[rows]`` with ``targets[rows]`` (one-hot or multi-label); ``amp``: bf16 autocast
-    (the loss in fp32), ``channels_last``: that memory format."""
+    (the loss in fp32), ``channels_last``: that memory format.
+
+    A network that could only judge at random is refused, not returned: no rows to learn from (a batch of none gives
+    NaN batch statistics, and every later verdict and feature is NaN), or a loss that stops being finite."""
+    if len(rows) < 2:  # batch norm needs two images a batch
+        raise StarbenchError(f"{description}: {len(rows)} training image(s); expected at least 2 (is the train "
+                             f"split empty? see data.test_fraction and data.max_images)")
     g = torch.Generator().manual_seed(recipe.seed)
     torch.manual_seed(recipe.seed)
     layout = torch.channels_last if channels_last else torch.preserve_format
@@ -70,7 +77,7 @@ def train_classifier(images: np.ndarray, targets: np.ndarray, rows: np.ndarray, 
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, recipe.lr, total_steps=total)
     net.train()
     with progress_bar(description, total=total, enabled=show_progress) as advance:
-        for _ in range(recipe.epochs):
+        for epoch in range(recipe.epochs):
             perm = torch.randperm(len(rows), generator=g).numpy()
             for k in range(steps_per_epoch):
                 idx = np.sort(rows[perm[k * recipe.batch_size:(k + 1) * recipe.batch_size]])
@@ -81,6 +88,10 @@ def train_classifier(images: np.ndarray, targets: np.ndarray, rows: np.ndarray, 
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                     logits = net(x.to(device, memory_format=layout))
                 loss = loss_fn(logits.float(), y.to(device), kind)
+                if not torch.isfinite(loss):
+                    raise StarbenchError(f"{description}: the training loss is {loss.item()} at step "
+                                         f"{epoch * steps_per_epoch + k + 1} of {total}; expected a finite loss "
+                                         f"(a lower classifier.lr?)")
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -140,6 +151,11 @@ def cached_classifier(cache_root: Path, key: str, num_outputs: int, device: torc
                 save_torch(path, {"state": {k: v.cpu() for k, v in net.state_dict().items()}, "info": info})
                 fresh = True
     blob = load_torch(path, "classifier cache")
+    broken = [k for k, v in blob["state"].items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if broken:
+        raise StarbenchError(f"{path}: the cached classifier's {', '.join(broken[:3])}"
+                             f"{' ...' if len(broken) > 3 else ''} hold NaN or infinite values; expected a trained "
+                             f"network (delete the file to train it again)")
     net = resnet18(num_outputs)
     net.load_state_dict(blob["state"])
     return net.to(device).eval(), {**blob["info"], "cached": not fresh}
