@@ -74,6 +74,41 @@ def test_the_same_images_elsewhere_keep_their_key(rafd_raw, tmp_path, isolated_c
     assert fingerprint(load_index(_cfg(other, "data.image_size=24")), 24) != fingerprint(index, 24)
 
 
+def test_a_listing_s_content_key_is_kept_on_disk(rafd_raw, isolated_cache, monkeypatch):
+    """Reading every file for the content key happens once per file listing: a new process (or the next command)
+    finds the key under the listing in the cache and only stats the files; an unreadable stored key is computed
+    again, and a changed file is a new listing."""
+    import starbench.data.cache as cache_mod
+    cfg = _cfg(rafd_raw, "data.image_size=24")
+    key = fingerprint(load_index(cfg), 24, isolated_cache)
+    stored = list((isolated_cache / "decoded" / "listings").glob("*.txt"))
+    assert len(stored) == 1 and stored[0].read_text().strip() == key
+
+    def as_a_new_process():
+        cache_mod._CONTENT_KEYS.clear()
+        cache_mod._LISTINGS.clear()
+
+    as_a_new_process()
+    real = cache_mod._content_key
+    monkeypatch.setattr(cache_mod, "_content_key", lambda *a: pytest.fail("the files were read again"))
+    assert fingerprint(load_index(cfg), 24, isolated_cache) == key
+    monkeypatch.setattr(cache_mod, "_content_key", real)
+    stored[0].write_text("not a key\n")
+    as_a_new_process()
+    assert fingerprint(load_index(cfg), 24, isolated_cache) == key
+    assert stored[0].read_text().strip() == key
+    # the same size and mtime but other bytes: its ctime moved, so the listing is new and the files are read
+    index = load_index(cfg)
+    path = index.records[5].path
+    st = os.stat(path)
+    data = bytearray(open(path, "rb").read())
+    data[-1] ^= 0xFF
+    open(path, "wb").write(bytes(data))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    as_a_new_process()
+    assert fingerprint(load_index(cfg), 24, isolated_cache) != key
+
+
 def test_crop_box_is_applied_and_checked(rafd_raw):
     idx = load_index(_cfg(rafd_raw, "data.crop=[0,0,20,20]"))
     full = load_image(idx.records[0].path, 20)

@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import shutil
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Optional
@@ -26,39 +27,68 @@ import numpy as np
 from starbench.data.images import preprocess, read_rgb, summarize_notes
 from starbench.data.index import DatasetIndex
 from starbench.errors import StarbenchError
-from starbench.files import write_json
+from starbench.files import write_json, write_text
 from starbench.locks import exclusive
 from starbench.progress import progress_bar
 
 CACHE_VERSION = 1
 
 
-def fingerprint(index: DatasetIndex, size: int) -> str:
+def fingerprint(index: DatasetIndex, size: int, cache_root: Optional[Path] = None) -> str:
     """Content key of the decoded array: each file's bytes and path inside the data folder, crop, size, version.
 
-    Reading every file is done once per process for a given file listing (paths, sizes, mtimes): a protocol asks
-    for the fingerprint several times."""
+    Reading every file (a 200k-image CelebA: about a minute) is done once for a given file listing (paths, sizes,
+    mtimes, ctimes, inodes): this process keeps the content key, and with ``cache_root`` it is kept on disk as well
+    (``decoded/listings/``), so another process, or the next command, stats the files instead (about a second). An
+    index asks once per process: a protocol asks for its data's fingerprint several times."""
     settings = json.dumps({"v": CACHE_VERSION, "size": size, "crop": index.crop})
+    quick = _listing_key(index, settings)
+    if quick not in _CONTENT_KEYS:
+        stored = Path(cache_root) / "decoded" / "listings" / f"{quick}.txt" if cache_root is not None else None
+        known = _read_key(stored)
+        _CONTENT_KEYS[quick] = known or _content_key(index, settings)
+        if stored is not None and known is None:
+            write_text(stored, _CONTENT_KEYS[quick] + "\n")
+    return _CONTENT_KEYS[quick]
+
+
+_CONTENT_KEYS: dict[str, str] = {}  # file listing's key -> content key, this process
+_LISTINGS: dict[int, tuple[weakref.ref, str, str]] = {}  # id(index) -> (the index, its settings, its listing key)
+
+
+def _listing_key(index: DatasetIndex, settings: str) -> str:
+    """A hash of every file's path, size, mtime, ctime and inode (one stat a file), once per index object."""
+    seen = _LISTINGS.get(id(index))
+    if seen is not None and seen[0]() is index and seen[1] == settings:
+        return seen[2]
     listing = hashlib.sha256(settings.encode())
     for rec in index.records:
         try:
             st = os.stat(rec.path)
         except FileNotFoundError:
             raise StarbenchError(f"{rec.path}: image listed but missing") from None
-        listing.update(f"{rec.path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    quick = listing.hexdigest()
-    if quick not in _CONTENT_KEYS:
-        content = hashlib.sha256(settings.encode())
-        root = os.path.abspath(index.root)
-        for rec in index.records:
-            with open(rec.path, "rb") as f:
-                digest = hashlib.file_digest(f, "sha256").hexdigest()
-            content.update(f"{_relative(rec.path, root)}\0{digest}\n".encode())
-        _CONTENT_KEYS[quick] = content.hexdigest()[:24]
-    return _CONTENT_KEYS[quick]
+        listing.update(f"{rec.path}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\0{st.st_ino}\n".encode())
+    _LISTINGS[id(index)] = (weakref.ref(index), settings, listing.hexdigest())
+    return _LISTINGS[id(index)][2]
 
 
-_CONTENT_KEYS: dict[str, str] = {}  # file listing's key -> content key, this process
+def _content_key(index: DatasetIndex, settings: str) -> str:
+    content = hashlib.sha256(settings.encode())
+    root = os.path.abspath(index.root)
+    for rec in index.records:
+        with open(rec.path, "rb") as f:
+            digest = hashlib.file_digest(f, "sha256").hexdigest()
+        content.update(f"{_relative(rec.path, root)}\0{digest}\n".encode())
+    return content.hexdigest()[:24]
+
+
+def _read_key(path: Optional[Path]) -> Optional[str]:
+    """A content key stored for a listing, or None (no file, or not a key: it is computed again)."""
+    try:
+        text = path.read_text().strip() if path is not None else ""
+    except OSError:
+        return None
+    return text if len(text) == 24 and all(c in "0123456789abcdef" for c in text) else None
 
 
 def _relative(path: str, root: str) -> str:
@@ -70,7 +100,7 @@ def _relative(path: str, root: str) -> str:
 def decoded_images(index: DatasetIndex, size: int, cache_root: Path, workers: int = 2,
                    show_progress: bool = True) -> np.ndarray:
     """The index's images as a read-only (N, 3, size, size) uint8 memmap, decoding on first use."""
-    key = fingerprint(index, size)
+    key = fingerprint(index, size, cache_root)
     folder = Path(cache_root) / "decoded"
     path = folder / f"{key}.npy"
     shape = (len(index.records), 3, size, size)
@@ -86,7 +116,7 @@ def decoded_images(index: DatasetIndex, size: int, cache_root: Path, workers: in
 
 def decode_notes(index: DatasetIndex, size: int, cache_root: Path) -> list[str]:
     """What decoding the index's images converted ('3 images: EXIF orientation applied'); [] when nothing was."""
-    path = Path(cache_root) / "decoded" / f"{fingerprint(index, size)}.notes.json"
+    path = Path(cache_root) / "decoded" / f"{fingerprint(index, size, cache_root)}.notes.json"
     try:
         return list(json.loads(path.read_text()).get("notes", []))
     except (OSError, ValueError):

@@ -17,7 +17,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from starbench.config import EVALUATION_ONLY, MACHINE_ONLY, TRAIN_MACHINE_ONLY, Config
+from starbench.config import EVALUATION_ONLY, MACHINE_ONLY, TRAIN_MACHINE_ONLY, Config, cache_dir
 from starbench.data import LoadedData, load_subset
 from starbench.data.cache import fingerprint
 from starbench.errors import StarbenchError
@@ -55,7 +55,7 @@ def data_fingerprint(data: LoadedData) -> str:
 def index_fingerprint(cfg: Any) -> str:
     """``data_fingerprint`` of the data ``cfg`` names, from its file list alone (nothing decoded: ``starbench
     plan``)."""
-    return fingerprint(load_subset(cfg, show_progress=False), int(cfg.data.image_size))
+    return fingerprint(load_subset(cfg, show_progress=False), int(cfg.data.image_size), cache_dir(cfg))
 
 
 def run_folder(cfg: Any, model: str, fp: str) -> Path:
