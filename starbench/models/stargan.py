@@ -134,8 +134,10 @@ class StarGAN(TranslationModel):
         "demo": {"g_conv_dim": 16, "g_repeat": 2, "d_conv_dim": 16, "d_repeat": 4, "g_lr": 5e-4, "d_lr": 5e-4},
     }
     # demo (a constant learning rate): 3,000 steps (600 generator updates) left its error between 16% and 26% from
-    # seed to seed; over 6,000 it flattens from about step 4,000 (benchmarks/results/convergence/stargan-ema-constlr*)
-    steps = {"demo": 6000}
+    # seed to seed; over 6,000 it flattens from about step 4,000 (benchmarks/results/convergence/stargan-ema-constlr*).
+    # Joint training (SNG and JNT at one budget): at 6,000 neither curve passed the plateau test (SNG still falling,
+    # JNT swinging); at 12,000 both do (benchmarks/results/convergence/joint-*-x2)
+    steps = {"demo": 6000, "demo/joint": 12000}
 
     def __init__(self, domains: DomainSpec, cfg: Any) -> None:
         super().__init__(domains, cfg)
