@@ -19,8 +19,10 @@ Usage:
       --set stargan.n_critic=1
   python benchmarks/convergence.py run --protocol celeba_attributes --method stargan,diat,cyclegan,icgan \\
       --variant x3 --steps 6000,960,720,18000 --runs runs     # the protocol's curve points and run folders
-  python benchmarks/convergence.py run --protocol joint_training --method stargan --variant x2 --steps 12000 \
+  python benchmarks/convergence.py run --protocol joint_training --method stargan --variant x2 --steps 12000 \\
       --runs runs                                             # StarGAN-SNG and StarGAN-JNT, 12,000 steps each
+  python benchmarks/convergence.py run --method stargan,icgan --variant x2 --steps 12000 --runs runs \\
+      --set "seeds=[0,1,2]"                                   # a curve per method and seed (suffix -seedN)
   python benchmarks/convergence.py report
 """
 from __future__ import annotations
@@ -78,21 +80,24 @@ def run(args: argparse.Namespace) -> None:
     curve = pd.read_csv(result.folder / "curve.csv")
     prov = json.loads((result.folder / "provenance.json").read_text())
     record = json.loads((result.folder / "record.json").read_text())
-    verdicts = {row[row_key]: row.get("converged") for row in record[table]}
+    seeded = curve["seed"].nunique() > 1  # several seeds (--set "seeds=[0,1,2]"): a curve per row and seed
+    verdicts = {(row[row_key], int(row["seed"]) if seeded else None): row.get("converged")
+                for row in (record["per_seed"] if seeded else record[table])}
     out.mkdir(parents=True, exist_ok=True)
-    for m in curve["method"].unique():  # a curve per trained row (a method, or a variant of one)
-        stem = out / f"{prefix}{m.lower()}-{args.variant}"
-        mine = curve[curve["method"] == m].dropna(axis=1, how="all")
+    for (m, seed), mine in curve.groupby(["method", "seed"], sort=False):  # a curve per trained row (and seed)
+        seed = int(seed) if seeded else None
+        stem = out / f"{prefix}{m.lower()}-{args.variant}{'' if seed is None else f'-seed{seed}'}"
+        mine = mine.dropna(axis=1, how="all")
         mine.to_csv(stem.with_suffix(".csv"), index=False)
-        run_info = prov["runs"][m]
+        run_info = prov["runs"][m if seed is None else f"{m} (seed {seed})"]
         meta = {"method": m, "variant": args.variant, "protocol": args.protocol, "overrides": args.set,
-                "steps": run_info["steps"], "every": every.get(m),
+                "seed": int(mine["seed"].iloc[0]), "steps": run_info["steps"], "every": every.get(m),
                 "threads": prov["numerical_path"]["threads_per_process"],
                 "jobs": prov["numerical_path"].get("jobs"), "cpu": cpu_label(),
                 "torch": torch.__version__, "train_seconds": run_info.get("train_seconds"),
                 "reused": run_info.get("reused"), "protocol_seconds": round(seconds, 1),
                 "classifier_real_error": judge_real_error(prov["classifier"]),
-                "converged": verdicts.get(m), "curve_n": translations_scored(record, m)}
+                "converged": verdicts.get((m, seed)), "curve_n": translations_scored(record, m, seed)}
         stem.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
         print(mine.to_string(index=False))
         print(json.dumps(meta))
@@ -127,10 +132,11 @@ def time_to_plateau(df: pd.DataFrame, halfwidth: float) -> tuple[int, float]:
     return int(steps[-1]), float(seconds[-1])
 
 
-def translations_scored(record: dict, method: str) -> int | None:
+def translations_scored(record: dict, method: str, seed: int | None = None) -> int | None:
     """How many translations the method's final error is over (the plateau test's interval is that error's): the
-    protocol's per-target (RaFD) or per-edit (CelebA) counts."""
-    rows = [r for r in record.get("per_target", record.get("per_edit", [])) if r["method"] == method]
+    protocol's per-target (RaFD) or per-edit (CelebA) counts, of one seed where a study has several."""
+    rows = [r for r in record.get("per_target", record.get("per_edit", []))
+            if r["method"] == method and (seed is None or int(r.get("seed", seed)) == seed)]
     n = sum(int(r.get("n generated", r.get("n", 0))) for r in rows)
     return n or None
 
