@@ -175,15 +175,15 @@ def report(args: argparse.Namespace) -> None:
     print(table.to_markdown(index=False))
     pyplot = plt()
     for protocol in sorted({meta["protocol"] for _, meta, _ in curves}):
-        mine = [(meta, df) for _, meta, df in curves if meta["protocol"] == protocol]
+        mine = [(stem, meta, df) for stem, meta, df in curves if meta["protocol"] == protocol]
         fig, axes = pyplot.subplots(1, 2, figsize=(11, 4))
-        for meta, df in mine:
-            label = f"{meta['method']} {meta['variant']}"
+        for stem, meta, df in mine:
+            label = stem.removeprefix(STUDIED[protocol][0])  # the file's name: method, variant (and seed)
             axes[0].plot(df["step"], df["error %"], marker="o", ms=2, label=label)
             if df["train seconds"].notna().all():
                 axes[1].plot(df["train seconds"], df["error %"], marker="o", ms=2, label=label)
         what = "target error % (100 - target %)" if protocol == "celeba_attributes" else "classification error %"
-        for ax, xlabel in zip(axes, ("training step", f"training seconds ({mine[0][0]['threads']} thread(s))")):
+        for ax, xlabel in zip(axes, ("training step", f"training seconds ({mine[0][1]['threads']} thread(s))")):
             ax.set_xlabel(xlabel)
             ax.set_ylabel(what)
             ax.grid(alpha=0.3)
