@@ -9,6 +9,7 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 
 from starbench.evaluate.curves import TAIL, plateau
+from starbench.evaluate.parallel import as_this_command_saw_it
 from starbench.evaluate.score import Scores
 from starbench.evaluate.seeds import by_method, error_cells, mean_of, mean_sd
 from starbench.metrics.distances import CLASSIFIER, INCEPTION
@@ -59,7 +60,8 @@ def budget_note(results: list, end: str = ".") -> list[str]:
 def runs_provenance(results: list) -> dict[str, dict]:
     """Each source's provenance by row name (and seed, when a row has several)."""
     names = [r.name for r in results]
-    return {(f"{r.name} (seed {r.seed})" if names.count(r.name) > 1 else r.name): r.info for r in results}
+    return {(f"{r.name} (seed {r.seed})" if names.count(r.name) > 1 else r.name): as_this_command_saw_it(r.info)
+            for r in results}
 
 
 def seed_records(per_seed: Optional[list], results: list) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """Training seeds (mean ± sd, per-seed rows), learning curves, and the job plan for clusters."""
 import json
+import re
 import shlex
 
 import pandas as pd
@@ -12,7 +13,7 @@ from starbench.config import resolve
 from starbench.errors import StarbenchError
 from starbench.evaluate import parallel
 from starbench.evaluate.plan import plan as plan_jobs
-from starbench.evaluate.runs import run_key
+from starbench.evaluate.runs import run_folder, run_key
 from starbench.evaluate.sources import trained_jobs
 from starbench.registry import PROTOCOLS
 from starbench.train.speed import cpu_has_bf16
@@ -119,6 +120,11 @@ def plan_and_jobs(tmp_path):
     helpers.start()
     helpers.join()
     assert helpers.trained == ["icgan (seed 1)"] and not helpers.failed
+    # ... and, inside this side of a command, a provenance says so: the protocol finds the run finished, not reused
+    back = trained_jobs(resolve(settings + ["protocol=rafd_expression"]))[-1]
+    folder = str(run_folder(back.cfg, back.model_name, back.fp))
+    assert parallel.as_this_command_saw_it({"reused": True, "run_dir": folder}) == {
+        "reused": False, "run_dir": folder, "trained_by": "a helper process of this command"}
     # jobs=2: the protocol runs front to back while a helper process trains from the back; who trains which run
     # is a race, the tables are not
     res = CliRunner().invoke(cli, ["run", "protocol=rafd_expression", *settings, "jobs=2"])
@@ -126,7 +132,11 @@ def plan_and_jobs(tmp_path):
     assert torch.get_num_threads() == 1  # the command gives the process its threads back
     assert "jobs=2: 4 training run(s), 1 thread(s) per process, 1 helper process(es)" in res.output, res.output
     prov = json.loads((tmp_path / "jobs" / "rafd_expression" / "provenance.json").read_text())
-    assert prov["runs"]["icgan (seed 1)"]["reused"]
+    assert prov["runs"]["icgan (seed 1)"]["reused"]  # trained before the command
+    by_helper = re.findall(r"helper process: trained (\S+ \(seed \d\))", res.output)  # a race: maybe none
+    for name, info in prov["runs"].items():  # a run the command's helper trained is not 'reused'
+        assert (info["reused"], info.get("trained_by")) == ((False, "a helper process of this command")
+                                                            if name in by_helper else (name == "icgan (seed 1)", None))
     assert {k: prov["numerical_path"][k] for k in ("jobs", "threads_per_process", "training")} == {
         "jobs": 2, "threads_per_process": 1, "training": "bf16 autocast" if cpu_has_bf16() else "fp32"}
     same_tables(plain, tmp_path / "jobs" / "rafd_expression")

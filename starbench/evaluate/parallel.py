@@ -27,7 +27,7 @@ from omegaconf import OmegaConf
 
 from starbench.config import named_models, schema_for
 from starbench.devices import resolve_device
-from starbench.evaluate.runs import train_method
+from starbench.evaluate.runs import run_folder, train_method
 from starbench.evaluate.sources import TrainedSource
 from starbench.progress import console
 
@@ -68,6 +68,17 @@ def train_one(settings: dict[str, Any], model: str, fp: str, threads: int) -> No
     _, _, info = train_method(OmegaConf.merge(schema, settings), model, fp, show=False)
     if info["reused"]:  # the protocol (or another process) had trained it
         raise SystemExit(FOUND_FINISHED)
+
+
+_TRAINED_HERE: set[str] = set()  # run folders the helper processes of the running side_by_side trained
+
+
+def as_this_command_saw_it(info: dict[str, Any]) -> dict[str, Any]:
+    """A run's provenance with who trained it: the protocol's process finds a run that a helper process of this
+    command trained already finished, as it would an earlier command's, but it was not reused."""
+    if info.get("reused") and info.get("run_dir") in _TRAINED_HERE:
+        return {**info, "reused": False, "trained_by": "a helper process of this command"}
+    return info
 
 
 class Helpers:
@@ -116,6 +127,7 @@ class Helpers:
                 self.running.discard(process)
             if process.exitcode == 0:
                 self.trained.append(what)
+                _TRAINED_HERE.add(str(run_folder(source.cfg, source.model_name, source.fp)))
                 console.print(f"  helper process: trained {what} ({time.perf_counter() - start:.0f} s)",
                               highlight=False)
             elif process.exitcode != FOUND_FINISHED and not self.stopping:
@@ -153,6 +165,7 @@ def side_by_side(cfg: Any, protocol: Any) -> Iterator[None]:
         return
     threads, before = threads_per_job(jobs), torch.get_num_threads()
     torch.set_num_threads(threads)
+    _TRAINED_HERE.clear()  # what an earlier command's helpers trained is reused by this one
     helpers = Helpers(sources, min(jobs - 1, len(sources)), threads)
     console.print(f"jobs={jobs}: {len(sources)} training run(s), {helpers.threads} thread(s) per process, "
                   f"{len(helpers.workers)} helper process(es) taking them from the back", highlight=False)
