@@ -50,10 +50,12 @@ STUDY = ["train.progress=false", "fid.download=false", "curve_distances=true", "
 
 
 
-# per protocol: the prefix of its curve files, the record's table whose rows carry the converged column, and that
-# table's column naming the row (joint_training trains one model, StarGAN, as two variants: SNG and JNT)
-STUDIED = {"rafd_expression": ("", "table3", "method"), "celeba_attributes": ("celeba-", "table1", "method"),
-           "joint_training": ("joint-", "table", "model")}
+# per protocol: the prefix of its curve files, the record's table whose rows carry the converged column, that
+# table's column naming the row, and whether it takes models=[...] (joint_training trains one model, StarGAN, as
+# its two variants, SNG and JNT)
+STUDIED = {"rafd_expression": ("", "table3", "method", True),
+           "celeba_attributes": ("celeba-", "table1", "method", True),
+           "joint_training": ("joint-", "table", "model", False)}
 
 
 def run(args: argparse.Namespace) -> None:
@@ -63,9 +65,9 @@ def run(args: argparse.Namespace) -> None:
     steps = _per_method(args.steps, methods, "--steps")
     every = _per_method(args.every, methods, "--every") if args.every else {}
     runs, out = Path(args.runs), Path(args.out)
-    prefix, table, row_key = STUDIED[args.protocol]
+    prefix, table, row_key, takes_models = STUDIED[args.protocol]
     name = f"{prefix}{'+'.join(methods)}-{args.variant}"
-    chosen = [] if args.protocol == "joint_training" else [f"models=[{','.join(methods)}]"]  # joint: its 2 variants
+    chosen = [f"models=[{','.join(methods)}]"] if takes_models else []
     overrides = [f"protocol={args.protocol}", *chosen,
                  *[f"train.model_steps.{m}={steps[m]}" for m in methods],
                  *[f"curve_model_every.{m}={every[m]}" for m in every], *STUDY, f"run_dir={runs}",

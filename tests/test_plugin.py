@@ -4,7 +4,7 @@ import textwrap
 import pandas as pd
 import pytest
 
-from starbench.config import resolve
+from starbench.config import model_section, resolve
 from starbench.errors import StarbenchError
 from starbench.registry import PROTOCOLS
 from starbench.train.trainer import build_model
@@ -226,9 +226,6 @@ def test_a_plugin_model_has_options_of_its_own(tmp_path, monkeypatch):
 
 def test_a_misnamed_budget_is_refused(tmp_path, monkeypatch):
     """A ``steps`` key that names no scale, or no dataset, would be a budget silently never used: refused, named."""
-    from starbench.config import model_section
-    from starbench.errors import StarbenchError
-
     (tmp_path / "budgets.py").write_text("class Typo:\n    name = 'typo'\n    steps = {'demo': 5, 'demo/celba': 9}\n"
                                          "class Fine:\n    name = 'fine'\n    steps = {'demo': 5, 'demo/celeba': 9}\n")
     monkeypatch.syspath_prepend(str(tmp_path))

@@ -41,9 +41,9 @@ def task_classifier(cfg: Any, data: LoadedData, device: torch.device, kind: str,
     # every member's cache key but its recipe: the images, the rows it learns from and their labels (a split setting
     # or a label file changes them, not the images), and the arithmetic it is trained with (precision, threads)
     train = data.split("train")
-    _check_learnable(data, train, labels, description)
-    rows = hashlib.sha256(np.asarray(train, dtype=np.int64).tobytes() + np.ascontiguousarray(data.labels[train])
-                          .tobytes()).hexdigest()[:16]
+    train_labels = np.ascontiguousarray(data.labels[train])
+    _check_learnable(data, train_labels, labels, description)
+    rows = hashlib.sha256(np.asarray(train, dtype=np.int64).tobytes() + train_labels.tobytes()).hexdigest()[:16]
     shared = {"kind": kind, "data": data_fingerprint(data), "size": int(data.images.shape[-1]), "train_rows": rows,
               "precision": precision_key(fast), "threads": torch.get_num_threads(), **key}
     members, infos = [], []
@@ -65,20 +65,19 @@ def task_classifier(cfg: Any, data: LoadedData, device: torch.device, kind: str,
     return Ensemble(members, labels).to(device).eval(), info, extractor_file
 
 
-def _check_learnable(data: LoadedData, train: np.ndarray, labels: str, description: str) -> None:
-    """Refuse a judge that could not learn every verdict it will give: an expression with no training image (it
-    would never be predicted, so every translation to it counts as wrong), an attribute that is always on or always
-    off in the train split (it would be judged by a constant)."""
-    y = data.labels[train]
+def _check_learnable(data: LoadedData, y: np.ndarray, labels: str, description: str) -> None:
+    """Refuse a judge that could not learn every verdict it will give (``y``: the train split's labels): an
+    expression with no training image (it would never be predicted, so every translation to it counts as wrong), an
+    attribute that is always on or always off in the train split (it would be judged by a constant)."""
     names = data.domains.names
     if labels == "onehot":
         missing, what, each = [n for n, c in zip(names, y.sum(0)) if c == 0], "no training image", "class"
     else:
-        missing = [n for n, c in zip(names, y.sum(0)) if c == 0 or c == len(train)]
+        missing = [n for n, c in zip(names, y.sum(0)) if c == 0 or c == len(y)]
         what, each = "the same value on every training image", "attribute"
     if missing:
         raise StarbenchError(f"{description} ({data.index.description}): {', '.join(missing)} has {what} in the "
-                             f"train split of {len(train)}; expected every {each} to be learnable (a larger "
+                             f"train split of {len(y)}; expected every {each} to be learnable (a larger "
                              f"data.max_images, or another data.test_fraction?)")
 
 
