@@ -1,3 +1,4 @@
+import gc
 import os
 import shutil
 import time
@@ -6,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+import starbench.data.cache as cache_mod
 from starbench.config import resolve
 from starbench.data import load_data, load_index, synth
 from starbench.data.batches import BatchSampler, iterate_split, to_uint8
@@ -78,7 +80,6 @@ def test_a_listing_s_content_key_is_kept_on_disk(rafd_raw, isolated_cache, monke
     """Reading every file for the content key happens once per file listing: a new process (or the next command)
     finds the key under the listing in the cache and only stats the files; an unreadable stored key is computed
     again, and a changed file is a new listing."""
-    import starbench.data.cache as cache_mod
     cfg = _cfg(rafd_raw, "data.image_size=24")
     key = fingerprint(load_index(cfg), 24, isolated_cache)
     stored = list((isolated_cache / "decoded" / "listings").glob("*.txt"))
@@ -107,6 +108,14 @@ def test_a_listing_s_content_key_is_kept_on_disk(rafd_raw, isolated_cache, monke
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
     as_a_new_process()
     assert fingerprint(load_index(cfg), 24, isolated_cache) != key
+    # the memo of a listing lives as long as its index object
+    index = load_index(cfg)
+    fingerprint(index, 24, isolated_cache)
+    assert id(index) in cache_mod._LISTINGS
+    gone = id(index)
+    del index
+    gc.collect()
+    assert gone not in cache_mod._LISTINGS
 
 
 def test_crop_box_is_applied_and_checked(rafd_raw):

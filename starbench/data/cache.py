@@ -68,8 +68,14 @@ def _listing_key(index: DatasetIndex, settings: str) -> str:
         except FileNotFoundError:
             raise StarbenchError(f"{rec.path}: image listed but missing") from None
         listing.update(f"{rec.path}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\0{st.st_ino}\n".encode())
-    _LISTINGS[id(index)] = (weakref.ref(index), settings, listing.hexdigest())
-    return _LISTINGS[id(index)][2]
+    key = id(index)
+
+    def forget(ref: weakref.ref) -> None:  # the index is gone: its entry goes with it (ids are reused)
+        if _LISTINGS.get(key, (None,))[0] is ref:
+            del _LISTINGS[key]
+
+    _LISTINGS[key] = (weakref.ref(index, forget), settings, listing.hexdigest())
+    return _LISTINGS[key][2]
 
 
 def _content_key(index: DatasetIndex, settings: str) -> str:
