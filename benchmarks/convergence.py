@@ -175,27 +175,43 @@ def report(args: argparse.Namespace) -> None:
     table = pd.DataFrame(rows)
     (OUT / "summary.md").write_text(table.to_markdown(index=False) + "\n")
     print(table.to_markdown(index=False))
-    pyplot = plt()
     for protocol in sorted({meta["protocol"] for _, meta, _ in curves}):
-        mine = [(stem, meta, df) for stem, meta, df in curves if meta["protocol"] == protocol]
-        fig, axes = pyplot.subplots(1, 2, figsize=(11, 4))
-        for stem, meta, df in mine:
-            label = stem.removeprefix(STUDIED[protocol][0])  # the file's name: method, variant (and seed)
-            axes[0].plot(df["step"], df["error %"], marker="o", ms=2, label=label)
-            if df["train seconds"].notna().all():
-                axes[1].plot(df["train seconds"], df["error %"], marker="o", ms=2, label=label)
-        what = "target error % (100 - target %)" if protocol == "celeba_attributes" else "classification error %"
-        for ax, xlabel in zip(axes, ("training step", f"training seconds ({mine[0][1]['threads']} thread(s))")):
-            ax.set_xlabel(xlabel)
-            ax.set_ylabel(what)
-            ax.grid(alpha=0.3)
-        axes[0].legend(fontsize=7)
-        fig.suptitle(protocol, fontsize=9)
-        fig.tight_layout()
         name = "curves.png" if protocol == "rafd_expression" else f"curves_{protocol}.png"
-        fig.savefig(OUT / name, dpi=110)
-        pyplot.close(fig)
+        figure([(stem, meta, df) for stem, meta, df in curves if meta["protocol"] == protocol], protocol, OUT / name)
         print(f"wrote {OUT / name}")
+
+
+def figure(mine: list[tuple[str, dict, pd.DataFrame]], protocol: str, file: Path) -> None:
+    """One column per method (its budgets differ by 40x between methods): error against steps above, against
+    training seconds below; each curve in a colour of its own, labelled by its file name less the method."""
+    pyplot = plt()
+    prefix = STUDIED[protocol][0]
+    methods = list(dict.fromkeys(stem.removeprefix(prefix).split("-")[0] for stem, _, _ in mine))
+    fig, axes = pyplot.subplots(2, len(methods), figsize=(3.4 * len(methods) + 0.6, 6.4), squeeze=False)
+    what = "target error %" if protocol == "celeba_attributes" else "classification error %"
+    for col, method in enumerate(methods):
+        top, bottom = axes[0][col], axes[1][col]
+        own = [(stem, meta, df) for stem, meta, df in mine if stem.removeprefix(prefix).split("-")[0] == method]
+        for i, (stem, meta, df) in enumerate(own):
+            label = stem.removeprefix(prefix).removeprefix(method + "-") or stem
+            style = {"marker": "o", "ms": 2, "lw": 1, "color": f"C{i % 10}", "label": label}
+            top.plot(df["step"], df["error %"], **style)
+            if df["train seconds"].notna().all():
+                bottom.plot(df["train seconds"], df["error %"], **style)
+        top.set_title(method, fontsize=9)
+        top.set_xlabel("training step", fontsize=8)
+        bottom.set_xlabel(f"training seconds ({own[0][1]['threads']} thread(s))", fontsize=8)
+        for ax in (top, bottom):
+            ax.set_ylim(0, 60)  # the first points (near chance) are cut off: the plateau is what is read here
+            ax.grid(alpha=0.3)
+            ax.tick_params(labelsize=7)
+        top.legend(fontsize=6)
+    for row in axes:
+        row[0].set_ylabel(what, fontsize=8)
+    fig.suptitle(f"{protocol}: error against training (y cut at 60%)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(file, dpi=110)
+    pyplot.close(fig)
 
 
 def main() -> None:
