@@ -27,7 +27,7 @@ from omegaconf import OmegaConf
 
 from starbench.config import named_models, schema_for
 from starbench.devices import resolve_device
-from starbench.evaluate.runs import run_folder, train_method
+from starbench.evaluate.runs import train_method
 from starbench.evaluate.sources import TrainedSource
 from starbench.progress import console
 
@@ -127,7 +127,7 @@ class Helpers:
                 self.running.discard(process)
             if process.exitcode == 0:
                 self.trained.append(what)
-                _TRAINED_HERE.add(str(run_folder(source.cfg, source.model_name, source.fp)))
+                _TRAINED_HERE.add(str(source.run_folder()))
                 console.print(f"  helper process: trained {what} ({time.perf_counter() - start:.0f} s)",
                               highlight=False)
             elif process.exitcode != FOUND_FINISHED and not self.stopping:
