@@ -186,12 +186,13 @@ def figure(mine: list[tuple[str, dict, pd.DataFrame]], protocol: str, file: Path
     training seconds below; each curve in a colour of its own, labelled by its file name less the method."""
     pyplot = plt()
     prefix = STUDIED[protocol][0]
-    methods = list(dict.fromkeys(stem.removeprefix(prefix).split("-")[0] for stem, _, _ in mine))
-    fig, axes = pyplot.subplots(2, len(methods), figsize=(3.4 * len(methods) + 0.6, 6.4), squeeze=False)
+    by_method: dict[str, list[tuple[str, dict, pd.DataFrame]]] = {}
+    for curve in mine:  # the file name starts with the method: stargan-x2-seed0, joint-stargan-jnt-x2
+        by_method.setdefault(curve[0].removeprefix(prefix).split("-")[0], []).append(curve)
+    fig, axes = pyplot.subplots(2, len(by_method), figsize=(3.4 * len(by_method) + 0.6, 6.4), squeeze=False)
     what = "target error %" if protocol == "celeba_attributes" else "classification error %"
-    for col, method in enumerate(methods):
+    for col, (method, own) in enumerate(by_method.items()):
         top, bottom = axes[0][col], axes[1][col]
-        own = [(stem, meta, df) for stem, meta, df in mine if stem.removeprefix(prefix).split("-")[0] == method]
         for i, (stem, meta, df) in enumerate(own):
             label = stem.removeprefix(prefix).removeprefix(method + "-") or stem
             style = {"marker": "o", "ms": 2, "lw": 1, "color": f"C{i % 10}", "label": label}
