@@ -10,7 +10,9 @@ that a command wrote (in a fresh clone, from an empty cache) against the committ
 - the other numbers side by side, with the interval each table states: classifier KID x1000 (± the sd over its
   random subsets), and with none stated (L1, SSIM, classifier Fréchet, precision, recall) the relative change, for
   the reader to weigh;
-- the ``converged`` column.
+- the ``converged`` column;
+- every CSV cell by cell (curves, per-seed and per-target rows included): which columns differ, and in how many
+  rows; wall-time columns (``train s``, ``train seconds``) are expected to.
 
 It writes a Markdown report (``--out``) and prints it. Usage, in a fresh clone after the README's command:
 
@@ -26,15 +28,22 @@ from pathlib import Path
 import pandas as pd
 
 ERROR = "classification error % [95% CI]"
+SEED_MEAN, SEED_INTERVAL = "classification error % (mean ± sd)", "95% CI over seeds (t)"
 INTERVAL = re.compile(r"^\s*(-?[\d.]+)\s*\[\s*(-?[\d.]+),\s*(-?[\d.]+)\]")
 PLUS_MINUS = re.compile(r"^\s*(-?[\d.]+)\s*±\s*([\d.]+)")
 SIDE_BY_SIDE = ("classifier Frechet (not FID)", "classifier precision", "classifier recall", "L1 to ground truth",
                 "SSIM")
 
 
-def key_column(df: pd.DataFrame) -> str:
-    """The column naming a row: ``method`` (Table 3) or ``model`` (the joint table)."""
-    return "method" if "method" in df.columns else df.columns[0]
+TIME_COLUMNS = ("train s", "train seconds")
+
+
+def with_key(df: pd.DataFrame) -> pd.DataFrame:
+    """The frame with a ``key`` column naming each row: the method (Table 3) or model (the joint table), with its
+    seed where the file has one row per seed."""
+    name = "method" if "method" in df.columns else df.columns[0]
+    key = df[name] if "seed" not in df.columns or name == "seed" else df[name] + " (seed " + df["seed"] + ")"
+    return df.assign(key=key)
 
 
 def number(cell: str) -> float | None:
@@ -46,22 +55,28 @@ def number(cell: str) -> float | None:
 
 def error_rows(name: str, old: pd.DataFrame, new: pd.DataFrame) -> tuple[list[dict], list[str]]:
     """Each row's error against the other folder's 95% interval."""
-    key, rows, problems = key_column(old), [], []
+    old, new = with_key(old), with_key(new)
+    key, rows, problems = "key", [], []
     for _, o in old.iterrows():
         match = new[new[key] == o[key]]
         if not len(match):
             problems.append(f"{name}: row {o[key]!r} is missing from the new table")
             continue
         n = match.iloc[0]
-        mo, mn = INTERVAL.match(str(o[ERROR])), INTERVAL.match(str(n[ERROR]))
+        if ERROR in old.columns:
+            cell_o, cell_n = str(o[ERROR]), str(n[ERROR])
+        else:  # a seed study's table: the mean over seeds and its t-interval
+            cell_o = f"{str(o[SEED_MEAN]).split()[0]} {o[SEED_INTERVAL]}"
+            cell_n = f"{str(n[SEED_MEAN]).split()[0]} {n[SEED_INTERVAL]}"
+        mo, mn = INTERVAL.match(cell_o), INTERVAL.match(cell_n)
         if not (mo and mn):
             continue
         vo, lo, hi = (float(x) for x in mo.groups())
         vn, lo_n, hi_n = (float(x) for x in mn.groups())
         inside, back = lo <= vn <= hi, lo_n <= vo <= hi_n
         if not inside:
-            problems.append(f"{name}, {o[key]}: the new error {vn:.2f} lies outside the committed {o[ERROR]}")
-        rows.append({"table": name, "row": o[key], "committed": o[ERROR], "new": n[ERROR],
+            problems.append(f"{name}, {o[key]}: the new error {vn:.2f} lies outside the committed {cell_o}")
+        rows.append({"table": name, "row": o[key], "committed": cell_o, "new": cell_n,
                      "new inside committed": "yes" if inside else "NO",
                      "committed inside new": "yes" if back else "NO",
                      "converged (committed / new)": f"{o.get('converged', '-')} / {n.get('converged', '-')}"})
@@ -72,7 +87,8 @@ def error_rows(name: str, old: pd.DataFrame, new: pd.DataFrame) -> tuple[list[di
 
 def other_rows(name: str, old: pd.DataFrame, new: pd.DataFrame) -> list[dict]:
     """KID with its stated ± (overlap of mean ± 2 sd), the rest as a relative change."""
-    key, rows = key_column(old), []
+    old, new = with_key(old), with_key(new)
+    key, rows = "key", []
     for _, o in old.iterrows():
         match = new[new[key] == o[key]]
         if not len(match):
@@ -95,6 +111,20 @@ def other_rows(name: str, old: pd.DataFrame, new: pd.DataFrame) -> list[dict]:
     return rows
 
 
+def cell_rows(name: str, old: pd.DataFrame, new: pd.DataFrame) -> tuple[dict, list[str]]:
+    """Cell by cell: the columns whose values differ, with how many rows; a wall-time column is expected to."""
+    if list(old.columns) != list(new.columns) or len(old) != len(new):
+        return ({"file": name, "rows": f"{len(old)} / {len(new)}", "identical": "NO",
+                 "columns that differ (rows)": "the shape differs"}, [f"{name}: another shape (columns or rows)"])
+    differ = {c: int((old[c] != new[c]).sum()) for c in old.columns}
+    differ = {c: n for c, n in differ.items() if n}
+    unexpected = [c for c in differ if c not in TIME_COLUMNS]
+    row = {"file": name, "rows": len(old), "identical": "yes" if not differ else
+           ("all but wall time" if not unexpected else "NO"),
+           "columns that differ (rows)": ", ".join(f"{c} ({n})" for c, n in differ.items()) or "-"}
+    return row, [f"{name}: {c} differs in {differ[c]} row(s)" for c in unexpected]
+
+
 def check(committed: Path, new: Path) -> tuple[str, list[str]]:
     old_files = {p.name for p in committed.iterdir() if p.is_file()}
     new_files = {p.name for p in new.iterdir() if p.is_file()}
@@ -102,20 +132,25 @@ def check(committed: Path, new: Path) -> tuple[str, list[str]]:
     problems += [f"added: {f}" for f in sorted(new_files - old_files)]
     parts = [f"Files: committed {len(old_files)}, new {len(new_files)}; "
              + ("the same set." if old_files == new_files else "they differ (below).")]
-    errors, others = [], []
-    for csv in sorted(old_files & new_files):
-        if not csv.endswith(".csv") or csv in ("curve.csv", "per_seed.csv", "per_target.csv", "per_edit.csv"):
-            continue
+    errors, others, cells, differences = [], [], [], []
+    for csv in sorted(f for f in old_files & new_files if f.endswith(".csv")):
         old = pd.read_csv(committed / csv, keep_default_na=False, dtype=str)
         fresh = pd.read_csv(new / csv, keep_default_na=False, dtype=str)
-        if ERROR not in old.columns:
+        row, found = cell_rows(csv, old, fresh)
+        cells.append(row)
+        differences += found
+        if ERROR not in old.columns and SEED_INTERVAL not in old.columns:
             continue
         rows, found = error_rows(csv, old, fresh)
         errors += rows
         problems += found
         others += other_rows(csv, old, fresh)
+    parts.append("**Every CSV, cell by cell**\n\n" + pd.DataFrame(cells).to_markdown(index=False)
+                 + ("\n\nValues that differ (not a failure where they lie inside the stated intervals below):\n"
+                    + "\n".join(f"- {d}" for d in differences) if differences else ""))
     if errors:
-        parts.append("**Classification error: each folder's value against the other's 95% interval**\n\n"
+        parts.append("**Classification error: each folder's value against the other's 95% interval** (one run: "
+                     "Clopper-Pearson; a seed study's table: its mean over seeds and t-interval)\n\n"
                      + pd.DataFrame(errors).to_markdown(index=False))
     if others:
         parts.append("**Other numbers, committed / new** (KID: the tables' ± is the sd over random subsets; the "
