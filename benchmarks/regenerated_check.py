@@ -156,7 +156,12 @@ def check(committed: Path, new: Path) -> tuple[str, list[str]]:
         parts.append("**Other numbers, committed / new** (KID: the tables' ± is the sd over random subsets; the "
                      "rest state no interval, so the relative change is given)\n\n"
                      + pd.DataFrame(others).to_markdown(index=False))
-    parts.append("All checks hold." if not problems else "Checks that fail:\n" + "\n".join(f"- {p}" for p in problems))
+    verdict = ("The file sets and every error's interval: all checks hold." if not problems else
+               "Checks that fail:\n" + "\n".join(f"- {p}" for p in problems))
+    if differences:
+        verdict += (f"\n\n{len(differences)} column(s) beside wall time differ (listed above); where no interval is "
+                    "stated for them, weigh the change yourself.")
+    parts.append(verdict)
     return "\n\n".join(parts) + "\n", problems
 
 
