@@ -28,6 +28,8 @@ Usage:
   python benchmarks/numerical_paths.py adopt --path bf16-1t --folder OTHER/results/seeds/rafd_expression \
       --name xeon-amx-bf16-1t          # the same path on another machine: a row of its own, named for the machine
   python benchmarks/numerical_paths.py run --path fp32-1t --seeds 0,1,2 --set jobs=2   # one path, 2 runs at a time
+  python benchmarks/numerical_paths.py run --path fp32-1t --set jobs=2 "models=[diat,cyclegan]" --merge
+                                       # the methods a path has not run yet, beside its filed rows
   python benchmarks/numerical_paths.py report --reference bf16-1t            # table, figure and the checks
 
 A 1-thread path on a 2-core machine trains two runs at a time with ``--set jobs=2`` (``starbench.evaluate.parallel``:
@@ -82,13 +84,37 @@ def run(args: argparse.Namespace) -> None:
         result = protocol(cfg)
     OUT.mkdir(parents=True, exist_ok=True)
     per_seed = pd.read_csv(result.folder / "per_seed.csv", keep_default_na=False, dtype=str)
-    per_seed.to_csv(OUT / f"{args.path}.csv", index=False)
     prov = json.loads((result.folder / "provenance.json").read_text())
-    (OUT / f"{args.path}.json").write_text(json.dumps({
-        "path": args.path, "bf16": bf16, "threads": threads, "seeds": args.seeds, "overrides": args.set,
-        "cpu": cpu_label(), "torch": torch.__version__,
-        "seconds": round(time.perf_counter() - start), "real_error": prov["classifier"]["real_test_error"]},
-        indent=2) + "\n")
+    meta = {"path": args.path, "bf16": bf16, "threads": threads, "seeds": args.seeds, "overrides": args.set,
+            "cpu": cpu_label(), "torch": torch.__version__,
+            "seconds": round(time.perf_counter() - start), "real_error": prov["classifier"]["real_test_error"],
+            "judge": prov["classifier"].get("judge_key")}
+    if args.merge and (OUT / f"{args.path}.csv").is_file():
+        per_seed, meta = merged(args.path, per_seed, meta)
+    per_seed.to_csv(OUT / f"{args.path}.csv", index=False)
+    (OUT / f"{args.path}.json").write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def merged(path: str, new_rows: pd.DataFrame, meta: dict) -> tuple[pd.DataFrame, dict]:
+    """``run --merge``: the path's filed rows of the methods this run did not train, then this run's rows; the
+    metadata lists each run (``parts``). Both runs must be the same path on the same seeds and judge (its cache key;
+    in files filed before the key was recorded, its real-image error), else the rows were not judged alike and are
+    not merged."""
+    old_rows, old_meta = per_seed(path), json.loads((OUT / f"{path}.json").read_text())
+    same_judge = (old_meta["judge"] == meta["judge"] if old_meta.get("judge") and meta.get("judge")
+                  else abs(old_meta["real_error"] - meta["real_error"]) < 1e-12)
+    if old_meta["seeds"] != meta["seeds"] or not same_judge:
+        raise SystemExit(f"--merge: the filed {path} rows have seeds {old_meta['seeds']} and a judge with real-image "
+                         f"error {old_meta['real_error']}; this run {meta['seeds']} and {meta['real_error']}: "
+                         f"not the same judge and seeds, not merged")
+    kept = old_rows[~old_rows["method"].isin(set(new_rows["method"]) - {"real images"})]
+    rows = pd.concat([kept, new_rows[new_rows["method"] != "real images"]], ignore_index=True)
+    rows["_order"] = rows["seed"].astype(int)
+    rows = rows.sort_values("_order", kind="stable").drop(columns="_order")
+    parts = old_meta.get("parts") or [{k: old_meta[k] for k in ("overrides", "cpu", "seconds")}]
+    parts.append({k: meta[k] for k in ("overrides", "cpu", "seconds")})
+    return rows, {**meta, "overrides": [o for part in parts for o in part["overrides"]],
+                  "seconds": sum(part["seconds"] for part in parts), "parts": parts}
 
 
 def made_cpu_label(made: dict) -> str:
@@ -290,6 +316,8 @@ def main() -> None:
     r.add_argument("--seeds", default="0,1,2")
     r.add_argument("--work", default="runs/paths", help="where each path's runs and results go (not committed)")
     r.add_argument("--set", nargs="*", default=[], help="KEY=VALUE settings beside the committed configuration")
+    r.add_argument("--merge", action="store_true", help="keep the path's filed rows of the methods this run does "
+                   "not train (a path run for some methods first, the others later; same seeds and judge)")
     a = sub.add_parser("adopt")
     a.add_argument("--path", choices=list(PATHS), required=True)
     a.add_argument("--folder", required=True, help="a committed rafd_expression folder with per_seed.csv")
