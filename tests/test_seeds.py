@@ -13,6 +13,7 @@ from starbench.config import resolve
 from starbench.errors import StarbenchError
 from starbench.evaluate import parallel
 from starbench.evaluate.plan import plan as plan_jobs
+from starbench.evaluate.plan import protocol_budget
 from starbench.evaluate.runs import run_folder, run_key
 from starbench.evaluate.sources import trained_jobs
 from starbench.registry import PROTOCOLS
@@ -168,3 +169,20 @@ def test_bad_seeds_curves_and_plans(tmp_path):
     assert res.exit_code == 0 and "trains nothing" in res.stderr and res.stdout.count("starbench ") == 1
     res = CliRunner().invoke(cli, ["plan", "scale=smoke"])
     assert res.exit_code == 2 and "which protocol?" in res.output
+
+
+def test_a_plan_line_carries_the_protocols_dataset_budget():
+    """Joint training resolves StarGAN's ``"demo/joint"`` budget for SNG too, which trains on RaFD: SNG's train line
+    (``data=rafd``) alone would resolve the plain demo budget and name another run, so the plan adds the protocol's
+    own; a protocol whose budget the line resolves anyway gets nothing added."""
+    class Source:
+        model_name = "stargan"
+
+    joint, rafd_line = resolve(["protocol=joint_training"]), resolve(["data=rafd", "model=stargan"])
+    assert joint.train.model_steps.stargan != rafd_line.train.model_steps.stargan
+    Source.cfg = joint
+    added = protocol_budget(Source, rafd_line)
+    assert added == [f"train.model_steps.stargan={joint.train.model_steps.stargan}"]
+    assert resolve(["data=rafd", "model=stargan", *added]).train.model_steps.stargan == joint.train.model_steps.stargan
+    Source.cfg = resolve(["protocol=rafd_expression"])
+    assert protocol_budget(Source, rafd_line) == []

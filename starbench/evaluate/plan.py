@@ -14,8 +14,9 @@ from typing import Any
 
 from starbench.config import EVALUATION_ONLY, parse_overrides, resolve
 from starbench.errors import StarbenchError
-from starbench.evaluate.runs import run_key
+from starbench.evaluate.runs import PER_MODEL, run_key
 from starbench.evaluate.sources import TrainedSource
+from starbench.models.classes import section_of
 from starbench.registry import PROTOCOLS
 
 # The machine-only settings a train line must not inherit: each line names its own run folder, and a train line is
@@ -46,6 +47,19 @@ def training_overrides(overrides: list[str]) -> list[str]:
     return keep
 
 
+def protocol_budget(source: TrainedSource, line: Any) -> list[str]:
+    """The protocol's own per-model budget and schedule (``train.model_steps`` / ``model_decay_from``) where the train
+    line alone would resolve others: a model's ``steps`` preset may name a dataset (``"demo/joint"``), which the
+    protocol resolves for its whole run (joint training: SNG on RaFD too) and a train line for its own dataset."""
+    own = section_of(source.model_name)
+    out = []
+    for key in PER_MODEL:
+        want, got = (c.train.get(key, {}).get(own) for c in (source.cfg, line))
+        if want is not None and want != got:
+            out.append(f"train.{key}.{own}={want}")
+    return out
+
+
 def plan(overrides: list[str]) -> list[dict[str, Any]]:
     """The jobs: ``{"kind": "train", "method", "model", "seed", "run_dir", "argv", "command"}`` per trained source,
     then ``{"kind": "run", "argv", "command"}``."""
@@ -62,6 +76,10 @@ def plan(overrides: list[str]) -> list[dict[str, Any]]:
         own = dotlist({k: v for k, v in s.delta.items() if k != "model"})
         argv = ["starbench", "train", *base, *data, *own, f"model={s.model_name}", f"run_dir={folder}"]
         check = resolve(argv[2:])
+        budget = protocol_budget(s, check)
+        if budget:
+            argv[-2:-2] = budget
+            check = resolve(argv[2:])
         if run_key(check, s.model_name, s.fp) != run_key(s.cfg, s.model_name, s.fp):  # pragma: no cover - a bug
             raise StarbenchError(f"plan: the train line for {s.name} (seed {s.seed}) would not give the run the "
                                  f"protocol looks for ({folder}); please report this")
