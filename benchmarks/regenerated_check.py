@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -33,8 +34,6 @@ INTERVAL = re.compile(r"^\s*(-?[\d.]+)\s*\[\s*(-?[\d.]+),\s*(-?[\d.]+)\]")
 PLUS_MINUS = re.compile(r"^\s*(-?[\d.]+)\s*±\s*([\d.]+)")
 SIDE_BY_SIDE = ("classifier Frechet (not FID)", "classifier precision", "classifier recall", "L1 to ground truth",
                 "SSIM")
-
-
 TIME_COLUMNS = ("train s", "train seconds")
 
 
@@ -46,6 +45,14 @@ def with_key(df: pd.DataFrame) -> pd.DataFrame:
     return df.assign(key=key)
 
 
+def matched(old: pd.DataFrame, new: pd.DataFrame) -> Iterator[tuple[str, pd.Series, pd.Series | None]]:
+    """Each committed row with the new table's row of the same key (None where the new table lacks it)."""
+    old, new = with_key(old), with_key(new)
+    for _, o in old.iterrows():
+        match = new[new["key"] == o["key"]]
+        yield o["key"], o, match.iloc[0] if len(match) else None
+
+
 def number(cell: str) -> float | None:
     try:
         return float(str(cell).split()[0])
@@ -55,14 +62,11 @@ def number(cell: str) -> float | None:
 
 def error_rows(name: str, old: pd.DataFrame, new: pd.DataFrame) -> tuple[list[dict], list[str]]:
     """Each row's error against the other folder's 95% interval."""
-    old, new = with_key(old), with_key(new)
-    key, rows, problems = "key", [], []
-    for _, o in old.iterrows():
-        match = new[new[key] == o[key]]
-        if not len(match):
-            problems.append(f"{name}: row {o[key]!r} is missing from the new table")
+    rows, problems = [], []
+    for key, o, n in matched(old, new):
+        if n is None:
+            problems.append(f"{name}: row {key!r} is missing from the new table")
             continue
-        n = match.iloc[0]
         if ERROR in old.columns:
             cell_o, cell_n = str(o[ERROR]), str(n[ERROR])
         else:  # a seed study's table: the mean over seeds and its t-interval
@@ -75,25 +79,23 @@ def error_rows(name: str, old: pd.DataFrame, new: pd.DataFrame) -> tuple[list[di
         vn, lo_n, hi_n = (float(x) for x in mn.groups())
         inside, back = lo <= vn <= hi, lo_n <= vo <= hi_n
         if not inside:
-            problems.append(f"{name}, {o[key]}: the new error {vn:.2f} lies outside the committed {cell_o}")
-        rows.append({"table": name, "row": o[key], "committed": cell_o, "new": cell_n,
+            problems.append(f"{name}, {key}: the new error {vn:.2f} lies outside the committed {cell_o}")
+        rows.append({"table": name, "row": key, "committed": cell_o, "new": cell_n,
                      "new inside committed": "yes" if inside else "NO",
                      "committed inside new": "yes" if back else "NO",
                      "converged (committed / new)": f"{o.get('converged', '-')} / {n.get('converged', '-')}"})
-    extra = set(new[key]) - set(old[key])
+    extra = set(with_key(new)["key"]) - set(with_key(old)["key"])
     problems += [f"{name}: row {r!r} is new" for r in sorted(extra)]
     return rows, problems
 
 
 def other_rows(name: str, old: pd.DataFrame, new: pd.DataFrame) -> list[dict]:
     """KID with its stated ± (overlap of mean ± 2 sd), the rest as a relative change."""
-    old, new = with_key(old), with_key(new)
-    key, rows = "key", []
-    for _, o in old.iterrows():
-        match = new[new[key] == o[key]]
-        if not len(match):
+    rows = []
+    for key, o, n in matched(old, new):
+        if n is None:
             continue
-        n, row = match.iloc[0], {"table": name, "row": o[key]}
+        row = {"table": name, "row": key}
         if "classifier KID x1000" in old.columns:
             ko, kn = PLUS_MINUS.match(str(o["classifier KID x1000"])), PLUS_MINUS.match(str(n["classifier KID x1000"]))
             if ko and kn:
