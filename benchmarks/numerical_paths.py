@@ -109,8 +109,7 @@ def merged(path: str, new_rows: pd.DataFrame, meta: dict) -> tuple[pd.DataFrame,
                          f"not the same judge and seeds, not merged")
     kept = old_rows[~old_rows["method"].isin(set(new_rows["method"]) - {"real images"})]
     rows = pd.concat([kept, new_rows[new_rows["method"] != "real images"]], ignore_index=True)
-    rows["_order"] = rows["seed"].astype(int)
-    rows = rows.sort_values("_order", kind="stable").drop(columns="_order")
+    rows = rows.sort_values("seed", key=lambda seed: seed.astype(int), kind="stable")
     parts = old_meta.get("parts") or [{k: old_meta[k] for k in ("overrides", "cpu", "seconds")}]
     parts.append({k: meta[k] for k in ("overrides", "cpu", "seconds")})
     return rows, {**meta, "overrides": [o for part in parts for o in part["overrides"]],
