@@ -290,8 +290,8 @@ def run(cfg: Any) -> ProtocolResult:
         real_attr_acc = {a: float((real_pred[:, i] == data.labels[test][:, i]).mean()) for i, a in enumerate(ATTRS)}
 
     metrics = ev.metrics(attribute_judge(clf), clf_info["judge_key"], extractor)
-    results = [ev.score(task, s, metrics, f"{task.n} inputs x {len(task.columns)} edits", summarize=edit_summary)
-               for s in sources]
+    results = ev.score_all(task, sources, metrics, f"{task.n} inputs x {len(task.columns)} edits",
+                           summarize=edit_summary)
     seeded = cfg.seeds is not None
     per_edit = [row for r in results for row in per_edit_rows(r, task, seeded)]
 

@@ -158,7 +158,9 @@ def run(cfg: Any) -> ProtocolResult:
     grid: dict[str, np.ndarray] = {}
 
     def mask_grid(source: Source) -> None:
-        """The figure: the joint model on CelebA faces, right mask then wrong mask."""
+        """The figure: the joint model (its first seed) on CelebA faces, right mask then wrong mask."""
+        if source.name != "StarGAN-JNT" or source.seed != seeds_of(cfg)[0]:
+            return
         assert isinstance(source, ModelSource) and source.model is not None
         shown = ModelSource(source.name, ev.device)
         ev.translate_at([shown])
@@ -168,10 +170,8 @@ def run(cfg: Any) -> ProtocolResult:
 
     sources: list[Source] = trained_sources(cfg, data_fingerprint(rafd), data_fingerprint(celeba), ev.device) + folders
     ev.translate_at(sources)
-    results = [ev.score(task, s, metrics, f"{task.n} inputs x {len(task.columns)} targets",
-                        on_ready=mask_grid if s.name == "StarGAN-JNT" and s.seed == seeds_of(cfg)[0] else None,
-                        summarize=expression_summary)
-               for s in sources]
+    results = ev.score_all(task, sources, metrics, f"{task.n} inputs x {len(task.columns)} targets",
+                           on_ready=mask_grid, summarize=expression_summary)
 
     with ev.step("metrics"):
         table, jnt_test, per_seed = joint_table(cfg, results, task)

@@ -258,7 +258,7 @@ def run(cfg: Any) -> ProtocolResult:
         real_err = error_rate(real_wrong)
 
     metrics = ev.metrics(expression_judge(clf), clf_info["judge_key"], extractor_file)
-    results = [ev.score(task, s, metrics, method_description(task), summarize=expression_summary) for s in sources]
+    results = ev.score_all(task, sources, metrics, method_description(task), summarize=expression_summary)
 
     with ev.step("metrics"):
         table_rows, notes, per_seed = table3(cfg, results, task, real_err)

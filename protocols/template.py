@@ -92,7 +92,7 @@ def run(cfg: Any) -> ProtocolResult:
         classifier, info, extractor = task_classifier(cfg, data, ev.device, "expression", "onehot",
                                                    "expression classifier (ResNet-18)")
     metrics = ev.metrics(happy_judge(classifier), info["judge_key"], extractor)
-    results = [ev.score(task, s, metrics, f"{task.n} inputs") for s in sources]
+    results = ev.score_all(task, sources, metrics, f"{task.n} inputs")
     with ev.step("report"):
         record = {"protocol": NAME, "table": happy_table(cfg, results, task),
                   "notes": [f"{task.n} neutral test faces of {data.index.description}."] + origin_notes(results)}

@@ -35,6 +35,20 @@ def holder(lock_path: Path) -> str:
         return "another process"
 
 
+def held(lock_path: Path) -> bool:
+    """Whether another process holds ``lock_path`` now: a glance (it may be taken or let go a moment later), for
+    choosing what to do first, never for deciding who may write."""
+    if not Path(lock_path).is_file():
+        return False
+    lock = FileLock(str(lock_path))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return True
+    lock.release()
+    return False
+
+
 @contextlib.contextmanager
 def exclusive(lock_path: Path, what: str, timeout: Optional[float] = None) -> Iterator[None]:
     """Hold ``lock_path`` while writing ``what``; wait (at most ``timeout`` seconds, None: forever) if it is taken."""

@@ -7,17 +7,20 @@ import pandas as pd
 import pytest
 import torch
 from click.testing import CliRunner
+from filelock import FileLock
 
 from starbench.cli import cli
 from starbench.config import resolve
 from starbench.errors import StarbenchError
 from starbench.evaluate import parallel
+from starbench.evaluate.core import Evaluation
 from starbench.evaluate.plan import plan as plan_jobs
 from starbench.evaluate.plan import protocol_budget
 from starbench.evaluate.runs import run_folder, run_key
 from starbench.evaluate.sources import trained_jobs
 from starbench.registry import PROTOCOLS
 from starbench.train.speed import cpu_has_bf16
+from starbench.train.trainer import LOCK_FILE
 
 FAST = ["scale=smoke", "fid.download=false", "train.progress=false", "train.tensorboard=false",
         "data.synth_subjects=6", "train.steps=8", "train.log_every=2", "classifier.epochs=1", "models=[stargan,icgan]"]
@@ -149,6 +152,30 @@ def plan_and_jobs(tmp_path):
     with pytest.raises(StarbenchError, match="jobs=0: expected a whole number of processes, 1 or more"):
         with parallel.side_by_side(resolve(FAST + ["jobs=0"]), PROTOCOLS.get("rafd_expression")):
             pass
+
+
+def test_the_protocol_scores_finished_runs_while_another_process_trains_one(tmp_path, monkeypatch):
+    """A run whose folder another process holds (a helper training it) is scored after the runs that are ready, and
+    the results keep the sources' order; with nothing held the order is the sources' own."""
+    cfg = resolve(FAST + [f"run_dir={tmp_path / 'runs'}", "seeds=[0,1]"])
+    sources = trained_jobs(cfg)  # stargan 0, icgan 0, stargan 1, icgan 1
+    ev = Evaluation(cfg, "rafd_expression", own_steps=0)
+    order = []
+    helper = FileLock(str(sources[1].run_folder() / LOCK_FILE))
+
+    def score(task, source, metrics, what, on_ready=None, summarize=None):
+        order.append(sources.index(source))
+        if len(order) == 3:  # the helper finishes while this process scores the others
+            helper.release()
+        return source
+
+    monkeypatch.setattr(ev, "score", score)
+    assert ev.score_all(None, sources, None, "") == sources and order == [0, 1, 2, 3]
+    sources[1].run_folder().mkdir(parents=True)
+    helper.acquire()
+    order.clear()
+    assert ev.score_all(None, sources, None, "") == sources
+    assert order == [0, 2, 3, 1] and not helper.is_locked
 
 
 def test_bad_seeds_curves_and_plans(tmp_path):

@@ -36,7 +36,7 @@ from starbench.evaluate.sources import (
 from starbench.evaluate.steps import Steps
 from starbench.evaluate.task import Task
 from starbench.files import load_torch
-from starbench.locks import exclusive
+from starbench.locks import exclusive, held
 from starbench.metrics.distances import Extractor, Settings
 from starbench.metrics.extractors import resolve_inception_weights
 from starbench.progress import console
@@ -44,7 +44,7 @@ from starbench.report import provenance, results_folder, save_record, write_json
 from starbench.train.checkpoint import KEPT_DIR
 from starbench.train.events import EventLog
 from starbench.train.speed import bf16_autocast, cpu_has_bf16, fast_path
-from starbench.train.trainer import Diverged
+from starbench.train.trainer import LOCK_FILE, Diverged
 
 VERBS = {"trained": "train or load, then translate and score", "checkpoint": "load, translate and score",
          "translator": "translate and score", "folder": "read and score"}  # how a source's step is announced
@@ -62,6 +62,11 @@ def numerical_path(cfg: Any) -> dict[str, Any]:
             "cpu_native_bf16": cpu_has_bf16(), "cpu_bf16_units": cpu_bf16_units(),
             "training": "bf16 autocast" if bf16 else "fp32", "cores": cpu_cores(), "jobs": jobs_for(cfg),
             "threads_per_process": torch.get_num_threads()}
+
+
+def in_training_elsewhere(source: Source) -> bool:
+    """A trained source whose run folder another process holds (training it) at this moment."""
+    return isinstance(source, TrainedSource) and held(source.run_folder() / LOCK_FILE)
 
 
 class Evaluation:
@@ -146,6 +151,22 @@ class Evaluation:
             if source.kind == "trained" and summarize is not None and source.cfg.train.keep_every:
                 result.curve = self.curve(task, source, metrics, result, summarize)
             return result
+
+    def score_all(self, task: Task, sources: list[Source], metrics: Metrics, what: str,
+                  on_ready: Optional[Callable[[Source], None]] = None,
+                  summarize: Optional[Summary] = None) -> list[Scores]:
+        """Every source scored (``score``), the results in the sources' order. A trained source whose run another
+        process is training now (a helper of ``jobs``, a ``starbench train`` beside this command) is put off while
+        another source is ready, so that this process scores finished runs instead of waiting idle; it waits only
+        when every source left is in training elsewhere. What a source scores does not depend on when it is scored
+        (its translations are its model's; KID's subsets are drawn from a fixed seed in every call)."""
+        results: dict[int, Scores] = {}
+        pending = list(range(len(sources)))
+        while pending:
+            i = next((i for i in pending if not in_training_elsewhere(sources[i])), pending[0])
+            pending.remove(i)
+            results[i] = self.score(task, sources[i], metrics, what, on_ready, summarize)
+        return [results[i] for i in range(len(sources))]
 
     def curve(self, task: Task, source: "TrainedSource", metrics: Metrics, final: Scores,
               summarize: Summary) -> list[dict[str, Any]]:
