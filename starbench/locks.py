@@ -45,6 +45,8 @@ def held(lock_path: Path) -> bool:
         lock.acquire(timeout=0)
     except Timeout:
         return True
+    except OSError:  # a folder this process may only read (a finished run on read-only storage): nothing to wait for
+        return False
     lock.release()
     return False
 

@@ -1,17 +1,18 @@
 """``jobs=N``: a protocol's training runs side by side in N processes, each with its share of the CPU cores.
 
-At demo widths a model is too small to keep two cores busy: one 1-thread StarGAN or IcGAN trains about as fast as
-one with 2 threads, so on a 2-core machine two runs side by side take about half the time of the same runs one after
-another (``benchmarks/results/``). With ``jobs=N`` this process sets ``cores // N`` threads for itself and starts
-N - 1 helper processes with the same count. The protocol then runs as always, front to back (data, classifier, each
-method and seed); the helpers take the protocol's training jobs (the ``starbench plan`` list) from the back. A run a
-helper is training the protocol puts off while it can score runs that are finished (``Evaluation.score_all``); when
-only such runs are left it waits for the run folder's lock and loads the finished run; a run no helper has started
-it trains itself, and a helper that reaches it later finds it finished. So the helpers only move work earlier: what
-the protocol computes does not depend on them, a helper that fails leaves its run to the protocol (which resumes its
-checkpoint, or reports the same error), and every run is trained with the same thread count whoever trains it. The
-thread count is a numerical path of its own (another reduction order in every convolution): ``jobs=2`` on 2 cores
-gives other bits than ``jobs=1``, within the seed intervals (``benchmarks/numerical_paths.py``).
+At demo widths a model is too small to keep two cores busy, so on a 2-core machine two 1-thread runs side by side
+finish sooner than the same runs one after another with 2 threads each: in about half the time on an AVX2-only EPYC,
+1.3-1.5x the steps per second on a Xeon with AMX (``benchmarks/results/``). With ``jobs=N`` this process sets
+``cores // N`` threads for itself and starts N - 1 helper processes with the same count. The protocol then runs as
+always, front to back (data, classifier, each method and seed); the helpers take the protocol's training jobs (the
+``starbench plan`` list) from the back. A run a helper is training the protocol puts off while it can score runs
+that are finished (``Evaluation.score_all``); when only such runs are left it waits for the run folder's lock and
+loads the finished run; a run no helper has started it trains itself, and a helper that reaches it later finds it
+finished. So the helpers only move work earlier: what the protocol computes does not depend on them, a helper that
+fails leaves its run to the protocol (which resumes its checkpoint, or reports the same error), and every run is
+trained with the same thread count whoever trains it. The thread count is a numerical path of its own (another
+reduction order in every convolution): ``jobs=2`` on 2 cores gives other bits than ``jobs=1``, and after thousands
+of GAN steps other models (``benchmarks/numerical_paths.py`` measures how far that moves the numbers).
 """
 from __future__ import annotations
 
