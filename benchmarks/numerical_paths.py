@@ -30,6 +30,8 @@ Usage:
   python benchmarks/numerical_paths.py run --path fp32-1t --seeds 0,1,2 --set jobs=2   # one path, 2 runs at a time
   python benchmarks/numerical_paths.py run --path fp32-1t --set jobs=2 "models=[diat,cyclegan]" --merge
                                        # the methods a path has not run yet, beside its filed rows
+  python benchmarks/numerical_paths.py run --path fp32-1t --seeds 3,4 --set jobs=2 --merge
+                                       # more seeds for a path, beside its filed ones (the same judge)
   python benchmarks/numerical_paths.py report --reference bf16-1t            # table, figure and the checks
 
 A 1-thread path on a 2-core machine trains two runs at a time with ``--set jobs=2`` (``starbench.evaluate.parallel``:
@@ -96,23 +98,34 @@ def run(args: argparse.Namespace) -> None:
 
 
 def merged(path: str, new_rows: pd.DataFrame, meta: dict) -> tuple[pd.DataFrame, dict]:
-    """``run --merge``: the path's filed rows of the methods this run did not train, then this run's rows; the
-    metadata lists each run (``parts``). Both runs must be the same path on the same seeds and judge (its cache key;
-    in files filed before the key was recorded, its real-image error), else the rows were not judged alike and are
-    not merged."""
+    """``run --merge``: the path's filed rows that this run did not make (other methods, or other seeds), then this
+    run's rows; the metadata lists each run (``parts``) and the union of the seeds. Both runs must be judged by the
+    same classifier (its cache key; in files filed before the key was recorded, its real-image error), else the rows
+    were not judged alike and are not merged. A merged path keeps only seeds every method has: a method missing a
+    seed would make its mean over other seeds than the others'."""
     old_rows, old_meta = per_seed(path), json.loads((OUT / f"{path}.json").read_text())
     same_judge = (old_meta["judge"] == meta["judge"] if old_meta.get("judge") and meta.get("judge")
                   else abs(old_meta["real_error"] - meta["real_error"]) < 1e-12)
-    if old_meta["seeds"] != meta["seeds"] or not same_judge:
-        raise SystemExit(f"--merge: the filed {path} rows have seeds {old_meta['seeds']} and a judge with real-image "
-                         f"error {old_meta['real_error']}; this run {meta['seeds']} and {meta['real_error']}: "
-                         f"not the same judge and seeds, not merged")
-    kept = old_rows[~old_rows["method"].isin(set(new_rows["method"]) - {"real images"})]
-    rows = pd.concat([kept, new_rows[new_rows["method"] != "real images"]], ignore_index=True)
+    if not same_judge:
+        raise SystemExit(f"--merge: the filed {path} rows were judged by a classifier with real-image error "
+                         f"{old_meta['real_error']} (key {old_meta.get('judge')}); this run's has "
+                         f"{meta['real_error']} (key {meta.get('judge')}): not judged alike, not merged")
+    made = set(zip(new_rows["method"], new_rows["seed"]))
+    kept = old_rows[[(m, s) not in made for m, s in zip(old_rows["method"], old_rows["seed"])]]
+    rows = pd.concat([kept[kept["method"] != "real images"], new_rows[new_rows["method"] != "real images"]],
+                     ignore_index=True)
+    seeds = sorted({int(s) for s in rows["seed"]})
+    methods = set(rows["method"])
+    missing = [f"{m} seed {s}" for m in sorted(methods) for s in seeds
+               if not ((rows["method"] == m) & (rows["seed"] == str(s))).any()]
+    if missing:
+        raise SystemExit(f"--merge: the merged {path} rows would lack {', '.join(missing)}; run those too")
     rows = rows.sort_values("seed", key=lambda seed: seed.astype(int), kind="stable")
-    parts = old_meta.get("parts") or [{k: old_meta[k] for k in ("overrides", "cpu", "seconds")}]
-    parts.append({k: meta[k] for k in ("overrides", "cpu", "seconds")})
-    return rows, {**meta, "overrides": [o for part in parts for o in part["overrides"]],
+    parts = [{"seeds": old_meta["seeds"], **part} for part in old_meta.get("parts") or [old_meta]]
+    parts = [{k: part[k] for k in ("seeds", "overrides", "cpu", "seconds")} for part in parts]
+    parts.append({k: meta[k] for k in ("seeds", "overrides", "cpu", "seconds")})
+    return rows, {**meta, "seeds": ",".join(str(s) for s in seeds),
+                  "overrides": [o for part in parts for o in part["overrides"]],
                   "seconds": sum(part["seconds"] for part in parts), "parts": parts}
 
 
@@ -315,8 +328,8 @@ def main() -> None:
     r.add_argument("--seeds", default="0,1,2")
     r.add_argument("--work", default="runs/paths", help="where each path's runs and results go (not committed)")
     r.add_argument("--set", nargs="*", default=[], help="KEY=VALUE settings beside the committed configuration")
-    r.add_argument("--merge", action="store_true", help="keep the path's filed rows of the methods this run does "
-                   "not train (a path run for some methods first, the others later; same seeds and judge)")
+    r.add_argument("--merge", action="store_true", help="keep the path's filed rows this run does not make: other "
+                   "methods (a path run for some methods first, the others later) or other seeds; the same judge")
     a = sub.add_parser("adopt")
     a.add_argument("--path", choices=list(PATHS), required=True)
     a.add_argument("--folder", required=True, help="a committed rafd_expression folder with per_seed.csv")
