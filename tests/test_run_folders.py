@@ -10,6 +10,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from starbench import locks
 from starbench.cli import cli
 from starbench.config import resolve
 from starbench.errors import StarbenchError
@@ -65,6 +66,34 @@ def test_lock_held_past_the_timeout(tmp_path):
                                                  r"after waiting 0.3 s \(train.lock_timeout\)"):
             Trainer(resolve(TINY + ["train.steps=4", "train.lock_timeout=0.3"]), run).fit()
     assert not (run / "checkpoint.pt").exists()
+
+
+def test_held_glances_at_a_lock_without_taking_or_failing_on_it(tmp_path, monkeypatch):
+    """``locks.held`` tells a run folder another process trains in from a free one; a lock file this process may not
+    open (a finished run on read-only storage; root opens any file, so the refusal is the OS's answer, simulated)
+    counts as free rather than stopping the protocol that glanced at it."""
+    lock = tmp_path / "run" / ".lock"
+    assert not locks.held(lock)  # no lock file: nothing trains there
+    lock.parent.mkdir()
+    other = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom filelock import FileLock\n"
+                              f"l = FileLock({str(lock)!r}); l.acquire(); print('held', flush=True); time.sleep(60)"],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert other.stdout.readline().strip() == "held"
+        assert locks.held(lock)
+    finally:
+        other.kill()
+        other.wait()
+    assert not locks.held(lock)  # let go: free, and the glance left it free
+    with exclusive(lock, "test"):
+        pass
+
+    class Refused(locks.FileLock):
+        def acquire(self, *args, **kwargs):
+            raise PermissionError(13, "Permission denied", self.lock_file)
+
+    monkeypatch.setattr(locks, "FileLock", Refused)
+    assert not locks.held(lock)
 
 
 def test_divergence_stops_keeps_the_last_finite_checkpoint(tmp_path):

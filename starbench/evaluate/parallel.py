@@ -92,7 +92,6 @@ class Helpers:
         self.stopping = False
         self.running: set[Any] = set()
         self.failed: list[str] = []
-        self.trained: list[str] = []
         self.context = multiprocessing.get_context("spawn")  # fork would copy the parent's OpenMP threads' state
         self.workers = [threading.Thread(target=self.work, daemon=True, name=f"starbench-helper-{i}")
                         for i in range(helpers)]
@@ -127,7 +126,6 @@ class Helpers:
             with self.lock:
                 self.running.discard(process)
             if process.exitcode == 0:
-                self.trained.append(what)
                 _TRAINED_HERE.add(str(source.run_folder()))
                 console.print(f"  helper process: trained {what} ({time.perf_counter() - start:.0f} s)",
                               highlight=False)
