@@ -26,13 +26,29 @@ def _owner_file(lock_path: Path) -> Path:
     return lock_path.with_name(lock_path.name + ".owner")
 
 
+UNKNOWN_HOLDER = "another process"
+
+
 def holder(lock_path: Path) -> str:
     """'process 123 on host, since 12:00:01' for the process that holds ``lock_path`` (as far as it said)."""
     try:
         owner = json.loads(_owner_file(lock_path).read_text())
         return f"process {owner['pid']} on {owner['host']}, since {owner['since']}"
     except (OSError, ValueError, KeyError):
-        return "another process"
+        return UNKNOWN_HOLDER
+
+
+def _acquired_while_naming(lock: FileLock, lock_path: Path, seconds: float = 2.0) -> tuple[bool, str]:
+    """A holder writes its name just after taking the lock: a process that finds the lock taken in that moment
+    gives it up to ``seconds`` to appear (or the lock to come free) before saying whom it waits for."""
+    who, deadline = holder(lock_path), time.monotonic() + seconds
+    while who == UNKNOWN_HOLDER and time.monotonic() < deadline:
+        try:
+            lock.acquire(timeout=0.05)
+            return True, who
+        except Timeout:
+            who = holder(lock_path)
+    return False, who
 
 
 def held(lock_path: Path) -> bool:
@@ -60,12 +76,14 @@ def exclusive(lock_path: Path, what: str, timeout: Optional[float] = None) -> It
     try:
         lock.acquire(timeout=0)
     except Timeout:
-        console.print(f"waiting for {what}: in use by {holder(lock_path)}", highlight=False, soft_wrap=True)
-        try:
-            lock.acquire(timeout=-1 if timeout is None else timeout)
-        except Timeout:
-            raise StarbenchError(f"{what} is still in use by {holder(lock_path)} after waiting {timeout:g} s "
-                                 f"(train.lock_timeout); try again later or raise the timeout") from None
+        acquired, who = _acquired_while_naming(lock, lock_path, 2.0 if timeout is None else min(2.0, timeout))
+        if not acquired:
+            console.print(f"waiting for {what}: in use by {who}", highlight=False, soft_wrap=True)
+            try:
+                lock.acquire(timeout=-1 if timeout is None else timeout)
+            except Timeout:
+                raise StarbenchError(f"{what} is still in use by {holder(lock_path)} after waiting {timeout:g} s "
+                                     f"(train.lock_timeout); try again later or raise the timeout") from None
     owner = _owner_file(lock_path)
     try:
         tmp = owner.with_name(f".{owner.name}.{os.getpid()}")

@@ -4,17 +4,21 @@ import math
 import os
 import subprocess
 import sys
+import threading
+import time
 
 import pandas as pd
 import pytest
 import torch
 from click.testing import CliRunner
+from filelock import FileLock
 
 from starbench import locks
 from starbench.cli import cli
 from starbench.config import resolve
 from starbench.errors import StarbenchError
 from starbench.locks import exclusive
+from starbench.progress import console
 from starbench.registry import PROTOCOLS
 from starbench.train.checkpoint import read_checkpoint
 from starbench.train.trainer import Diverged, Trainer
@@ -94,6 +98,31 @@ def test_held_glances_at_a_lock_without_taking_or_failing_on_it(tmp_path, monkey
 
     monkeypatch.setattr(locks, "FileLock", Refused)
     assert not locks.held(lock)
+
+
+def test_a_waiter_names_a_holder_that_has_only_just_taken_the_lock(tmp_path):
+    """The holder writes its name a moment after taking the lock; a process that comes in that moment waits for the
+    name rather than printing "another process" (a CI run once caught two trainers in that moment)."""
+    lock = tmp_path / "run" / ".lock"
+    lock.parent.mkdir()
+    taken = threading.Event()
+
+    def take_name_then_finish():  # another thread: filelock refuses a second instance in the same thread
+        held = FileLock(str(lock))
+        held.acquire()
+        taken.set()
+        time.sleep(0.3)
+        (lock.parent / ".lock.owner").write_text(json.dumps({"pid": 4242, "host": "h", "since": "then"}))
+        time.sleep(0.3)
+        (lock.parent / ".lock.owner").unlink()
+        held.release()
+
+    threading.Thread(target=take_name_then_finish).start()
+    assert taken.wait(10)
+    with console.capture() as out:
+        with exclusive(lock, "run folder x"):
+            pass
+    assert "waiting for run folder x: in use by process 4242 on h, since then" in out.get()
 
 
 def test_divergence_stops_keeps_the_last_finite_checkpoint(tmp_path):
