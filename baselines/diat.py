@@ -35,6 +35,7 @@ from starbench.metrics.classifier import (
     cached_classifier,
     features,
     resnet18,
+    resnet_fast_path,
     train_classifier,
 )
 from starbench.registry import register_model
@@ -202,7 +203,8 @@ class DIAT(Pairwise):
         targets = np.zeros((len(ids), len(classes)), dtype=np.float32)
         targets[train, inverse] = 1.0
         recipe = ClassifierRecipe(epochs=o.identity_epochs, seed=self.cfg.seed)
-        fast = fast_path(self.device, self.cfg.train.amp, self.cfg.train.channels_last)
+        fast = resnet_fast_path(fast_path(self.device, self.cfg.train.amp, self.cfg.train.channels_last),
+                                int(src.images.shape[-1]))
         key = cache_key(kind="identity", data=data.fingerprint(), subjects=classes.tolist(), recipe=vars(recipe),
                         size=int(src.images.shape[-1]), precision=precision_key(fast))
 

@@ -10,9 +10,18 @@ from starbench.data import LoadedData, load_data
 from starbench.data.batches import to_float
 from starbench.errors import StarbenchError
 from starbench.files import save_torch
-from starbench.metrics.classifier import ClassifierRecipe, Ensemble, cached_classifier, resnet18, train_classifier
+from starbench.metrics.classifier import (
+    ClassifierRecipe,
+    Ensemble,
+    cached_classifier,
+    resnet18,
+    resnet_fast_path,
+    strided_convs_on_1x1,
+    train_classifier,
+)
 from starbench.protocols.rafd_expression import expression_classifier
 from starbench.registry import PROTOCOLS
+from starbench.train.speed import FastPath
 
 SMOKE = ["protocol=rafd_expression", "scale=smoke", "fid.download=false", "train.progress=false",
          "data.synth_subjects=6", "classifier.epochs=1"]
@@ -154,3 +163,17 @@ def test_a_judge_that_could_only_guess_is_refused(tmp_path):
     with pytest.raises(StarbenchError, match=r"k\.pt: the cached classifier's bn1.running_var hold NaN"):
         cached_classifier(tmp_path, "k", 8, cpu, lambda: pytest.fail("a cached classifier is not trained again"))
     assert (tmp_path / "classifiers" / "k.pt").read_bytes() == before
+
+
+def test_a_resnet_judge_on_small_images_trains_in_fp32_where_bf16_would_train_a_layer_wrongly():
+    """torch's bf16 CPU convolution gives a padded stride-2 layer on a 1x1 map nondeterministic, sometimes non-finite
+    weight gradients (benchmarks/results/bf16_strided_conv_cpu_amx.txt; a CI run's 16 px test judge stopped on a NaN
+    loss). The ResNet-18 has such a layer at 16 px and below, none at the demo's 32 px: bf16 is dropped there only,
+    and the cache key's precision follows."""
+    assert strided_convs_on_1x1(16) == ["layer4.0.conv1"]
+    assert strided_convs_on_1x1(8) == ["layer3.0.conv1", "layer4.0.conv1"]
+    assert strided_convs_on_1x1(17) == strided_convs_on_1x1(32) == strided_convs_on_1x1(128) == []
+    bf16 = FastPath(torch.bfloat16, True)
+    assert resnet_fast_path(bf16, 16) == FastPath(None, True)
+    assert resnet_fast_path(bf16, 32) == bf16
+    assert resnet_fast_path(FastPath(None, False), 16) == FastPath(None, False)

@@ -22,6 +22,7 @@ from starbench.metrics.classifier import (
     cache_key,
     cached_classifier,
     predict_logits,
+    resnet_fast_path,
     train_classifier,
 )
 from starbench.train.speed import FastPath, fast_path, precision_key
@@ -38,6 +39,7 @@ def task_classifier(cfg: Any, data: LoadedData, device: torch.device, kind: str,
     distance.
     """
     fast = fast_path(device, cfg.train.amp, cfg.train.channels_last)  # once: its fallback line is printed once
+    fast = resnet_fast_path(fast, int(data.images.shape[-1]))  # fp32 where bf16 would train a layer wrongly
     # every member's cache key but its recipe: the images, the rows it learns from and their labels (a split setting
     # or a label file changes them, not the images), and the arithmetic it is trained with (precision, threads)
     train = data.split("train")

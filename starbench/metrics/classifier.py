@@ -25,6 +25,7 @@ from starbench.errors import StarbenchError
 from starbench.files import load_torch, save_torch
 from starbench.locks import exclusive
 from starbench.progress import progress_bar
+from starbench.train.speed import FastPath
 
 
 @dataclass
@@ -41,6 +42,37 @@ class ClassifierRecipe:
 def resnet18(num_outputs: int) -> nn.Module:
     """torchvision ResNet-18, randomly initialised (no pretrained weights are downloaded)."""
     return torchvision.models.resnet18(weights=None, num_classes=num_outputs)
+
+
+def strided_convs_on_1x1(image_size: int) -> list[str]:
+    """The ResNet-18's padded stride-2 convolutions that would see a 1x1 map at this image size (16 px and below:
+    ``layer4.0.conv1``). torch's bf16 CPU convolution gives such a layer nondeterministic and now and then
+    non-finite weight gradients (``benchmarks/bf16_strided_conv.py``), so a network that has one trains in fp32.
+    Found by running the network's shapes on the meta device, not by arithmetic on the layer list."""
+    with torch.device("meta"):
+        net = resnet18(2)
+    found: list[str] = []
+
+    def look(name: str):
+        def hook(conv: nn.Conv2d, inputs: tuple[torch.Tensor, ...]) -> None:
+            if conv.stride != (1, 1) and any(conv.padding) and tuple(inputs[0].shape[-2:]) == (1, 1):
+                found.append(name)
+        return hook
+
+    for name, module in net.named_modules():
+        if isinstance(module, nn.Conv2d):
+            module.register_forward_pre_hook(look(name))
+    net.eval()(torch.empty(1, 3, image_size, image_size, device="meta"))
+    return found
+
+
+def resnet_fast_path(fast: FastPath, image_size: int) -> FastPath:
+    """The device's fast path for a ResNet-18 on images of this size: bf16 autocast dropped where the network has a
+    layer torch's bf16 convolution trains wrongly (``strided_convs_on_1x1``), channels_last kept. Decided before the
+    cache key is made, so the key says the arithmetic the network was really trained with."""
+    if fast.autocast_dtype is not None and strided_convs_on_1x1(image_size):
+        return FastPath(None, fast.channels_last)
+    return fast
 
 
 def features(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
