@@ -274,19 +274,17 @@ def path_effect(data: dict[str, dict[str, list[float]]], label: str, digits: int
     paths = list(data)
     methods = [m for m in dict.fromkeys(m for p in paths for m in data[p])
                if all(len(data[p].get(m, [])) >= 2 for p in paths)]
-    raw, rows = [], []
-    for m in methods:
-        groups = [np.asarray(data[p][m], dtype=float) for p in paths]
+    groups_of = {m: [np.asarray(data[p][m], dtype=float) for p in paths] for m in methods}
+    raw = []
+    for groups in groups_of.values():
         if np.ptp(np.concatenate(groups)) == 0:  # every seed on every path the same: nothing to shuffle
             raw.append(1.0)
         else:
             raw.append(float(stats.permutation_test(
                 groups, lambda *g, axis=-1: stats.f_oneway(*g, axis=axis).statistic, permutation_type="independent",
                 n_resamples=20_000, vectorized=True, alternative="greater", random_state=0).pvalue))
-    adjusted = holm(raw)
-    problems = []
-    for m, p_raw, p_adj in zip(methods, raw, adjusted):
-        groups = [np.asarray(data[p][m], dtype=float) for p in paths]
+    rows, problems = [], []
+    for (m, groups), p_raw, p_adj in zip(groups_of.items(), raw, holm(raw)):
         pooled = math.sqrt(sum(((g - g.mean()) ** 2).sum() for g in groups) / sum(len(g) - 1 for g in groups))
         shift = detectable_shift(min(len(g) for g in groups), len(groups)) * pooled
         rows.append({"method": m, "p (permutation F)": f"{p_raw:.3f}", "Holm-adjusted": f"{p_adj:.3f}",
@@ -372,14 +370,15 @@ def report(args: argparse.Namespace) -> None:
     seeds = {p: sorted(set(frames[p]["seed"].astype(int))) for p in paths}
     problems += [f"{p} has seeds {seeds[p]}, the reference {ref} {seeds[ref]}: not compared like for like"
                  for p in paths if seeds[p] != seeds[ref]]
+    n_seeds = len(seeds[ref])
+    alarm = rule_false_alarm(n_seeds, len(paths))  # the same for every metric
     for column, label in METRICS.items():
         data = {p: values(frames[p], column) for p in paths}
         digits = 2 if column == ERROR else 4
         table, rankings, failed = check(data, label, ref, digits)
         effect, moved = path_effect(data, label, digits)
         problems += failed + moved
-        n_seeds, n_methods = len(seeds[ref]), len(effect)
-        alarm = rule_false_alarm(n_seeds, len(paths))
+        n_methods = len(effect)
         parts.append(f"**{label} per method and numerical path (mean ± sd over seeds [95% t-interval])**\n\n"
                      + table.to_markdown(index=False)
                      + f"\n\nWith {n_seeds} seeds on {len(paths)} paths the rule of the last column fails for one "

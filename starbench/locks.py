@@ -76,11 +76,12 @@ def exclusive(lock_path: Path, what: str, timeout: Optional[float] = None) -> It
     try:
         lock.acquire(timeout=0)
     except Timeout:
+        start = time.monotonic()
         acquired, who = _acquired_while_naming(lock, lock_path, 2.0 if timeout is None else min(2.0, timeout))
         if not acquired:
             console.print(f"waiting for {what}: in use by {who}", highlight=False, soft_wrap=True)
-            try:
-                lock.acquire(timeout=-1 if timeout is None else timeout)
+            try:  # the time spent waiting for the holder's name counts against the timeout
+                lock.acquire(timeout=-1 if timeout is None else max(0.0, timeout - (time.monotonic() - start)))
             except Timeout:
                 raise StarbenchError(f"{what} is still in use by {holder(lock_path)} after waiting {timeout:g} s "
                                      f"(train.lock_timeout); try again later or raise the timeout") from None
