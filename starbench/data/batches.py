@@ -56,10 +56,19 @@ class BatchSampler:
         self.batch_size, self.seed, self.flip = batch_size, seed, flip
         self.rank, self.world_size, self.dataset = rank, world_size, dataset
         self.per_epoch = len(self.indices) // batch_size
+        self._epoch_perm: tuple[int, np.ndarray] = (-1, self.indices)  # the last epoch's permutation, reused
+
+    def _permutation(self, epoch: int) -> np.ndarray:
+        """The epoch's order, drawn once per epoch rather than once per step (the same numbers)."""
+        cached_epoch, perm = self._epoch_perm  # one read: safe if a prefetching thread asks too
+        if cached_epoch != epoch:
+            perm = np.random.default_rng([self.seed, epoch]).permutation(len(self.indices))
+            self._epoch_perm = (epoch, perm)
+        return perm
 
     def _rows(self, step: int) -> tuple[np.ndarray, np.ndarray]:
         epoch, pos = divmod(step, self.per_epoch)
-        perm = np.random.default_rng([self.seed, epoch]).permutation(len(self.indices))
+        perm = self._permutation(epoch)
         chosen = perm[pos * self.batch_size:(pos + 1) * self.batch_size][self.rank::self.world_size]
         flips = np.random.default_rng([self.seed, epoch, pos]).random(self.batch_size)[self.rank::self.world_size] < 0.5
         return self.indices[chosen], flips
