@@ -132,6 +132,40 @@ def test_the_judge_key_holds_its_train_rows_and_its_threads(monkeypatch):
     assert same == again and len({same, other_threads, other_split}) == 3
 
 
+def test_a_judge_trains_with_a_training_process_threads_whether_or_not_methods_train_beside_it(monkeypatch):
+    """metric_bias trains no method, so no helper shares the cores with it; with jobs=2 its judge must still be the
+    one rafd_expression trains beside a helper (one training process's share of the cores), not a judge of other
+    arithmetic. With jobs=1 the judge keeps the process's own count. The count is given back afterwards."""
+    import starbench.evaluate.classifiers as classifiers
+    import starbench.evaluate.parallel as parallel
+    from starbench.metrics.classifier import resnet18
+
+    seen = []
+
+    def record(root, key, n, device, train):
+        seen.append((key, torch.get_num_threads()))
+        return resnet18(n), {"key": key, "recipe": {"seed": 0}, "cached": True}
+
+    monkeypatch.setattr(classifiers, "cached_classifier", record)
+    monkeypatch.setattr(parallel, "cpu_cores", lambda: 4)  # jobs=2: 2 threads a process
+    base = ["scale=smoke", "data.synth_subjects=6", "classifier.members=1"]
+    data = load_data(resolve(base), show_progress=False)
+    before = torch.get_num_threads()
+    after = []
+    try:
+        for threads, jobs in ((3, 2), (2, 2), (3, 1)):  # alone; inside side_by_side (which sets 2); jobs=1
+            torch.set_num_threads(threads)
+            classifiers.task_classifier(resolve(base + [f"jobs={jobs}"]), data, torch.device("cpu"), "expression",
+                                        "onehot", "judge")
+            after.append(torch.get_num_threads())
+    finally:
+        torch.set_num_threads(before)
+    (alone_key, alone_threads), (beside_key, beside_threads), (one_key, one_threads) = seen
+    assert alone_threads == beside_threads == 2 and alone_key == beside_key
+    assert one_threads == 3 and one_key != alone_key
+    assert after == [3, 2, 3]
+
+
 def test_a_judge_that_could_only_guess_is_refused(tmp_path):
     """A judge is refused, naming what is wrong, rather than judging at random: an expression with no training image,
     too few training images, a loss that stops being finite, and a cached network holding NaN weights (the file is

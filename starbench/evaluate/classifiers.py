@@ -14,6 +14,7 @@ from starbench.config import cache_dir
 from starbench.data import LoadedData
 from starbench.data.batches import to_float
 from starbench.errors import StarbenchError
+from starbench.evaluate.parallel import torch_threads, training_threads
 from starbench.evaluate.runs import data_fingerprint
 from starbench.files import save_torch
 from starbench.metrics.classifier import (
@@ -46,14 +47,16 @@ def task_classifier(cfg: Any, data: LoadedData, device: torch.device, kind: str,
     train_labels = np.ascontiguousarray(data.labels[train])
     _check_learnable(data, train_labels, labels, description)
     rows = hashlib.sha256(np.asarray(train, dtype=np.int64).tobytes() + train_labels.tobytes()).hexdigest()[:16]
+    threads = training_threads(cfg)  # a training process's count, whether or not this command trains methods
     shared = {"kind": kind, "data": data_fingerprint(data), "size": int(data.images.shape[-1]), "train_rows": rows,
-              "precision": precision_key(fast), "threads": torch.get_num_threads(), **key}
+              "precision": precision_key(fast), "threads": threads, **key}
     members, infos = [], []
-    for seed in range(cfg.classifier.seed, cfg.classifier.seed + cfg.classifier.members):
-        net, info = _one_classifier(cfg, data, train, device, labels, seed, fast, shared,
-                                    description if cfg.classifier.members == 1 else f"{description}, seed {seed}")
-        members.append(net)
-        infos.append(info)
+    with torch_threads(threads):
+        for seed in range(cfg.classifier.seed, cfg.classifier.seed + cfg.classifier.members):
+            net, info = _one_classifier(cfg, data, train, device, labels, seed, fast, shared,
+                                        description if cfg.classifier.members == 1 else f"{description}, seed {seed}")
+            members.append(net)
+            infos.append(info)
     first_key = infos[0]["key"]
     extractor_file = cache_dir(cfg) / "classifiers" / f"{first_key}.extractor.pt"
     if not extractor_file.is_file():

@@ -21,7 +21,7 @@ from rich.markup import escape
 from starbench.config import cache_dir
 from starbench.data import LoadedData, load_data
 from starbench.devices import cpu_bf16_units, cpu_name, resolve_device
-from starbench.evaluate.parallel import cpu_cores, jobs_for
+from starbench.evaluate.parallel import cpu_cores, jobs_for, training_threads
 from starbench.evaluate.runs import data_fingerprint
 from starbench.evaluate.score import Judge, Metrics, Scores, score
 from starbench.evaluate.sources import (
@@ -61,7 +61,7 @@ def numerical_path(cfg: Any) -> dict[str, Any]:
     return {"device": str(device), "cpu": cpu_name() if device.type == "cpu" else torch.cuda.get_device_name(device),
             "cpu_native_bf16": cpu_has_bf16(), "cpu_bf16_units": cpu_bf16_units(),
             "training": "bf16 autocast" if bf16 else "fp32", "cores": cpu_cores(), "jobs": jobs_for(cfg),
-            "threads_per_process": torch.get_num_threads()}
+            "threads_per_process": training_threads(cfg)}  # of every training process and the judge
 
 
 def in_training_elsewhere(source: Source) -> bool:

@@ -57,6 +57,25 @@ def jobs_for(cfg: Any) -> int:
     return 2 if cfg.scale == "demo" and on_cpu and cpu_cores() >= 2 else 1
 
 
+def training_threads(cfg: Any) -> int:
+    """The thread count this command's training processes have: with ``jobs`` > 1 each process's share of the cores,
+    else this process's own. The judge is trained with it too, so that a protocol with no training runs beside it
+    (``metric_bias``) gets the judge ``rafd_expression`` trained, not another one of other arithmetic."""
+    jobs = jobs_for(cfg)
+    return threads_per_job(jobs) if jobs > 1 else torch.get_num_threads()
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the body with ``n`` torch threads, then restore the count."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def train_one(settings: dict[str, Any], model: str, fp: str, threads: int) -> None:
     """A helper process: train one run through the protocol's own call (``evaluate.runs.train_method``), quietly.
 
