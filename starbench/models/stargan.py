@@ -139,9 +139,9 @@ class StarGAN(TranslationModel):
     # 0.059 -> 0.052; benchmarks/results/convergence/stargan-x2-seed*). Joint training (SNG and JNT at one budget):
     # at 6,000 neither curve passed the plateau test; at 12,000 JNT's seed-mean error still fell (5.4% against SNG's
     # 2.7%, seeds 0-2), and by 18,000 it had caught up (2.1% against 1.9%; benchmarks/results/convergence/
-    # joint-*-x3-seed*), still falling. Over 24,000 (joint-*-x4-seed*) SNG's seed mean stays at 2.0-2.4% from 18,000
-    # (plateau test: yes) and JNT's reaches its lowest, 1.7%, at 20,000, then rises to 3.4% (NO, trend): more steps
-    # no longer lower it. CelebA keeps 6,000 (its study ran at that budget).
+    # joint-*-x3-seed*), still falling. Over 24,000 (joint-*-x4-seed*) SNG's seed mean stays at 1.97-2.42% from
+    # 18,000 (plateau test: yes) and JNT's reaches its lowest, 1.66%, at 20,000, then rises to 3.40% (NO, trend):
+    # more steps no longer lower it. CelebA keeps 6,000 (its study ran at that budget).
     steps = {"demo": 12000, "demo/celeba": 6000, "demo/joint": 24000}
 
     def __init__(self, domains: DomainSpec, cfg: Any) -> None:
