@@ -30,7 +30,6 @@ class WeightAverage:
     """Averaged copies of some networks, updated after every training step."""
 
     def __init__(self, nets: dict[str, nn.Module], decay: float) -> None:
-        self.sources = nets
         self.decay = decay
         self.updates = 0
         self.nets = {name: copy.deepcopy(net).requires_grad_(False) for name, net in nets.items()}
