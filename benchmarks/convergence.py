@@ -181,35 +181,65 @@ def report(args: argparse.Namespace) -> None:
         print(f"wrote {OUT / name}")
 
 
+def seed_groups(own: list[tuple[str, dict, pd.DataFrame]], label_of) -> dict[str, list[pd.DataFrame]]:
+    """Curves of one variant and several seeds (``...-seedN``) under the variant's label; other curves alone."""
+    groups: dict[str, list[pd.DataFrame]] = {}
+    for stem, _, df in own:
+        label = label_of(stem)
+        groups.setdefault(label.rsplit("-seed", 1)[0] if "-seed" in label else label, []).append(df)
+    return groups
+
+
 def figure(mine: list[tuple[str, dict, pd.DataFrame]], protocol: str, file: Path) -> None:
-    """One column per method (its budgets differ by 40x between methods): error against steps above, against
-    training seconds below; each curve in a colour of its own, labelled by its file name less the method."""
+    """One column per method (its budgets differ by 40x between methods): error against steps, against training
+    seconds, and the plateau region enlarged with each variant's seed mean (several seeds) drawn thick over its
+    seeds; each curve in a colour of its own, labelled by its file name less the method."""
     pyplot = plt()
     prefix = STUDIED[protocol][0]
     by_method: dict[str, list[tuple[str, dict, pd.DataFrame]]] = {}
     for curve in mine:  # the file name starts with the method: stargan-x2-seed0, joint-stargan-jnt-x2
         by_method.setdefault(curve[0].removeprefix(prefix).split("-")[0], []).append(curve)
-    fig, axes = pyplot.subplots(2, len(by_method), figsize=(3.4 * len(by_method) + 0.6, 6.4), squeeze=False)
+    fig, axes = pyplot.subplots(3, len(by_method), figsize=(3.4 * len(by_method) + 0.6, 9.4), squeeze=False)
     what = "target error %" if protocol == "celeba_attributes" else "classification error %"
     for col, (method, own) in enumerate(by_method.items()):
-        top, bottom = axes[0][col], axes[1][col]
+        top, middle, bottom = axes[0][col], axes[1][col], axes[2][col]
+
+        def label_of(stem: str) -> str:
+            return stem.removeprefix(prefix).removeprefix(method + "-") or stem
+
         for i, (stem, meta, df) in enumerate(own):
-            label = stem.removeprefix(prefix).removeprefix(method + "-") or stem
-            style = {"marker": "o", "ms": 2, "lw": 1, "color": f"C{i % 10}", "label": label}
+            style = {"marker": "o", "ms": 2, "lw": 1, "color": f"C{i % 10}", "label": label_of(stem)}
             top.plot(df["step"], df["error %"], **style)
             if df["train seconds"].notna().all():
-                bottom.plot(df["train seconds"], df["error %"], **style)
+                middle.plot(df["train seconds"], df["error %"], **style)
+        # the plateau region: every curve's second half, each variant's seed mean where it has several seeds
+        late = [df[df["step"] >= df["step"].max() / 2]["error %"] for _, _, df in own]
+        bottom.set_ylim(0, max(5.0, 1.15 * max(float(v.max()) for v in late)))
+        for i, (variant, dfs) in enumerate(seed_groups(own, label_of).items()):
+            colour = f"C{i % 10}"
+            for df in dfs:
+                bottom.plot(df["step"], df["error %"], lw=0.6, alpha=0.35, color=colour)
+            same_steps = len(dfs) > 1 and all(df["step"].equals(dfs[0]["step"]) for df in dfs)
+            mean = pd.concat([df["error %"] for df in dfs], axis=1).mean(axis=1) if same_steps else None
+            if mean is not None:
+                bottom.plot(dfs[0]["step"], mean, lw=2, color=colour, marker="o", ms=2.5,
+                            label=f"{variant}: mean of {len(dfs)} seeds")
+            else:
+                bottom.plot(dfs[0]["step"], dfs[0]["error %"], lw=1.2, color=colour, label=variant)
         top.set_title(method, fontsize=9)
         top.set_xlabel("training step", fontsize=8)
-        bottom.set_xlabel(f"training seconds ({own[0][1]['threads']} thread(s))", fontsize=8)
-        for ax in (top, bottom):
+        middle.set_xlabel(f"training seconds ({own[0][1]['threads']} thread(s))", fontsize=8)
+        bottom.set_xlabel("training step (the plateau region; thin: single seeds)", fontsize=8)
+        for ax in (top, middle):
             ax.set_ylim(0, 60)  # the first points (near chance) are cut off: the plateau is what is read here
+        for ax in (top, middle, bottom):
             ax.grid(alpha=0.3)
             ax.tick_params(labelsize=7)
         top.legend(fontsize=6)
+        bottom.legend(fontsize=6)
     for row in axes:
         row[0].set_ylabel(what, fontsize=8)
-    fig.suptitle(f"{protocol}: error against training (y cut at 60%)", fontsize=9)
+    fig.suptitle(f"{protocol}: error against training (top two: y cut at 60%)", fontsize=9)
     fig.tight_layout()
     fig.savefig(file, dpi=110)
     pyplot.close(fig)
