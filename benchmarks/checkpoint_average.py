@@ -5,9 +5,9 @@ translates with its weight average over the last 10% of its steps (``train.ema_w
 one standard way to damp a generator that drifts late. This script builds it after the fact from the checkpoints a
 run keeps at its curve points (``kept/step_*.pt``, each holding the weight average of that moment): the mean of
 the averaged networks over the kept checkpoints in the last ``share`` of training, for each share asked. Each run
-is then translated and judged exactly as the protocol does (``FileSource``, the protocol's precision, layout and
-batches, the judge from the cache) and its error printed beside the table's (share 0: the run's own checkpoint).
-Every method is treated alike. Nothing here changes a committed number: it is a question for a later preset.
+is then translated and judged exactly as the protocol does (``judge_confusions.column_verdicts``: the protocol's
+precision, layout and batches, the judge from the cache) and its error printed beside the table's (the run's own
+checkpoint). Every method is treated alike. Nothing here changes a committed number: a question for a later preset.
 
 Usage:
   python benchmarks/checkpoint_average.py --runs "runs/models/*-rafd-*" --set jobs=2 --threads 1 --shares 0.25,0.5 \\
@@ -16,23 +16,14 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import glob
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
+from judge_confusions import add_run_options, column_verdicts, protocol_judge, selected_runs
 
-from starbench.config import resolve
-from starbench.data import load_data
-from starbench.devices import cpu_label
-from starbench.evaluate.classifiers import classify
-from starbench.evaluate.sources import FileSource
 from starbench.files import load_torch, save_torch
-from starbench.protocols.rafd_expression import expression_classifier, expression_task
-from starbench.train.speed import fast_path
 
 
 def averaged_checkpoint(run: Path, share: float, out: Path) -> tuple[Path, int]:
@@ -43,9 +34,8 @@ def averaged_checkpoint(run: Path, share: float, out: Path) -> tuple[Path, int]:
     kept = sorted(run.glob("kept/step_*.pt"))
     chosen = [p for p in kept if int(p.stem.split("_")[1]) > (1 - share) * total]
     snapshots = [load_torch(p, "kept checkpoint")["average"]["networks"] for p in chosen]
-    snapshots.append(ckpt["average"]["networks"])  # the final one (the last kept step may be the final step)
-    if chosen and int(chosen[-1].stem.split("_")[1]) == total:
-        snapshots.pop()
+    if not chosen or int(chosen[-1].stem.split("_")[1]) != total:  # the final average, unless kept already
+        snapshots.append(ckpt["average"]["networks"])
     mean: dict[str, dict[str, torch.Tensor]] = {}
     for name, last in ckpt["average"]["networks"].items():
         mean[name] = {k: (torch.stack([s[name][k] for s in snapshots]).mean(0) if v.is_floating_point() else v)
@@ -55,45 +45,29 @@ def averaged_checkpoint(run: Path, share: float, out: Path) -> tuple[Path, int]:
     return out, len(snapshots)
 
 
-def error_of(path: Path, model: str, cfg: Any, task: Any, judge: Any) -> float:
-    device = torch.device("cpu")
-    source = FileSource(path.stem, model, path, cfg, device)
-    source.fast = fast_path(device, cfg.train.amp, cfg.train.channels_last)  # as the protocol translates
-    source.prepare(task)
-    wrong = [classify(judge, source.column(task, t)) != task.targets[task.rows_of(t), t].argmax(1)
-             for t in range(len(task.columns))]
-    return 100 * float(np.concatenate(wrong).mean())
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--runs", required=True, help="a glob of run folders (each with checkpoint.pt and kept/)")
-    ap.add_argument("--set", default="", help="settings of the protocol that scored them, space-separated KEY=VALUE")
-    ap.add_argument("--where", default="", help="only runs whose config has these values, space-separated KEY=VALUE")
-    ap.add_argument("--threads", type=int, default=1, help="torch threads (part of the judge's key)")
+    add_run_options(ap)
     ap.add_argument("--shares", default="0.25,0.5", help="the late shares of training to average over")
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
     shares = [float(s) for s in args.shares.split(",")]
-    cfg = resolve(["protocol=rafd_expression", "scale=demo", *args.set.split()])
-    data = load_data(cfg, show_progress=False)
-    judge, info, _ = expression_classifier(cfg, data, torch.device("cpu"))
-    task = expression_task(data)
-    print(f"{cpu_label()}; torch {torch.__version__}, {args.threads} thread(s); judge {info['judge_key']}; error % of "
-          f"each run: its own checkpoint (the table's), then its kept averages over the last "
+    cfg, task, judge, about = protocol_judge(args)
+    print(f"{about}; error % of each run: its own checkpoint (the table's), then its kept averages over the last "
           f"{', '.join(f'{s:.0%}' for s in shares)} of training averaged")
+    wanted = [task.targets[task.rows_of(t), t].argmax(1) for t in range(len(task.columns))]
+
+    def error_of(weights: Path, model: str) -> float:
+        verdicts = column_verdicts(weights, model, cfg, task, judge)
+        return 100 * float(np.concatenate([v != w for v, w in zip(verdicts, wanted)]).mean())
+
     results: dict[str, list[list[float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for run in sorted(Path(p) for p in glob.glob(args.runs)):
-            run_cfg = OmegaConf.load(run / "config.yaml")
-            if any(str(OmegaConf.select(run_cfg, k)) != v for k, v in (kv.split("=", 1) for kv in args.where.split())):
-                continue
+        for run, run_cfg in selected_runs(args):
             model = str(run_cfg.model)
-            row = [error_of(run / "checkpoint.pt", model, cfg, task, judge)]
-            counts = []
+            row, counts = [error_of(run / "checkpoint.pt", model)], []
             for share in shares:
                 path, n = averaged_checkpoint(run, share, Path(tmp) / f"{run.name}-{share}.pt")
-                row.append(error_of(path, model, cfg, task, judge))
+                row.append(error_of(path, model))
                 counts.append(n)
             results.setdefault(model, []).append(row)
             print(f"{run.name} (seed {run_cfg.seed}): " + " / ".join(f"{e:.2f}" for e in row)
