@@ -181,17 +181,16 @@ def side_by_side(cfg: Any, protocol: Any) -> Iterator[None]:
     if not sources:
         yield
         return
-    threads, before = threads_per_job(jobs), torch.get_num_threads()
-    torch.set_num_threads(threads)
-    _TRAINED_HERE.clear()  # what an earlier command's helpers trained is reused by this one
-    helpers = Helpers(sources, min(jobs - 1, len(sources)), threads)
-    console.print(f"jobs={jobs}: {len(sources)} training run(s), {helpers.threads} thread(s) per process, "
-                  f"{len(helpers.workers)} helper process(es) taking them from the back", highlight=False)
-    helpers.start()
-    ok = False
-    try:
-        yield
-        ok = True
-    finally:
-        helpers.stop(wait=ok)
-        torch.set_num_threads(before)
+    threads = threads_per_job(jobs)
+    with torch_threads(threads):
+        _TRAINED_HERE.clear()  # what an earlier command's helpers trained is reused by this one
+        helpers = Helpers(sources, min(jobs - 1, len(sources)), threads)
+        console.print(f"jobs={jobs}: {len(sources)} training run(s), {helpers.threads} thread(s) per process, "
+                      f"{len(helpers.workers)} helper process(es) taking them from the back", highlight=False)
+        helpers.start()
+        ok = False
+        try:
+            yield
+            ok = True
+        finally:
+            helpers.stop(wait=ok)
