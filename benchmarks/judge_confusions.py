@@ -34,11 +34,23 @@ from starbench.protocols.rafd_expression import expression_classifier, expressio
 from starbench.train.speed import fast_path
 
 
+def where_pairs(text: str) -> list[tuple[str, str]]:
+    """``--where``'s space-separated KEY=VALUE pairs; a malformed one is refused before any judge is loaded."""
+    pairs = []
+    for item in text.split():
+        key, eq, value = item.partition("=")
+        if not key or not eq:
+            raise argparse.ArgumentTypeError(f"{item!r} is not KEY=VALUE (e.g. \"train.amp=None stargan.g_lr=0.0005\")")
+        pairs.append((key, value))
+    return pairs
+
+
 def add_run_options(ap: argparse.ArgumentParser) -> None:
     """The options saying which runs to score and with which judge (shared with ``checkpoint_average.py``)."""
     ap.add_argument("--runs", required=True, help="a glob of run folders (each with checkpoint.pt and config.yaml)")
     ap.add_argument("--set", default="", help="settings of the protocol that scored them, space-separated KEY=VALUE")
-    ap.add_argument("--where", default="", help="only runs whose config has these values, space-separated KEY=VALUE")
+    ap.add_argument("--where", type=where_pairs, default=[],
+                    help="only runs whose config has these values, space-separated KEY=VALUE")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (part of the judge's key)")
 
 
@@ -56,10 +68,9 @@ def protocol_judge(args: argparse.Namespace) -> tuple[Any, Task, torch.nn.Module
 
 def selected_runs(args: argparse.Namespace) -> Iterator[tuple[Path, Any]]:
     """Each run folder matching ``--runs`` whose config has the ``--where`` values, with its config."""
-    wanted = [kv.split("=", 1) for kv in args.where.split()]
     for run in sorted(Path(p) for p in glob.glob(args.runs)):
         run_cfg = OmegaConf.load(run / "config.yaml")
-        if all(str(OmegaConf.select(run_cfg, k)) == v for k, v in wanted):
+        if all(str(OmegaConf.select(run_cfg, k)) == v for k, v in args.where):
             yield run, run_cfg
 
 
