@@ -32,7 +32,7 @@ from starbench.evaluate.classifiers import task_classifier
 from starbench.evaluate.core import Evaluation
 from starbench.evaluate.curves import render_curve
 from starbench.evaluate.score import Judge, Scores
-from starbench.evaluate.seeds import by_method, firsts, mean_of
+from starbench.evaluate.seeds import by_method, firsts, mean_of, paired_over_seeds
 from starbench.evaluate.sources import seeds_of, trained_jobs
 from starbench.evaluate.task import Task, uint8_rows
 from starbench.metrics.classifier import predict_logits
@@ -43,6 +43,7 @@ from starbench.protocols.tables import (
     budget_note,
     convergence_notes,
     distribution_notes,
+    fmt,
     judge_features,
     judge_words,
     methods,
@@ -240,12 +241,22 @@ GROUP_DIGITS = {"target %": 1, "kept %": 1, "FID": 2, "classifier Frechet": 3, "
 def group_table(results: list[Scores], df: pd.DataFrame, groups: list[str], votes: dict[str, dict[str, Any]],
                 key_of: Callable[[str], str], seeded: bool, valid: np.ndarray,
                 first: Optional[dict[str, str]] = None) -> list[dict]:
-    """Table 1 or 2: per method, each group's measures (one seed: its values; several: mean ± sd over seeds) beside
-    the paper's vote percentages, and with several seeds how often the method ranked first."""
+    """Table 1 or 2: per method the target error over the table's edits (one seed: with its Clopper-Pearson
+    interval; several: mean ± sd, the t-interval over seeds and the pooled interval) and McNemar's exact test
+    against StarGAN on the same translations, each group's measures (one seed: its values; several: mean ± sd over
+    seeds) beside the paper's vote percentages, and with several seeds how often the method ranked first."""
     out = []
     missed = lambda r: ~r.outcomes["target"][valid]  # noqa: E731  # the plateau test's error: a target not reached
+    here = [k for k, edit in enumerate(edits()) if edit[1] in groups]
+    missed_here = lambda r: ~r.outcomes["target"][:, here][valid[:, here]]  # noqa: E731  # this table's edits
+    by_name = by_method(results)
     for m in methods(results, seeded):
         row: dict[str, Any] = {"method": m.name, **({"seeds": m.seeds()} if seeded else {})}
+        row.update({k.replace("classification error %", "target error %"): v for k, v in m.error(missed_here).items()})
+        test = (paired_over_seeds(by_name["stargan"], m.results, missed_here)
+                if "stargan" in by_name and m.name != "stargan" else None)
+        mcnemar_column = "McNemar p vs stargan" + (" (pooled over seeds)" if seeded else "")
+        row[mcnemar_column] = fmt(test.p_value, 4) if test else "-"
         for g in groups:
             for c in GROUP_COLUMNS:
                 row[f"{g}: {c}"] = m.number(
@@ -320,6 +331,9 @@ def run(cfg: Any) -> ProtocolResult:
             "starbench's automatic measures do not reproduce it and are not comparable with it.",
             f"target %: the attribute classifier ({judge_words(cfg)}) finds every edited attribute as asked; "
             "kept %: it finds every other attribute as in the input's labels; L1 to input: identity proxy.",
+            "target error %: 100 - target % over every translation of the table's edits (the error that the 95% "
+            "intervals and McNemar's exact test against StarGAN on the same translations are about; the "
+            "converged column's curve is the target error over every edit of both tables).",
             f"Attribute classifier on real test images: all five attributes right {100 * real_acc:.1f}%; per attribute "
             + ", ".join(f"{a} {100 * v:.1f}%" for a, v in real_attr_acc.items()) + ".",
             ("FID: " + (f"torch-fidelity InceptionV3 ({weights.source})" if weights.available else

@@ -36,6 +36,17 @@ def test_smoke_tables_have_the_paper_rows_and_columns(tmp_path):
     per_edit = pd.read_csv(out / "per_edit.csv", keep_default_na=False)
     assert set(per_edit["edit"]) == {"hair->black", "hair->blond", "hair->brown", "gender", "aged", "H+G", "H+A",
                                      "G+A", "H+G+A"}
+    # the target error over each table's edits is 100 - their target %, pooled over translations, with its interval
+    for table, groups in ((t1, ("hair colour", "gender", "aged")), (t2, ("H+G", "H+A", "G+A", "H+G+A"))):
+        for _, row in table.iterrows():
+            mine = per_edit[(per_edit["method"] == row["method"]) & per_edit["group"].isin(groups)]
+            hit = (mine["n"] * mine["target %"].astype(float) / 100).sum()
+            value, interval = row["target error % [95% CI]"].split(" ", 1)
+            assert float(value) == pytest.approx(100 * (1 - hit / mine["n"].sum()), abs=0.006)
+            low, high = (float(v) for v in interval.strip("[]").split(","))
+            assert low <= float(value) <= high
+        mcnemar = table.set_index("method")["McNemar p vs stargan"]
+        assert mcnemar["stargan"] == "-" and all(0 <= float(mcnemar[m]) <= 1 for m in ("diat", "cyclegan", "icgan"))
     assert "human study" in (out / "table1.md").read_text()
     files = ["table1.csv", "table1.md", "table1.tex", "table2.md", "per_edit.csv", "translations.png"]
     before = {f: (out / f).read_bytes() for f in files}
