@@ -22,7 +22,6 @@ import torch
 from starbench.config import resolve
 from starbench.data import load_data
 from starbench.devices import cpu_label
-from starbench.metrics import classifier as classifier_module
 from starbench.metrics.classifier import ClassifierRecipe, resnet_fast_path, train_classifier
 from starbench.train.data_source import to_device
 from starbench.train.speed import fast_path
@@ -61,10 +60,10 @@ def method_steps(method: str, fused: bool) -> tuple[Callable[[int], None], Calla
 
 @contextmanager
 def fused_adamw(enabled: bool) -> Iterator[None]:
-    """The classifier's AdamW built with ``fused=True`` while inside."""
+    """``torch.optim.AdamW`` (which the classifier's training builds) made with ``fused=True`` while inside."""
     original = torch.optim.AdamW
     if enabled:
-        classifier_module.torch.optim.AdamW = lambda *a, **kw: original(*a, **kw, fused=True)  # type: ignore
+        torch.optim.AdamW = lambda *a, **kw: original(*a, **kw, fused=True)  # type: ignore
     try:
         yield
     finally:
