@@ -1,7 +1,8 @@
 """The plateau test on constructed learning curves: flat, still falling, noisy, and too short to tell."""
 import numpy as np
 
-from starbench.evaluate.curves import plateau
+from starbench.evaluate.curves import plateau, render_curve
+from starbench.report import plt
 
 STEPS = [125 * k for k in range(1, 17)]  # 16 points up to 2000: the last 25% holds 5 of them
 
@@ -41,3 +42,19 @@ def test_too_few_points_cannot_tell():
     # eight evenly spaced points (curve_points=8) are the fewest that can tell
     eight = [(250 * k, 10.0) for k in range(1, 9)]
     assert plateau(eight, 3.0).converged is True
+
+
+def test_a_curve_figure_keeps_its_title_inside_the_figure_with_one_panel_or_several(tmp_path, monkeypatch):
+    pyplot = plt()
+    figures = []
+    monkeypatch.setattr(pyplot, "close", lambda fig=None: figures.append(fig))
+    points = [{"method": m, "seed": seed, "step": step, "error %": 50.0 / step + seed, "L1 to ground truth": 0.1}
+              for m in ("a", "b") for seed in (0, 1, 2) for step in (1, 2, 3, 4)]
+    for panels in (["error %"], ["error %", "L1 to ground truth"]):
+        render_curve({"protocol": "celeba_attributes", "curve": [{k: v for k, v in p.items() if k in
+                                                                  ("method", "seed", "step", *panels)}
+                                                                 for p in points]}, tmp_path)
+        fig = figures[-1]
+        assert len(fig.axes) == len(panels)
+        box = fig._suptitle.get_window_extent(fig.canvas.get_renderer())
+        assert 0 <= box.x0 and box.x1 <= fig.bbox.width, (panels, box, fig.bbox.width)

@@ -18,6 +18,7 @@ cannot tell.
 """
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -103,8 +104,9 @@ def render_curve(record: dict[str, Any], folder: Path) -> None:
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=7)
     n_seeds = df.groupby("method")["seed"].nunique().max()
-    fig.suptitle(f"{record.get('protocol', '')}: learning curves (the table is taken at each line's last point"
-                 + (f"; bands: ± sd over {n_seeds} seeds)" if n_seeds > 1 else ")"), fontsize=9)
+    title = (f"{record.get('protocol', '')}: learning curves (the table is taken at each line's last point"
+             + (f"; bands: ± sd over {n_seeds} seeds)" if n_seeds > 1 else ")"))
+    fig.suptitle(textwrap.fill(title, width=60 * len(metrics)), fontsize=9)  # one panel is too narrow for one line
     fig.tight_layout()
     fig.savefig(folder / "curve.png", dpi=120)
     pyplot.close(fig)
