@@ -32,7 +32,7 @@ from starbench.evaluate.classifiers import task_classifier
 from starbench.evaluate.core import Evaluation
 from starbench.evaluate.curves import render_curve
 from starbench.evaluate.score import Judge, Scores
-from starbench.evaluate.seeds import by_method, firsts, mean_of, paired_over_seeds
+from starbench.evaluate.seeds import by_method, firsts, mean_of
 from starbench.evaluate.sources import seeds_of, trained_jobs
 from starbench.evaluate.task import Task, uint8_rows
 from starbench.metrics.classifier import predict_logits
@@ -43,7 +43,6 @@ from starbench.protocols.tables import (
     budget_note,
     convergence_notes,
     distribution_notes,
-    fmt,
     judge_features,
     judge_words,
     methods,
@@ -253,10 +252,7 @@ def group_table(results: list[Scores], df: pd.DataFrame, groups: list[str], vote
     for m in methods(results, seeded):
         row: dict[str, Any] = {"method": m.name, **({"seeds": m.seeds()} if seeded else {})}
         row.update({k.replace("classification error %", "target error %"): v for k, v in m.error(missed_here).items()})
-        test = (paired_over_seeds(by_name["stargan"], m.results, missed_here)
-                if "stargan" in by_name and m.name != "stargan" else None)
-        mcnemar_column = "McNemar p vs stargan" + (" (pooled over seeds)" if seeded else "")
-        row[mcnemar_column] = fmt(test.p_value, 4) if test else "-"
+        row.update(m.mcnemar_vs(by_name, missed_here))
         for g in groups:
             for c in GROUP_COLUMNS:
                 row[f"{g}: {c}"] = m.number(

@@ -35,7 +35,7 @@ from starbench.evaluate.classifiers import classify, task_classifier
 from starbench.evaluate.core import Evaluation
 from starbench.evaluate.curves import render_curve
 from starbench.evaluate.score import Judge, Scores
-from starbench.evaluate.seeds import by_method, firsts, mean_of, paired_over_seeds
+from starbench.evaluate.seeds import by_method, firsts, mean_of
 from starbench.evaluate.sources import seeds_of, trained_jobs
 from starbench.evaluate.task import Task, uint8_rows
 from starbench.metrics.distances import CLASSIFIER, INCEPTION
@@ -48,7 +48,6 @@ from starbench.protocols.tables import (
     convergence_notes,
     distribution_labels,
     distribution_notes,
-    fmt,
     judge_features,
     judge_words,
     methods,
@@ -169,16 +168,13 @@ def table3(cfg: Any, results: list[Scores], task: Task, real_err: Any
     rows, notes = [], []
     for m in methods(results, seeded):
         paper_err = TABLE3_ERROR.get(m.name)
-        test = (paired_over_seeds(groups["stargan"], m.results, wrong)
-                if "stargan" in groups and m.name != "stargan" else None)
         row: dict[str, Any] = {"method": m.name, **({"seeds": m.seeds()} if seeded else {}), **m.error(wrong),
                                **m.budget(wrong), "paper error %": paper_err.text() if paper_err else "-",
                                **m.distribution(distribution_labels(cfg), FD_COLUMNS),
                                "L1 to ground truth": m.number(lambda r: r.truth_mean("l1", task.valid), 4),
                                "PSNR dB": m.number(lambda r: r.truth_mean("psnr", task.valid), 2),
                                "SSIM": m.number(lambda r: r.truth_mean("ssim", task.valid), 3)}
-        mcnemar_column = "McNemar p vs stargan" + (" (pooled over seeds)" if seeded else "")
-        row[mcnemar_column] = fmt(test.p_value, 4) if test else "-"
+        row.update(m.mcnemar_vs(groups, wrong))
         if seeded:
             row["first (lowest error)"] = first[m.name]
         row.update({"parameters": m.ok[0].info.get("parameters", "-") if m.ok else "n/a",

@@ -11,7 +11,7 @@ import numpy as np
 from starbench.evaluate.curves import TAIL, plateau
 from starbench.evaluate.parallel import as_this_command_saw_it
 from starbench.evaluate.score import Scores
-from starbench.evaluate.seeds import by_method, error_cells, mean_of, mean_sd
+from starbench.evaluate.seeds import by_method, error_cells, mean_of, mean_sd, paired_over_seeds
 from starbench.metrics.distances import CLASSIFIER, INCEPTION
 from starbench.metrics.stats import error_rate
 
@@ -210,6 +210,15 @@ class Method:
         """'3' or '3 (1 diverged)': the seeds column."""
         failed = len(self.results) - len(self.ok)
         return str(len(self.ok)) + (f" ({failed} diverged)" if failed else "")
+
+    def mcnemar_vs(self, groups: dict[str, list[Scores]], wrong: Callable[[Scores], np.ndarray],
+                   reference: str = "stargan") -> dict[str, str]:
+        """McNemar's exact test against ``reference``'s row on the same translations (pooled over (seed, cell)
+        pairs with several seeds), as its column: '-' for the reference itself, or where it is not in ``groups``."""
+        test = (paired_over_seeds(groups[reference], self.results, wrong)
+                if reference in groups and self.name != reference else None)
+        column = f"McNemar p vs {reference}" + (" (pooled over seeds)" if self.seeded else "")
+        return {column: fmt(test.p_value, 4) if test else "-"}
 
     def error(self, wrong: Callable[[Scores], np.ndarray]) -> dict[str, str]:
         """The classification error: with its Clopper-Pearson interval (one seed), or mean ± sd with the t-interval
