@@ -25,6 +25,7 @@ from starbench.errors import StarbenchError
 from starbench.files import load_torch, save_torch
 from starbench.locks import exclusive
 from starbench.progress import progress_bar
+from starbench.train.adam import make_adam
 from starbench.train.speed import FastPath
 
 
@@ -103,7 +104,8 @@ def train_classifier(images: np.ndarray, targets: np.ndarray, rows: np.ndarray, 
     torch.manual_seed(recipe.seed)
     layout = torch.channels_last if channels_last else torch.preserve_format
     net = resnet18(targets.shape[1]).to(device, memory_format=layout)
-    opt = torch.optim.AdamW(net.parameters(), recipe.lr, weight_decay=recipe.weight_decay)
+    opt = make_adam(net.parameters(), recipe.lr, device=device, weight_decay=recipe.weight_decay, decoupled=True,
+                    fused_on_cuda=False)
     steps_per_epoch = max(1, len(rows) // recipe.batch_size)
     total = recipe.epochs * steps_per_epoch
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, recipe.lr, total_steps=total)
