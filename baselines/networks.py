@@ -14,7 +14,6 @@ from torch import nn
 
 from starbench.baselines.packed import packed_forward
 from starbench.models.blocks import patch_trunk
-from starbench.train.adam import make_adam
 
 
 class ResnetBlock(nn.Module):
@@ -114,4 +113,4 @@ class ImagePool:
 
 
 def adam(params, lr: float, beta1: float, beta2: float, device: torch.device) -> torch.optim.Adam:
-    return make_adam(params, lr, (beta1, beta2), device=device)
+    return torch.optim.Adam(params, lr, (beta1, beta2), fused=device.type == "cuda")

@@ -9,9 +9,10 @@
 For each method of ``starbench run protocol=rafd_expression`` and for the judge (a ResNet-18 under AdamW, one
 member), this times the training step with every optimizer of the run switched to each variant, in the same
 process, one thread, the variants interleaved in blocks; and compares the weights after the same steps with
-``torch``'s, bit for bit. ``blocked`` must be equal (it is what starbench trains with, and every cached run and
+``torch``'s, bit for bit. ``blocked`` must be equal (the judge trains with it on the CPU, and every cached judge and
 committed number was made with torch's arithmetic); ``fused`` is not (a rounding step apart), which is why it is
-not used on the CPU: switching would change every committed number and every cache.
+not used on the CPU: switching would change every committed number and every cache. The methods train with torch's
+own Adam: the blocked one measured no faster on their small networks.
 
 Usage: python benchmarks/adam_kernels.py [--methods classifier,stargan,icgan,cyclegan,diat] [--blocks 3]
 """
@@ -29,6 +30,7 @@ from starbench.config import resolve
 from starbench.data import load_data
 from starbench.devices import cpu_label
 from starbench.metrics.classifier import ClassifierRecipe, resnet_fast_path, train_classifier
+from starbench.train.adam import BlockedAdam, BlockedAdamW
 from starbench.train.data_source import to_device
 from starbench.train.speed import fast_path
 from starbench.train.trainer import Trainer
@@ -38,12 +40,13 @@ VARIANTS = ("torch", "blocked", "fused")
 
 
 def switch(opt: torch.optim.Optimizer, variant: str) -> torch.optim.Optimizer:
-    """Make a (blocked, starbench's) Adam/AdamW run as ``variant`` from its next step: its class and flags; the
-    state and state_dict are the same for all three."""
-    if variant == "blocked":
-        return opt
+    """Make an Adam/AdamW (torch's, or the blocked one) run as ``variant`` from its next step: its class and flags;
+    the state and state_dict are the same for all three."""
     torch_class = next(c for c in type(opt).__mro__ if c.__module__.startswith("torch.optim"))
-    opt.__class__ = torch_class  # (a subclass that only overrides ``step``)
+    if variant == "blocked":
+        opt.__class__ = BlockedAdamW if issubclass(torch_class, torch.optim.AdamW) else BlockedAdam
+        return opt
+    opt.__class__ = torch_class  # (the blocked classes only override ``step``)
     fused = variant == "fused"
     opt.defaults.update(fused=fused or None, foreach=False)
     for group in opt.param_groups:
@@ -74,12 +77,12 @@ def method_steps(method: str, variant: str) -> tuple[Callable[[int], None], Call
 @contextmanager
 def judge_adam(variant: str) -> Iterator[None]:
     """The classifier's training made with ``variant`` of AdamW while inside."""
-    original = classifier_module.make_adam
-    classifier_module.make_adam = lambda *a, **kw: switch(original(*a, **kw), variant)  # type: ignore
+    original = classifier_module.BlockedAdamW
+    classifier_module.BlockedAdamW = lambda *a, **kw: switch(original(*a, **kw), variant)  # type: ignore
     try:
         yield
     finally:
-        classifier_module.make_adam = original
+        classifier_module.BlockedAdamW = original
 
 
 def classifier_steps(variant: str, steps: int) -> tuple[float, torch.nn.Module]:

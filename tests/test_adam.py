@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 import starbench.train.adam as blocked_adam
-from starbench.train.adam import BlockedAdam, BlockedAdamW, make_adam
+from starbench.train.adam import BlockedAdam, BlockedAdamW
 
 
 def _net(channels_last: bool) -> nn.Module:
@@ -95,9 +95,3 @@ def test_options_it_does_not_restate_take_torchs_step():
     _same(opt_a, opt_b, net_a, net_b)
     assert "max_exp_avg_sq" in opt_b.state_dict()["state"][0]
 
-
-def test_make_adam_on_the_cpu():
-    params = list(_net(False).parameters())
-    assert type(make_adam(params, 1e-3, device=torch.device("cpu"))) is BlockedAdam
-    opt = make_adam(params, 1e-3, device=torch.device("cpu"), weight_decay=1e-4, decoupled=True)
-    assert type(opt) is BlockedAdamW and opt.param_groups[0]["weight_decay"] == 1e-4

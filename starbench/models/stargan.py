@@ -30,7 +30,6 @@ from starbench.errors import StarbenchError
 from starbench.models.base import TranslationModel, frozen_buffers
 from starbench.models.blocks import ResidualBlock, instance_norm, patch_trunk
 from starbench.registry import register_model
-from starbench.train.adam import make_adam
 
 
 @dataclass
@@ -165,10 +164,11 @@ class StarGAN(TranslationModel):
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         if not self._optims:
+            fused = self.device.type == "cuda"
             o = self.opt
             self._optims = {
-                "G": make_adam(self.G.parameters(), o.g_lr, (o.beta1, o.beta2), device=self.device),
-                "D": make_adam(self.D.parameters(), o.d_lr, (o.beta1, o.beta2), device=self.device),
+                "G": torch.optim.Adam(self.G.parameters(), o.g_lr, (o.beta1, o.beta2), fused=fused),
+                "D": torch.optim.Adam(self.D.parameters(), o.d_lr, (o.beta1, o.beta2), fused=fused),
             }
         return self._optims
 

@@ -6,16 +6,17 @@ each over the whole tensor. For the judge's ResNet-18 (11 million weights, 45 MB
 from main memory, and the optimizer took about a quarter of a training step. ``BlockedAdam`` runs the very same
 operations in the very same order on consecutive blocks of ``BLOCK`` elements, so each block stays in the core's
 cache for all eight: the weights and moments are bit for bit torch's (``tests/test_adam.py``), only the memory
-traffic differs (``benchmarks/adam_kernels.py`` measures the step). torch's fused CPU kernel would be faster still
-but rounds differently, and so would change every trained run and committed number
-(``benchmarks/adam_kernels.py``).
+traffic differs (``benchmarks/adam_kernels.py`` measures the step). The ResNet-18s (the judge, DIAT's identity
+network) train with it on the CPU; the translation models keep torch's Adam, their tensors being small enough
+that the blocks measured no faster. torch's fused CPU kernel would be faster still but rounds differently, and so
+would change every trained judge and committed number.
 
 What the blocks do not restate (amsgrad, maximize, capturable, differentiable, complex or sparse weights, a tensor
 learning rate, ``foreach`` or ``fused`` asked for, a weight off the CPU) is left to torch's own step, unchanged.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import torch
 
@@ -99,15 +100,3 @@ class BlockedAdam(torch.optim.Adam):
 class BlockedAdamW(BlockedAdam, torch.optim.AdamW):
     """``torch.optim.AdamW`` (decoupled weight decay), stepped block by block."""
 
-
-def make_adam(params: Iterable[torch.nn.Parameter], lr: float, betas: tuple[float, float] = (0.9, 0.999), *,
-              device: torch.device, weight_decay: float = 0.0, decoupled: bool = False,
-              fused_on_cuda: bool = True) -> torch.optim.Adam:
-    """The Adam (``decoupled``: AdamW) every built-in network trains with: on the CPU the blocked one (bit for bit
-    torch's, faster), elsewhere torch's own, fused where ``fused_on_cuda`` asks for it on CUDA."""
-    if device.type == "cpu":
-        cls = BlockedAdamW if decoupled else BlockedAdam
-        return cls(params, lr, betas, weight_decay=weight_decay)
-    cls = torch.optim.AdamW if decoupled else torch.optim.Adam
-    fused = True if fused_on_cuda and device.type == "cuda" else None
-    return cls(params, lr, betas, weight_decay=weight_decay, fused=fused)
