@@ -28,8 +28,8 @@ from pathlib import Path
 
 import pandas as pd
 
-ERROR = "classification error % [95% CI]"
-SEED_MEAN, SEED_INTERVAL = "classification error % (mean ± sd)", "95% CI over seeds (t)"
+ERRORS = ("classification error", "target error")  # RaFD and joint tables; CelebA's (100 - target %)
+SEED_INTERVAL = "95% CI over seeds (t)"
 INTERVAL = re.compile(r"^\s*(-?[\d.]+)\s*\[\s*(-?[\d.]+),\s*(-?[\d.]+)\]")
 PLUS_MINUS = re.compile(r"^\s*(-?[\d.]+)\s*±\s*([\d.]+)")
 SIDE_BY_SIDE = ("classifier Frechet (not FID)", "classifier precision", "classifier recall", "L1 to ground truth",
@@ -60,6 +60,13 @@ def number(cell: str) -> float | None:
         return None
 
 
+def error_columns(df: pd.DataFrame) -> tuple[str | None, str | None]:
+    """The table's error column with its pooled 95% interval (one seed), and its mean over seeds (several)."""
+    found = [f"{e} % [95% CI]" for e in ERRORS if f"{e} % [95% CI]" in df.columns]
+    means = [f"{e} % (mean ± sd)" for e in ERRORS if f"{e} % (mean ± sd)" in df.columns]
+    return (found[0] if found else None), (means[0] if means else None)
+
+
 def error_rows(name: str, old: pd.DataFrame, new: pd.DataFrame) -> tuple[list[dict], list[str]]:
     """Each row's error against the other folder's 95% interval."""
     rows, problems = [], []
@@ -67,11 +74,14 @@ def error_rows(name: str, old: pd.DataFrame, new: pd.DataFrame) -> tuple[list[di
         if n is None:
             problems.append(f"{name}: row {key!r} is missing from the new table")
             continue
-        if ERROR in old.columns:
-            cell_o, cell_n = str(o[ERROR]), str(n[ERROR])
-        else:  # a seed study's table: the mean over seeds and its t-interval
-            cell_o = f"{str(o[SEED_MEAN]).split()[0]} {o[SEED_INTERVAL]}"
-            cell_n = f"{str(n[SEED_MEAN]).split()[0]} {n[SEED_INTERVAL]}"
+        error, seed_mean = error_columns(old)
+        if error is not None:
+            cell_o, cell_n = str(o[error]), str(n[error])
+        elif seed_mean is not None and SEED_INTERVAL in old.columns:  # a seed study's: the mean and its t-interval
+            cell_o = f"{str(o[seed_mean]).split()[0]} {o[SEED_INTERVAL]}"
+            cell_n = f"{str(n[seed_mean]).split()[0]} {n[SEED_INTERVAL]}"
+        else:
+            continue
         mo, mn = INTERVAL.match(cell_o), INTERVAL.match(cell_n)
         if not (mo and mn):
             continue
@@ -141,7 +151,7 @@ def check(committed: Path, new: Path) -> tuple[str, list[str]]:
         row, found = cell_rows(csv, old, fresh)
         cells.append(row)
         differences += found
-        if ERROR not in old.columns and SEED_INTERVAL not in old.columns:
+        if error_columns(old) == (None, None):
             continue
         rows, found = error_rows(csv, old, fresh)
         errors += rows
