@@ -157,7 +157,7 @@ class CycleGAN(Pairwise):
     # demo (a constant learning rate): at 120 steps its error was still falling; it flattens from about step 180
     # (benchmarks/results/convergence/cyclegan-ema*)
     # demo/celeba: at 240 steps its target error was still falling (trend -3.0; benchmarks/results/convergence/
-    # celeba-cyclegan-x3), and over seeds 0-2 still at 720 (5.4%, trend -1.0) and 1,080 (4.2%, trend -0.8); at
+    # celeba-cyclegan-x3), and over seeds 0-2 still at 720 (5.3%, trend -1.0) and 1,080 (4.2%, trend -0.8); at
     # 1,440 the seed mean (3.6%) passes the plateau test (celeba-cyclegan-long1440-seed*)
     steps = {"demo": 240, "demo/celeba": 1440}
     instance_class = CycleGANPair
