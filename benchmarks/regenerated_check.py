@@ -70,11 +70,11 @@ def error_columns(df: pd.DataFrame) -> tuple[str | None, str | None]:
 def error_rows(name: str, old: pd.DataFrame, new: pd.DataFrame) -> tuple[list[dict], list[str]]:
     """Each row's error against the other folder's 95% interval."""
     rows, problems = [], []
+    error, seed_mean = error_columns(old)
     for key, o, n in matched(old, new):
         if n is None:
             problems.append(f"{name}: row {key!r} is missing from the new table")
             continue
-        error, seed_mean = error_columns(old)
         if error is not None:
             cell_o, cell_n = str(o[error]), str(n[error])
         elif seed_mean is not None and SEED_INTERVAL in old.columns:  # a seed study's: the mean and its t-interval

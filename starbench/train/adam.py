@@ -99,4 +99,3 @@ class BlockedAdam(torch.optim.Adam):
 
 class BlockedAdamW(BlockedAdam, torch.optim.AdamW):
     """``torch.optim.AdamW`` (decoupled weight decay), stepped block by block."""
-
