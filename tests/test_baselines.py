@@ -15,6 +15,7 @@ from starbench.config import resolve
 from starbench.data.domains import DomainSpec
 from starbench.data.rafd import rafd_domains
 from starbench.errors import StarbenchError
+from starbench.evaluate.parallel import torch_threads
 from starbench.registry import PROTOCOLS
 from starbench.train.trainer import Trainer
 
@@ -62,6 +63,19 @@ def test_each_baseline_trains_through_the_trainer(model, tmp_path):
     # the checkpoint resumes through the same interface
     res2 = Trainer(resolve(TINY + [f"model={model}", "train.steps=6"]), tmp_path / model).fit()
     assert res2.step == 6
+
+
+def test_diats_identity_network_is_cached_per_thread_count(tmp_path):
+    """Another thread count trains another network (another reduction order): it is cached apart, as the judge is,
+    so a run never picks up an identity network of other arithmetic than its own."""
+    settings = TINY + ["model=diat", "train.steps=1", f"cache_dir={tmp_path / 'cache'}"]
+    keys = []
+    for run, threads in (("a", 1), ("b", 2), ("c", 1)):
+        with torch_threads(threads):
+            Trainer(resolve(settings), tmp_path / run).fit()
+        keys.append(torch.load(tmp_path / run / "checkpoint.pt", weights_only=True)["extra"]["identity_network"]["key"])
+    assert keys[0] != keys[1] and keys[2] == keys[0]
+    assert len(list((tmp_path / "cache" / "classifiers").glob("*.pt"))) == 2
 
 
 def test_pairwise_dispatch_and_missing_instance(tmp_path):
