@@ -44,10 +44,10 @@ class OneTapConv2d(nn.Conv2d):
     """A convolution that, on a 1x1 map, convolves with the one kernel tap that sees the map: the same sum, as a 1x1
     convolution.
 
-    At 32 px the ResNet-18's last stage works on 1x1 maps, where a padded 3x3 convolution multiplies eight of its
-    nine taps by the padding's zeros; torch's CPU convolution does that work anyway, and slowly (about 36 ms forward
-    and backward for one 512-channel layer at batch 64 in bf16 on one thread, against 10 ms for the tap alone), a
-    third of a judge's training step. Dropping products that are exactly zero leaves every sum as it was: the
+    At 32 px the ResNet-18's last stage works on 1x1 maps, where eight of a padded 3x3 convolution's nine taps see
+    only the padding's zeros; torch's CPU convolution is slow on such a map (about 36 ms forward and backward for
+    one 512-channel layer at batch 64 in bf16 on one thread, against 10 ms for the tap alone): more than a third of
+    a judge's training step, for three layers. Leaving out products that are exactly zero changes no sum: the
     outputs and both gradients came out bit for bit the full convolution's in bf16 and fp32, at 1 and 2 threads, with
     channels_last weights (``benchmarks/small_map_conv.py``), so no cached judge changes. Other maps and layouts, and
     other devices, go to ``nn.Conv2d`` unchanged."""
