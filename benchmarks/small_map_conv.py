@@ -38,7 +38,14 @@ from starbench.data.batches import to_float
 from starbench.devices import cpu_label
 from starbench.evaluate.classifiers import task_classifier
 from starbench.files import load_torch
-from starbench.metrics.classifier import ClassifierRecipe, OneTapConv2d, predict_logits, resnet18, train_classifier
+from starbench.metrics.classifier import (
+    ClassifierRecipe,
+    OneTapConv2d,
+    one_tap_convs,
+    predict_logits,
+    resnet18,
+    train_classifier,
+)
 
 PATHS = {"bf16-1t": (True, 1), "fp32-1t": (False, 1), "bf16-2t": (True, 2)}
 VARIANTS = ("full", "one tap")
@@ -56,25 +63,11 @@ def variant(name: str) -> Iterator[None]:
         OneTapConv2d.tap_seeing_1x1 = original  # type: ignore[method-assign]
 
 
-def layers_on_1x1(image_size: int) -> list[tuple[str, OneTapConv2d, tuple[int, ...]]]:
-    """The ResNet-18's convolutions whose input is a 1x1 map at this image size, with their input shapes."""
-    net = resnet18(8)
-    seen: list[tuple[str, OneTapConv2d, tuple[int, ...]]] = []
-    hooks = [module.register_forward_pre_hook(
-        lambda m, inputs, name=name: seen.append((name, m, tuple(inputs[0].shape)))
-        if m.tap_seeing_1x1(tuple(inputs[0].shape[-2:])) else None)
-        for name, module in net.named_modules() if isinstance(module, OneTapConv2d)]
-    net.eval()(torch.zeros(2, 3, image_size, image_size))
-    for hook in hooks:
-        hook.remove()
-    return seen
-
-
-def layer_check(conv: OneTapConv2d, shape: tuple[int, ...], batch: int, amp: bool, repeats: int
-                ) -> dict[str, tuple[float, bool]]:
-    """ms for one forward and backward of ``conv`` per variant, and whether output and gradients equal full's."""
+def layer_check(conv: OneTapConv2d, batch: int, amp: bool, repeats: int) -> dict[str, tuple[float, bool]]:
+    """ms for one forward and backward of ``conv`` on a 1x1 map per variant, and whether output and gradients equal
+    full's."""
     g = torch.Generator().manual_seed(0)
-    x0 = torch.randn(batch, *shape[1:], generator=g).contiguous(memory_format=torch.channels_last)
+    x0 = torch.randn(batch, conv.in_channels, 1, 1, generator=g).contiguous(memory_format=torch.channels_last)
     conv = conv.to(memory_format=torch.channels_last)
 
     def once() -> tuple[torch.Tensor, ...]:
@@ -98,10 +91,8 @@ def layer_check(conv: OneTapConv2d, shape: tuple[int, ...], batch: int, amp: boo
     return {v: (ms[v], all(torch.equal(a, b) for a, b in zip(results["full"], results[v]))) for v in VARIANTS}
 
 
-def judge_steps(data, rows, amp: bool, name: str) -> tuple[float, torch.nn.Module]:
-    """Seconds per judge training step over ``rows`` (one epoch of the demo recipe's batch), and the net."""
-    cfg = resolve(["scale=demo"])
-    recipe = ClassifierRecipe(epochs=1, batch_size=cfg.classifier.batch_size, lr=cfg.classifier.lr)
+def judge_steps(data, rows, recipe: ClassifierRecipe, amp: bool, name: str) -> tuple[float, torch.nn.Module]:
+    """Seconds per judge training step over ``rows`` (one epoch of ``recipe``'s batch), and the net."""
     with variant(name):
         start = time.perf_counter()
         net = train_classifier(data.images, data.labels, rows, "onehot", recipe, torch.device("cpu"),
@@ -109,8 +100,9 @@ def judge_steps(data, rows, amp: bool, name: str) -> tuple[float, torch.nn.Modul
     return (time.perf_counter() - start) / (len(rows) // recipe.batch_size), net
 
 
-def equal_state(a: torch.nn.Module, b: torch.nn.Module) -> bool:
-    return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+def same_tensors(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    """Whether two state dicts hold the same names and every tensor bit for bit."""
+    return list(a) == list(b) and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def whole_judge(cache: Path) -> None:
@@ -126,9 +118,8 @@ def whole_judge(cache: Path) -> None:
         for member in info["members"]:
             new = load_torch(Path(tmp) / "classifiers" / f"{member['key']}.pt", "classifier")["state"]
             old = load_torch(cache / "classifiers" / f"{member['key']}.pt", "classifier")["state"]
-            same = list(new) == list(old) and all(torch.equal(new[k], old[k]) for k in new)
             print(f"  judge member {member['key']} (seed {member['seed']}): trained in {member['train_seconds']} s; "
-                  f"bit for bit the cached member: {same}", flush=True)
+                  f"bit for bit the cached member: {same_tensors(new, old)}", flush=True)
 
 
 def main() -> None:
@@ -143,27 +134,30 @@ def main() -> None:
     size = int(data.images.shape[-1])
     rows = data.split("train")[: args.steps * cfg.classifier.batch_size]
     test = to_float(torch.from_numpy(data.images[data.split("test")[:512]]))
+    recipe = ClassifierRecipe(epochs=1, batch_size=cfg.classifier.batch_size, lr=cfg.classifier.lr)
     print(f"{cpu_label()}; torch {torch.__version__}; the demo's {size} px images, the judge's batch "
           f"{cfg.classifier.batch_size}; 'full': nn.Conv2d, 'one tap': OneTapConv2d")
     for path in args.paths.split(","):
         amp, threads = PATHS[path]
         torch.set_num_threads(threads)
         print(f"\n{path}")
-        for name, conv, shape in layers_on_1x1(size):
-            r = layer_check(conv, shape, cfg.classifier.batch_size, amp, repeats=10)
-            print(f"  {name:16} input {list(shape[1:])}: full {r['full'][0]:6.2f} ms, one tap "
+        net = resnet18(8)
+        for name in one_tap_convs(size):
+            conv = net.get_submodule(name)
+            r = layer_check(conv, cfg.classifier.batch_size, amp, repeats=10)
+            print(f"  {name:16} input {[conv.in_channels, 1, 1]}: full {r['full'][0]:6.2f} ms, one tap "
                   f"{r['one tap'][0]:6.2f} ms forward+backward; output and gradients bit for bit: "
                   f"{r['one tap'][1]}", flush=True)
         per = {v: [] for v in VARIANTS}
         nets = {}
         for _ in range(args.blocks):
             for v in VARIANTS:
-                s, nets[v] = judge_steps(data, rows, amp, v)
+                s, nets[v] = judge_steps(data, rows, recipe, amp, v)
                 per[v].append(s)
         full, tap = (1000 * sum(per[v]) / args.blocks for v in VARIANTS)
         print(f"  judge training step: full {full:6.1f} ms, one tap {tap:6.1f} ms ({100 * (1 - tap / full):.1f}% "
               f"saved); weights after {len(rows) // cfg.classifier.batch_size} steps bit for bit: "
-              f"{equal_state(nets['full'], nets['one tap'])}", flush=True)
+              f"{same_tensors(nets['full'].state_dict(), nets['one tap'].state_dict())}", flush=True)
         judge = resnet18(int(data.labels.shape[1]))  # as the protocols judge: rebuilt from the weights, fp32
         judge.load_state_dict(nets["full"].state_dict())
         logits, seconds = {}, {}

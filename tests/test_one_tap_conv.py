@@ -1,6 +1,6 @@
 """The judge's ResNet-18 convolves a 1x1 map with the one kernel tap that sees it (``OneTapConv2d``): the same
-function as the full padded convolution, the padding's taps never read, used only where it was measured bit for bit
-(channels_last weights on the CPU), the network's weights and initialisation torchvision's."""
+function as the full padded convolution, taken only where it was measured bit for bit (channels_last weights on the
+CPU), the network's weights and initialisation torchvision's."""
 from types import SimpleNamespace
 
 import pytest
@@ -9,7 +9,7 @@ import torchvision
 from torch import nn
 
 import starbench.metrics.classifier as classifier_module
-from starbench.metrics.classifier import OneTapConv2d, resnet18
+from starbench.metrics.classifier import OneTapConv2d, one_tap_convs, resnet18
 
 
 def one_tap(conv: nn.Conv2d) -> OneTapConv2d:
@@ -88,15 +88,13 @@ def test_the_judges_resnet_is_torchvisions_with_one_tap_convolutions():
     assert all(torch.equal(a, b) for a, b in zip(ours.state_dict().values(), theirs.state_dict().values()))
     convs = [m for m in ours.modules() if isinstance(m, nn.Conv2d)]
     assert len(convs) == 20 and all(type(m) is OneTapConv2d for m in convs)
-    # at 32 px the last stage's three 512-channel 3x3 convolutions see 1x1 maps; every other sees more
-    seen: list[str] = []
-    for name, m in ours.named_modules():
-        if isinstance(m, OneTapConv2d):
-            m.register_forward_pre_hook(lambda m, inp, name=name: seen.append(name)
-                                        if m.tap_seeing_1x1(tuple(inp[0].shape[-2:])) else None)
-    ours.eval()(torch.zeros(1, 3, 32, 32))
-    assert seen == ["layer4.0.conv2", "layer4.1.conv1", "layer4.1.conv2"]
-    ours = ours.to(memory_format=torch.channels_last)
+    # at 32 px the last stage's three 512-channel 3x3 convolutions see 1x1 maps; every other sees more (at 16 px the
+    # stride-2 one of that stage, 1x1 there too, joins them, and the third stage's)
+    assert one_tap_convs(32) == ["layer4.0.conv2", "layer4.1.conv1", "layer4.1.conv2"]
+    assert one_tap_convs(16) == ["layer3.0.conv2", "layer3.1.conv1", "layer3.1.conv2", "layer4.0.conv1",
+                                 "layer4.0.conv2", "layer4.1.conv1", "layer4.1.conv2"]
+    assert one_tap_convs(64) == []
+    ours = ours.eval().to(memory_format=torch.channels_last)
     theirs.load_state_dict(ours.state_dict())
     theirs = theirs.eval().to(memory_format=torch.channels_last)
     x = torch.randn(4, 3, 32, 32).contiguous(memory_format=torch.channels_last)

@@ -12,7 +12,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -86,26 +86,37 @@ def resnet18(num_outputs: int) -> nn.Module:
     return net
 
 
-def strided_convs_on_1x1(image_size: int) -> list[str]:
-    """The ResNet-18's padded stride-2 convolutions that would see a 1x1 map at this image size (16 px and below:
-    ``layer4.0.conv1``). torch's bf16 CPU convolution gives such a layer nondeterministic and now and then
-    non-finite weight gradients (``benchmarks/bf16_strided_conv.py``), so a network that has one trains in fp32.
-    Found by running the network's shapes on the meta device, not by arithmetic on the layer list."""
+def convs_seeing(image_size: int, wanted: Callable[[OneTapConv2d, tuple[int, int]], bool]) -> list[str]:
+    """The ResNet-18's convolutions ``wanted`` picks, given each one and the size of the map it sees at this image
+    size. Found by running the network's shapes on the meta device, not by arithmetic on the layer list."""
     with torch.device("meta"):
         net = resnet18(2)
     found: list[str] = []
 
     def look(name: str):
-        def hook(conv: nn.Conv2d, inputs: tuple[torch.Tensor, ...]) -> None:
-            if conv.stride != (1, 1) and any(conv.padding) and tuple(inputs[0].shape[-2:]) == (1, 1):
+        def hook(conv: OneTapConv2d, inputs: tuple[torch.Tensor, ...]) -> None:
+            if wanted(conv, tuple(inputs[0].shape[-2:])):
                 found.append(name)
         return hook
 
     for name, module in net.named_modules():
-        if isinstance(module, nn.Conv2d):
+        if isinstance(module, OneTapConv2d):
             module.register_forward_pre_hook(look(name))
     net.eval()(torch.empty(1, 3, image_size, image_size, device="meta"))
     return found
+
+
+def strided_convs_on_1x1(image_size: int) -> list[str]:
+    """The ResNet-18's padded stride-2 convolutions that would see a 1x1 map at this image size (16 px and below:
+    ``layer4.0.conv1``). torch's bf16 CPU convolution gives such a layer nondeterministic and now and then
+    non-finite weight gradients (``benchmarks/bf16_strided_conv.py``), so a network that has one trains in fp32."""
+    return convs_seeing(image_size, lambda conv, size: conv.stride != (1, 1) and any(conv.padding) and size == (1, 1))
+
+
+def one_tap_convs(image_size: int) -> list[str]:
+    """The ResNet-18's convolutions that run as one tap at this image size (32 px: the last stage's three 3x3
+    convolutions on 1x1 maps)."""
+    return convs_seeing(image_size, lambda conv, size: conv.tap_seeing_1x1(size) is not None)
 
 
 def resnet_fast_path(fast: FastPath, image_size: int) -> FastPath:
