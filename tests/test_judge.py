@@ -1,8 +1,12 @@
 """The judge as an ensemble (``classifier.members``): it reads as the mean probability of its members, and each
 member is the very classifier a single judge of that seed would be (same cache entry, same weights)."""
+import threading
+import time
+
 import pandas as pd
 import pytest
 import torch
+from filelock import FileLock
 from torch import nn
 
 from starbench.config import resolve
@@ -19,9 +23,11 @@ from starbench.metrics.classifier import (
     strided_convs_on_1x1,
     train_classifier,
 )
+from starbench.progress import console
 from starbench.protocols.rafd_expression import expression_classifier
 from starbench.registry import PROTOCOLS
 from starbench.train.speed import FastPath
+from starbench.train.trainer import LOCK_FILE
 
 SMOKE = ["protocol=rafd_expression", "scale=smoke", "fid.download=false", "train.progress=false",
          "data.synth_subjects=6", "classifier.epochs=1"]
@@ -102,6 +108,45 @@ def test_learning_curve_points_are_cached_per_judge(tmp_path):
     kept = next((tmp_path / "shared" / "models").glob("stargan-*")) / "kept"
     checkpoints = sorted(kept.glob("step_*.pt"))  # one cached score per judge beside each
     assert len(checkpoints) == 2 and all(len(list(kept.glob(f"{c.stem}.*.json"))) == 2 for c in checkpoints)
+
+
+def test_curve_checkpoints_are_scored_while_their_run_trains_in_another_process(tmp_path):
+    """While the only run left is held by another process (a helper training it), the protocol scores the
+    checkpoints that run has kept so far instead of waiting idle; once the run is let go (here unfinished: the
+    protocol trains it again, to the same bits), its curve reads those scores from their cache, and the curve is the
+    one a command that waited gives."""
+    base = SMOKE + ["train.tensorboard=false", "train.steps=8", "models=[stargan]", "curve_every=3",
+                    f"run_dir={tmp_path / 'runs'}"]
+    PROTOCOLS.get("rafd_expression")(resolve(base + [f"results_dir={tmp_path / 'waited'}"]))
+    run = next((tmp_path / "runs" / "models").glob("stargan-*"))
+    scores = sorted((run / "kept").glob("step_*.json"))
+    assert len(scores) == 2
+    for f in [*scores, *run.glob("checkpoint*.pt")]:  # as if the run were still training: checkpoints kept, none
+        f.unlink()                                        # scored yet, the run not finished
+    helper = FileLock(str(run / LOCK_FILE), thread_local=False)
+    helper.acquire()
+    scored_while_held = []
+
+    def let_go_once_scored() -> None:
+        deadline = time.monotonic() + 30  # without the feature the protocol waits for the lock: let go anyway
+        while time.monotonic() < deadline and len(list((run / "kept").glob("step_*.json"))) < 2:
+            time.sleep(0.1)
+        scored_while_held.append(len(list((run / "kept").glob("step_*.json"))))
+        helper.release()
+
+    releaser = threading.Thread(target=let_go_once_scored)
+    releaser.start()
+    try:
+        with console.capture() as out:
+            PROTOCOLS.get("rafd_expression")(resolve(base + [f"results_dir={tmp_path / 'meanwhile'}"]))
+    finally:
+        releaser.join()
+    assert scored_while_held == [2]
+    assert "scoring their learning-curve checkpoints meanwhile" in out.get()
+    waited = pd.read_csv(tmp_path / "waited" / "rafd_expression" / "curve.csv")
+    meanwhile = pd.read_csv(tmp_path / "meanwhile" / "rafd_expression" / "curve.csv")
+    assert meanwhile.drop(columns="train seconds").equals(waited.drop(columns="train seconds"))
+    assert [int(s) for s in meanwhile["step"]] == [3, 6, 8]
 
 
 def test_the_judge_key_holds_its_train_rows_and_its_threads(monkeypatch):

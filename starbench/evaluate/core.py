@@ -64,6 +64,17 @@ def numerical_path(cfg: Any) -> dict[str, Any]:
             "threads_per_process": training_threads(cfg)}  # of every training process and the judge
 
 
+def kept_checkpoints(run: Path, keep_every: int) -> list[tuple[int, Path]]:
+    """(step, file) of the checkpoints a run kept for its learning curve so far, by step."""
+    found = [(int(p.stem.split("_")[1]), p) for p in Path(run, KEPT_DIR).glob("step_*.pt")]
+    return sorted((step, p) for step, p in found if keep_every and step % keep_every == 0)
+
+
+def curve_point_file(kept: Path, protocol: str, key: str) -> Path:
+    """Where the curve point of ``kept`` scored by ``protocol`` (with metrics ``key``) is cached: beside it."""
+    return kept.with_name(f"{kept.stem}.{protocol}-{key}.json")
+
+
 def in_training_elsewhere(source: Source) -> bool:
     """A trained source whose run folder another process holds (training it) at this moment."""
     return isinstance(source, TrainedSource) and held(source.run_folder() / LOCK_FILE)
@@ -86,6 +97,7 @@ class Evaluation:
         m = cfg.metrics
         self.extra = Extractor.named(m.extractor, m.extractor_weights) if m.extractor else None  # checked here too
         self.fid_root = cache_dir(cfg) / "fidelity"
+        self.scored_here: set[Path] = set()  # curve points this command scored (``kept_point``)
 
     def step(self, title: str) -> AbstractContextManager[None]:
         return self.steps(title)
@@ -157,16 +169,49 @@ class Evaluation:
                   summarize: Optional[Summary] = None) -> list[Scores]:
         """Every source scored (``score``), the results in the sources' order. A trained source whose run another
         process is training now (a helper of ``jobs``, a ``starbench train`` beside this command) is put off while
-        another source is ready, so that this process scores finished runs instead of waiting idle; it waits only
-        when every source left is in training elsewhere. What a source scores does not depend on when it is scored
-        (its translations are its model's; KID's subsets are drawn from a fixed seed in every call)."""
+        another source is ready, so that this process scores finished runs instead of waiting idle; when every
+        source left is in training elsewhere, it scores the learning-curve checkpoints those runs have kept so far
+        while it waits (``score_kept_meanwhile``), so that only their last points are left once they finish. What a
+        source scores does not depend on when it is scored (its translations are its model's; KID's subsets are
+        drawn from a fixed seed in every call)."""
         results: dict[int, Scores] = {}
         pending = list(range(len(sources)))
         while pending:
-            i = next((i for i in pending if not in_training_elsewhere(sources[i])), pending[0])
+            ready = [i for i in pending if not in_training_elsewhere(sources[i])]
+            if not ready and summarize is not None and self.score_kept_meanwhile(
+                    task, [sources[i] for i in pending], metrics, summarize):
+                continue
+            i = ready[0] if ready else pending[0]
             pending.remove(i)
             results[i] = self.score(task, sources[i], metrics, what, on_ready, summarize)
         return [results[i] for i in range(len(sources))]
+
+    def score_kept_meanwhile(self, task: Task, sources: list[Source], metrics: Metrics, summarize: Summary,
+                             poll_seconds: float = 2.0) -> bool:
+        """While every one of ``sources`` is in training elsewhere: score the kept checkpoints their runs have
+        written and this protocol has not scored yet, polling for new ones; True when one of them has stopped
+        training (score it now), False when there is nothing to score meanwhile (no kept checkpoints expected:
+        wait for the run's lock instead)."""
+        waiting = [s for s in sources if isinstance(s, TrainedSource) and s.cfg.train.keep_every]
+        if len(waiting) < len(sources):
+            return False
+        curve_metrics, key = self.curve_metrics(task, metrics)
+        told = False
+        while all(in_training_elsewhere(s) for s in waiting):
+            scored = False
+            for s in waiting:
+                for _, path in kept_checkpoints(s.run_folder(), s.cfg.train.keep_every):
+                    if not curve_point_file(path, self.name, key).is_file():
+                        if not told:
+                            console.print(f"  waiting for {', '.join(x.name for x in waiting)} (training in another "
+                                          f"process): scoring their learning-curve checkpoints meanwhile",
+                                          highlight=False, soft_wrap=True)
+                            told = True
+                        self.kept_point(task, s, curve_metrics, key, path, summarize)
+                        scored = True
+            if not scored:
+                time.sleep(poll_seconds)
+        return True
 
     def curve(self, task: Task, source: "TrainedSource", metrics: Metrics, final: Scores,
               summarize: Summary) -> list[dict[str, Any]]:
@@ -176,26 +221,15 @@ class Evaluation:
         and the feature extractors), so a re-run or another protocol with the same judge reads it instead.
         """
         run = Path(final.info["run_dir"])
-        if not self.cfg.curve_distances:  # the error and L1 only: what the plateau test needs, far cheaper
-            metrics = dataclasses.replace(metrics, extractors=[])
-        tags = "|".join(e.tag for e in metrics.extractors)
-        key = hashlib.sha256(f"{CURVE_VERSION}|{task.fingerprint()}|{metrics.judge_key}|{tags}|{metrics.settings}"
-                             .encode()).hexdigest()[:12]
+        metrics, key = self.curve_metrics(task, metrics)
         points, new = [], []
-        for path in sorted((run / KEPT_DIR).glob("step_*.pt")):
-            step = int(path.stem.split("_")[1])
-            if step % source.cfg.train.keep_every or step >= final.info["steps"]:
+        for step, path in kept_checkpoints(run, source.cfg.train.keep_every):
+            if step >= final.info["steps"]:
                 continue
-            cached = path.with_name(f"{path.stem}.{self.name}-{key}.json")
-            with exclusive(path.with_name(f".{cached.name}.lock"), f"the evaluation of {path}"):
-                if not cached.is_file():
-                    kept = FileSource(source.name, source.model_name, path, source.cfg, self.device)
-                    self.translate_at([kept])
-                    values = summarize(score(task, kept, metrics, 0), task)
-                    values["train seconds"] = load_torch(path, "kept checkpoint").get("train_seconds")
-                    write_json(cached, values)
-                    new.append((step, values))
-            points.append({"step": step, **json.loads(cached.read_text())})
+            values, fresh = self.kept_point(task, source, metrics, key, path, summarize)
+            if fresh:
+                new.append((step, values))
+            points.append({"step": step, **values})
         last = summarize(final, task)
         if not self.cfg.curve_distances:  # the final point like the others
             last = {k: (v if k in ("error %", "L1 to ground truth") else None) for k, v in last.items()}
@@ -206,6 +240,33 @@ class Evaluation:
                 events.scalars(step, {f"curve/{self.name}/{k}": v for k, v in values.items() if v is not None})
             events.close()
         return points
+
+    def curve_metrics(self, task: Task, metrics: Metrics) -> tuple[Metrics, str]:
+        """The metrics a curve point is scored with, and the key its cached result is filed under."""
+        if not self.cfg.curve_distances:  # the error and L1 only: what the plateau test needs, far cheaper
+            metrics = dataclasses.replace(metrics, extractors=[])
+        tags = "|".join(e.tag for e in metrics.extractors)
+        key = hashlib.sha256(f"{CURVE_VERSION}|{task.fingerprint()}|{metrics.judge_key}|{tags}|{metrics.settings}"
+                             .encode()).hexdigest()[:12]
+        return metrics, key
+
+    def kept_point(self, task: Task, source: "TrainedSource", metrics: Metrics, key: str, path: Path,
+                   summarize: Summary) -> tuple[dict[str, Any], bool]:
+        """The curve point of one kept checkpoint: read from its cached result, or scored now and cached (True:
+        scored by this command, so not yet in the run's TensorBoard events; a point scored while the run was still
+        training in another process counts as new when ``curve`` reads it)."""
+        cached = curve_point_file(path, self.name, key)
+        with exclusive(path.with_name(f".{cached.name}.lock"), f"the evaluation of {path}"):
+            fresh = cached in self.scored_here
+            if not cached.is_file():
+                kept = FileSource(source.name, source.model_name, path, source.cfg, self.device)
+                self.translate_at([kept])
+                values = summarize(score(task, kept, metrics, 0), task)
+                values["train seconds"] = load_torch(path, "kept checkpoint").get("train_seconds")
+                write_json(cached, values)
+                self.scored_here.add(cached)
+                fresh = True
+            return json.loads(cached.read_text()), fresh
 
     def write(self, record: dict[str, Any], arrays: Optional[dict[str, np.ndarray]], render: Render,
               **extra: Any) -> Path:
