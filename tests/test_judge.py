@@ -142,7 +142,7 @@ def test_curve_checkpoints_are_scored_while_their_run_trains_in_another_process(
     finally:
         releaser.join()
     assert scored_while_held == [2]
-    assert "scoring their learning-curve checkpoints meanwhile" in out.get()
+    assert "(training in another process): scoring its learning-curve checkpoints meanwhile" in out.get()
     waited = pd.read_csv(tmp_path / "waited" / "rafd_expression" / "curve.csv")
     meanwhile = pd.read_csv(tmp_path / "meanwhile" / "rafd_expression" / "curve.csv")
     assert meanwhile.drop(columns="train seconds").equals(waited.drop(columns="train seconds"))

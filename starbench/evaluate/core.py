@@ -203,8 +203,9 @@ class Evaluation:
                 for _, path in kept_checkpoints(s.run_folder(), s.cfg.train.keep_every):
                     if not curve_point_file(path, self.name, key).is_file():
                         if not told:
+                            whose = "its" if len(waiting) == 1 else "their"
                             console.print(f"  waiting for {', '.join(x.name for x in waiting)} (training in another "
-                                          f"process): scoring their learning-curve checkpoints meanwhile",
+                                          f"process): scoring {whose} learning-curve checkpoints meanwhile",
                                           highlight=False, soft_wrap=True)
                             told = True
                         self.kept_point(task, s, curve_metrics, key, path, summarize)

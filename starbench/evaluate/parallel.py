@@ -6,10 +6,11 @@ finish sooner than the same runs one after another with 2 threads each: in about
 ``cores // N`` threads for itself and starts N - 1 helper processes with the same count. The protocol then runs as
 always, front to back (data, classifier, each method and seed); the helpers take the protocol's training jobs (the
 ``starbench plan`` list) from the back. A run a helper is training the protocol puts off while it can score runs
-that are finished (``Evaluation.score_all``); when only such runs are left it waits for the run folder's lock and
-loads the finished run; a run no helper has started it trains itself, and a helper that reaches it later finds it
-finished. So the helpers only move work earlier: what the protocol computes does not depend on them, a helper that
-fails leaves its run to the protocol (which resumes its checkpoint, or reports the same error), and every run is
+that are finished (``Evaluation.score_all``); when only such runs are left it scores the checkpoints they have kept
+for their learning curves so far, then waits for the run folder's lock and loads the finished run; a run no helper
+has started it trains itself, and a helper that reaches it later finds it finished. So the helpers only move work
+earlier: what the protocol computes does not depend on them, a helper that fails leaves its run to the protocol
+(which resumes its checkpoint, or reports the same error), and every run is
 trained with the same thread count whoever trains it. The thread count is a numerical path of its own (another
 reduction order in every convolution): ``jobs=2`` on 2 cores gives other bits than ``jobs=1``, and after thousands
 of GAN steps other models (``benchmarks/numerical_paths.py`` measures how far that moves the numbers).
