@@ -1,12 +1,12 @@
 """The judge as an ensemble (``classifier.members``): it reads as the mean probability of its members, and each
 member is the very classifier a single judge of that seed would be (same cache entry, same weights)."""
+import os
 import threading
 import time
 
 import pandas as pd
 import pytest
 import torch
-from filelock import FileLock
 from torch import nn
 
 from starbench.config import resolve
@@ -14,6 +14,7 @@ from starbench.data import LoadedData, load_data
 from starbench.data.batches import to_float
 from starbench.errors import StarbenchError
 from starbench.files import save_torch
+from starbench.locks import exclusive
 from starbench.metrics.classifier import (
     ClassifierRecipe,
     Ensemble,
@@ -123,26 +124,28 @@ def test_curve_checkpoints_are_scored_while_their_run_trains_in_another_process(
     assert len(scores) == 2
     for f in [*scores, *run.glob("checkpoint*.pt")]:  # as if the run were still training: checkpoints kept, none
         f.unlink()                                        # scored yet, the run not finished
-    helper = FileLock(str(run / LOCK_FILE), thread_local=False)
-    helper.acquire()
+    holding = threading.Event()
     scored_while_held = []
 
-    def let_go_once_scored() -> None:
-        deadline = time.monotonic() + 30  # without the feature the protocol waits for the lock: let go anyway
-        while time.monotonic() < deadline and len(list((run / "kept").glob("step_*.json"))) < 2:
-            time.sleep(0.1)
-        scored_while_held.append(len(list((run / "kept").glob("step_*.json"))))
-        helper.release()
+    def hold_until_scored() -> None:  # a helper's hold on the run folder, as the Trainer takes it
+        with exclusive(run / LOCK_FILE, f"run folder {run}"):
+            holding.set()
+            deadline = time.monotonic() + 30  # without the feature the protocol waits for the lock: let go anyway
+            while time.monotonic() < deadline and len(list((run / "kept").glob("step_*.json"))) < 2:
+                time.sleep(0.1)
+            scored_while_held.append(len(list((run / "kept").glob("step_*.json"))))
 
-    releaser = threading.Thread(target=let_go_once_scored)
-    releaser.start()
+    helper = threading.Thread(target=hold_until_scored)
+    helper.start()
+    holding.wait()
     try:
         with console.capture() as out:
             PROTOCOLS.get("rafd_expression")(resolve(base + [f"results_dir={tmp_path / 'meanwhile'}"]))
     finally:
-        releaser.join()
+        helper.join()
     assert scored_while_held == [2]
-    assert "(training in another process): scoring its learning-curve checkpoints meanwhile" in out.get()
+    assert f"waiting for runs in training elsewhere (stargan by process {os.getpid()} on " in out.get()
+    assert "scoring its learning-curve checkpoints as they are kept" in out.get()
     waited = pd.read_csv(tmp_path / "waited" / "rafd_expression" / "curve.csv")
     meanwhile = pd.read_csv(tmp_path / "meanwhile" / "rafd_expression" / "curve.csv")
     assert meanwhile.drop(columns="train seconds").equals(waited.drop(columns="train seconds"))

@@ -36,7 +36,7 @@ from starbench.evaluate.sources import (
 from starbench.evaluate.steps import Steps
 from starbench.evaluate.task import Task
 from starbench.files import load_torch
-from starbench.locks import exclusive, held
+from starbench.locks import exclusive, held, holder
 from starbench.metrics.distances import Extractor, Settings
 from starbench.metrics.extractors import resolve_inception_weights
 from starbench.progress import console
@@ -196,18 +196,15 @@ class Evaluation:
         if len(waiting) < len(sources):
             return False
         curve_metrics, key = self.curve_metrics(task, metrics)
-        told = False
+        whose = "its" if len(waiting) == 1 else "their"
+        trainers = "; ".join(f"{s.name} by {holder(s.run_folder() / LOCK_FILE)}" for s in waiting)
+        console.print(f"  waiting for runs in training elsewhere ({trainers}): scoring {whose} learning-curve "
+                      f"checkpoints as they are kept", highlight=False, soft_wrap=True)
         while all(in_training_elsewhere(s) for s in waiting):
             scored = False
             for s in waiting:
                 for _, path in kept_checkpoints(s.run_folder(), s.cfg.train.keep_every):
                     if not curve_point_file(path, self.name, key).is_file():
-                        if not told:
-                            whose = "its" if len(waiting) == 1 else "their"
-                            console.print(f"  waiting for {', '.join(x.name for x in waiting)} (training in another "
-                                          f"process): scoring {whose} learning-curve checkpoints meanwhile",
-                                          highlight=False, soft_wrap=True)
-                            told = True
                         self.kept_point(task, s, curve_metrics, key, path, summarize)
                         scored = True
             if not scored:
