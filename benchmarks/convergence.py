@@ -173,12 +173,49 @@ def report(args: argparse.Namespace) -> None:
                      "threads": meta["threads"], "cpu": meta.get("cpu", "?"),
                      "L1 final": "-" if l1 is None else round(float(l1), 4)})
     table = pd.DataFrame(rows)
-    (OUT / "summary.md").write_text(table.to_markdown(index=False) + "\n")
-    print(table.to_markdown(index=False))
+    means = seed_mean_table(curves)
+    text = (table.to_markdown(index=False) + "\n\n**Seed means** (variants trained with several seeds on the same "
+            "steps: the plateau rule on the seed-mean curve, with the pooled interval over every seed's translations, "
+            "as a seed study's table applies it; seconds: the seeds' mean training seconds)\n\n"
+            + means.to_markdown(index=False) + "\n")
+    (OUT / "summary.md").write_text(text)
+    print(text)
     for protocol in sorted({meta["protocol"] for _, meta, _ in curves}):
         name = "curves.png" if protocol == "rafd_expression" else f"curves_{protocol}.png"
         figure([(stem, meta, df) for stem, meta, df in curves if meta["protocol"] == protocol], protocol, OUT / name)
         print(f"wrote {OUT / name}")
+
+
+def seed_mean_table(curves: list[tuple[str, dict, pd.DataFrame]]) -> pd.DataFrame:
+    """One row per variant with several seeds on the same steps (``...-seedN`` files): its seed-mean curve's final
+    error, the plateau rule on it with the pooled interval (N: every seed's translations), the step and the seeds'
+    mean training seconds from which the mean stays within that interval of its final value."""
+    groups: dict[str, list[tuple[dict, pd.DataFrame]]] = {}
+    for stem, meta, df in curves:
+        if "-seed" in stem:
+            groups.setdefault(stem.rsplit("-seed", 1)[0], []).append((meta, df))
+    rows = []
+    for variant, members in sorted(groups.items()):
+        dfs = [df for _, df in members]
+        if len(dfs) < 2 or not all(df["step"].equals(dfs[0]["step"]) for df in dfs):
+            continue
+        mean = pd.DataFrame({"step": dfs[0]["step"],
+                             "error %": pd.concat([df["error %"] for df in dfs], axis=1).mean(axis=1),
+                             "train seconds": pd.concat([df["train seconds"] for df in dfs], axis=1).mean(axis=1)})
+        n = sum(int(meta.get("curve_n") or 441) for meta, _ in members)
+        final = float(mean["error %"].iloc[-1])
+        half = halfwidth_of({"curve_n": n}, final)
+        step, seconds = time_to_plateau(mean, half)
+        l1 = [df["L1 to ground truth"].iloc[-1] for df in dfs if "L1 to ground truth" in df]
+        rows.append({"variant": variant, "protocol": members[0][0]["protocol"], "seeds": len(dfs),
+                     "steps": int(mean["step"].iloc[-1]), "seed-mean error %": round(final, 2),
+                     "± (pooled)": round(half, 2),
+                     "converged (seed mean)": plateau(list(zip(mean["step"], mean["error %"])), half).text(),
+                     "plateau from step": step, "seconds to plateau": round(seconds),
+                     "seconds in all": round(float(mean["train seconds"].iloc[-1])),
+                     "L1 final (seed mean)": round(float(np.mean(l1)), 4) if l1 else "-",
+                     "cpu": members[0][0].get("cpu", "?")})
+    return pd.DataFrame(rows)
 
 
 def seed_groups(own: list[tuple[str, dict, pd.DataFrame]], label_of) -> dict[str, list[pd.DataFrame]]:

@@ -38,7 +38,7 @@ def flatten(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in settings.items():
         full = f"{prefix}{key}"
-        leaf_dicts = ("train.model_steps", "train.model_decay_from", "curve_model_every")
+        leaf_dicts = ("train.model_steps", "train.model_decay_from", "train.model_batch_size", "curve_model_every")
         if isinstance(value, dict) and value and full not in leaf_dicts:
             out.update(flatten(value, full + "."))
         else:

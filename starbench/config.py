@@ -68,6 +68,8 @@ class TrainConfig:
     decay_from: float = 0.5  # else: the share of a model's steps after which its lr falls linearly to 0 (1.0: constant)
     # per-model shares, by model name, e.g. {diat: 1.0} (a model's ``decay_from`` preset); before both the above
     model_decay_from: dict[str, float] = field(default_factory=dict)
+    # per-model batch size by model name, e.g. {icgan: 32} (a model's ``batch_size`` preset); else data.batch_size
+    model_batch_size: dict[str, int] = field(default_factory=dict)
     log_every: int = 10  # loss log line every N steps
     checkpoint_every: int = 1000  # also at the end and on Ctrl-C / SIGTERM
     sample_every: int = 1000  # sample grid PNG every N steps (0: only at the end)
@@ -227,6 +229,7 @@ class ModelSection:
     presets: dict[str, dict[str, Any]]
     steps: dict[str, int]
     decay_from: dict[str, float] = field(default_factory=dict)
+    batch_size: dict[str, int] = field(default_factory=dict)
 
 
 def model_section(spec: str) -> ModelSection:
@@ -245,14 +248,16 @@ def model_section(spec: str) -> ModelSection:
     if name in {f.name for f in dataclasses.fields(Config)}:
         raise StarbenchError(f"model '{spec}' is named '{name}', which is a common config section: choose another name")
     steps = dict(getattr(cls, "steps", {}) or {})
+    batch_size = dict(getattr(cls, "batch_size", {}) or {})
     datasets = {*DATA_NAMES, *DATASETS.names()}
-    for key in steps:
-        scale, _, data = str(key).partition("/")
-        if scale not in SCALES or (data and data not in datasets):
-            raise StarbenchError(f"model '{spec}': steps key '{key}' is neither a scale ({', '.join(SCALES)}) nor "
-                                 f"'scale/dataset' with a dataset of {', '.join(sorted(datasets))}")
+    for what, table in (("steps", steps), ("batch_size", batch_size)):
+        for key in table:
+            scale, _, data = str(key).partition("/")
+            if scale not in SCALES or (data and data not in datasets):
+                raise StarbenchError(f"model '{spec}': {what} key '{key}' is neither a scale ({', '.join(SCALES)}) "
+                                     f"nor 'scale/dataset' with a dataset of {', '.join(sorted(datasets))}")
     return ModelSection(name, options, dict(getattr(cls, "presets", {}) or {}), steps,
-                        dict(getattr(cls, "decay_from", {}) or {}))
+                        dict(getattr(cls, "decay_from", {}) or {}), batch_size)
 
 
 def named_models(dotlist: Iterable[str], values: Optional[dict[str, Any]] = None) -> list[str]:
@@ -297,8 +302,9 @@ def schema_for(specs: Iterable[str] = ()) -> type:
 
 
 def preset(scale: str, specs: Iterable[str] = (), data: Optional[str] = None) -> dict[str, Any]:
-    """The scale preset: the common one, each model's options at that scale and its training steps there (on
-    ``data``, where the model's ``steps`` names that dataset: ``{"demo": 320, "demo/celeba": 960}``)."""
+    """The scale preset: the common one, each model's options at that scale and its training steps and batch size
+    there (on ``data``, where the model's ``steps`` or ``batch_size`` names that dataset: ``{"demo": 320,
+    "demo/celeba": 960}``)."""
     out = copy.deepcopy(SCALE_PRESETS[scale])
     for section in sections_for(specs):
         if section.presets.get(scale):
@@ -306,6 +312,9 @@ def preset(scale: str, specs: Iterable[str] = (), data: Optional[str] = None) ->
         steps = section.steps.get(f"{scale}/{data}", section.steps.get(scale))
         if steps is not None:
             out.setdefault("train", {}).setdefault("model_steps", {})[section.name] = int(steps)
+        batch = section.batch_size.get(f"{scale}/{data}", section.batch_size.get(scale))
+        if batch is not None:
+            out.setdefault("train", {}).setdefault("model_batch_size", {})[section.name] = int(batch)
         if scale in section.decay_from:
             out.setdefault("train", {}).setdefault("model_decay_from", {})[section.name] = float(
                 section.decay_from[scale])

@@ -1,5 +1,6 @@
 """A model defined outside starbench, plugged in by module:Class, trained and evaluated by rafd_expression."""
 import textwrap
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -7,6 +8,7 @@ import pytest
 from starbench.config import model_section, resolve
 from starbench.errors import StarbenchError
 from starbench.registry import PROTOCOLS
+from starbench.train.checkpoint import read_checkpoint
 from starbench.train.trainer import build_model
 
 PLUGIN = textwrap.dedent('''
@@ -142,6 +144,7 @@ OPTIONED = textwrap.dedent('''
         options = TinyOptions
         presets = {"smoke": {"width": 4}}
         steps = {"smoke": 3, "smoke/celeba": 5}  # its budget at smoke scale; on CelebA its own
+        batch_size = {"smoke": 4}  # its batches at smoke scale (the others': data.batch_size, 8)
 
         def __init__(self, domains, cfg):
             super().__init__(domains, cfg)
@@ -166,7 +169,7 @@ OPTIONED = textwrap.dedent('''
             self._opt.zero_grad()
             loss.backward()
             self._opt.step()
-            return {"L1": loss.detach()}
+            return {"L1": loss.detach(), "batch": float(batch.x.size(0))}
 
         @torch.no_grad()
         def translate(self, x, source, target):
@@ -202,6 +205,7 @@ def test_a_plugin_model_has_options_of_its_own(tmp_path, monkeypatch):
     assert starbench.configure(**settings, protocol="celeba_attributes").train.model_steps.tiny == 5
     assert starbench.configure(**settings, protocol="celeba_attributes",
                                **{"train.model_steps.tiny": 7}).train.model_steps.tiny == 7
+    assert default.train.model_batch_size.tiny == 4 and default.data.batch_size == 8  # its batch; the others' 8
     base = [f"{k}={v}" for k, v in settings.items() if k != "models"] + [f"models=[{spec}]"]
     res = CliRunner().invoke(cli, ["run", "protocol=rafd_expression", *base, "tiny.width=6"])
     assert res.exit_code == 0, res.output
@@ -212,6 +216,10 @@ def test_a_plugin_model_has_options_of_its_own(tmp_path, monkeypatch):
     wide = starbench.configure(**settings, tiny={"width": 6})
     data = prov["dataset"]["fingerprint"]
     assert run["run_dir"] == str(run_folder(wide, spec, data)) != str(run_folder(default, spec, data))
+    # it trained on batches of its own size, and its checkpoint says so (as a run with data.batch_size=4 would)
+    logged = [json.loads(line) for line in (Path(run["run_dir"]) / "losses.jsonl").read_text().splitlines()]
+    assert logged and {entry["batch"] for entry in logged} == {4.0}
+    assert read_checkpoint(Path(run["run_dir"]) / "checkpoint.pt")["config"]["data"]["batch_size"] == 4
     table = pd.read_csv(tmp_path / "results" / "rafd_expression" / "table3.csv", keep_default_na=False)
     assert table["method"].tolist() == [spec, "real images"]
     # 765 parameters at width 6: (3 + 8 labels) x 6 x 3 x 3 + 6 and 6 x 3 x 3 x 3 + 3
@@ -220,6 +228,8 @@ def test_a_plugin_model_has_options_of_its_own(tmp_path, monkeypatch):
     listed = CliRunner().invoke(cli, ["list", f"model={spec}"])
     assert listed.exit_code == 0 and "tiny.width" in listed.output and "generator channels" in listed.output
     assert "training steps (train.model_steps.tiny=N): smoke 3, smoke/celeba 5" in " ".join(listed.output.split())
+    assert "batch size (train.model_batch_size.tiny=N): smoke 4; else data.batch_size" in " ".join(
+        listed.output.split())
     bad = CliRunner().invoke(cli, ["run", "protocol=rafd_expression", *base, "tiny.widht=6"])
     assert bad.exit_code == 2 and "unknown config key 'tiny.widht'; closest valid keys: tiny.width" in bad.output
 
@@ -232,3 +242,6 @@ def test_a_misnamed_budget_is_refused(tmp_path, monkeypatch):
     with pytest.raises(StarbenchError, match="model 'budgets:Typo': steps key 'demo/celba' is neither a scale"):
         model_section("budgets:Typo")
     assert model_section("budgets:Fine").steps == {"demo": 5, "demo/celeba": 9}
+    (tmp_path / "batches.py").write_text("class Typo:\n    name = 'typo2'\n    batch_size = {'demo/celba': 4}\n")
+    with pytest.raises(StarbenchError, match="model 'batches:Typo': batch_size key 'demo/celba' is neither a scale"):
+        model_section("batches:Typo")

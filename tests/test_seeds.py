@@ -148,7 +148,11 @@ def plan_and_jobs(tmp_path):
     same_tables(plain, tmp_path / "jobs" / "rafd_expression")
     assert " jobs=" not in " ".join(j["command"] for j in plan_jobs(settings + ["protocol=rafd_expression"])[:-1])
     assert run_key(resolve(FAST + ["jobs=2"]), "stargan", "fp") == run_key(resolve(FAST), "stargan", "fp")
-    for own in ("train.model_steps.icgan=9", "train.model_decay_from.icgan=1.0"):  # another model's budget: same run
+    # a model's own batch size is the run a data.batch_size of that size trains; another model's changes nothing
+    assert run_key(resolve(FAST + ["train.model_batch_size.icgan=4"]), "icgan", "fp") == run_key(
+        resolve(FAST + ["data.batch_size=4"]), "icgan", "fp") != run_key(resolve(FAST), "icgan", "fp")
+    for own in ("train.model_steps.icgan=9", "train.model_decay_from.icgan=1.0",
+                "train.model_batch_size.icgan=4"):  # another model's budget: same run
         assert run_key(resolve(FAST + [own]), "stargan", "fp") == run_key(resolve(FAST), "stargan", "fp")
         assert run_key(resolve(FAST + [own]), "icgan", "fp") != run_key(resolve(FAST), "icgan", "fp")
     with pytest.raises(StarbenchError, match="jobs=0: expected a whole number of processes, 1 or more"):

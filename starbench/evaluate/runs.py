@@ -4,7 +4,8 @@ A run lives in ``run_dir/models/<model>-<data>-<key>``; the key hashes everythin
 model: the common settings (evaluation-only and machine-only keys left out, ``config.EVALUATION_ONLY`` and
 ``MACHINE_ONLY``), the model's own options section and its own entries of ``train.model_steps`` and
 ``train.model_decay_from`` (not the other models': adding a plug-in to ``models=[...]`` or changing CycleGAN's
-budget does not retrain StarGAN) and the data's fingerprint. Protocols that need the same model trained the same way
+budget does not retrain StarGAN), the batch size it trains with (its own ``train.model_batch_size`` entry, else
+``data.batch_size``) and the data's fingerprint. Protocols that need the same model trained the same way
 on the same data share the run, and ``starbench plan`` prints train lines into the very same folders.
 """
 from __future__ import annotations
@@ -26,7 +27,8 @@ from starbench.train.averaging import use_average
 from starbench.train.trainer import Trainer, decay_start_of
 
 COMMON = {f.name for f in fields(Config)}
-PER_MODEL = ("model_steps", "model_decay_from")  # train.<key>.<model name>
+BUDGET = ("model_steps", "model_decay_from")  # train.<key>.<model name>, hashed as the model's own entry
+PER_MODEL = (*BUDGET, "model_batch_size")  # the batch size hashes as the data.batch_size the run trains with
 
 
 def run_key(cfg: Any, model: str, data_fingerprint: str) -> str:
@@ -38,9 +40,12 @@ def run_key(cfg: Any, model: str, data_fingerprint: str) -> str:
             c.pop(k)
     for k in TRAIN_MACHINE_ONLY:
         c["train"].pop(k, None)
-    for k in PER_MODEL:  # a model's own budget and schedule decide its run; another model's do not
+    for k in BUDGET:  # a model's own budget and schedule decide its run; another model's do not
         mine = (c["train"].get(k) or {}).get(own)
         c["train"][k] = {} if mine is None else {own: mine}
+    batch = (c["train"].pop("model_batch_size", None) or {}).get(own)
+    if batch is not None:  # the run is the one data.batch_size=N trains (keys made before the setting existed hold)
+        c["data"]["batch_size"] = batch
     if c["train"].get("keep_every") is None:  # runs that keep no checkpoints hash as before the key existed
         c["train"].pop("keep_every", None)
     c["model"] = model

@@ -47,6 +47,8 @@ class Translator(abc.ABC):
     presets: ClassVar[dict[str, dict[str, Any]]] = {}
     #: Training steps per scale, where the model needs another budget than ``train.steps``.
     steps: ClassVar[dict[str, int]] = {}
+    #: Batch size per scale, where the model trains best with another than ``data.batch_size``.
+    batch_size: ClassVar[dict[str, int]] = {}
 
     def __init__(self, domains: DomainSpec, cfg: Any) -> None:
         self.domains = domains

@@ -46,9 +46,10 @@ class TemplateModel(TranslationModel):
     options = TemplateOptions
     presets = {"smoke": {"width": 8}, "demo": {"width": 16}, "paper": {"width": 64}}
     # optional, per scale: ``steps = {"demo": 3000}`` (its own training steps, else train.steps; ``"demo/celeba"``:
-    # on that dataset) and
+    # on that dataset),
     # ``decay_from = {"demo": 1.0}`` (the share of them after which its learning rate falls linearly to 0, else half;
-    # 1.0: constant); users override them with train.model_steps.template=N and train.model_decay_from.template=X
+    # 1.0: constant) and ``batch_size = {"demo": 32}`` (its own batch size, else data.batch_size); users override
+    # them with train.model_steps.template=N, train.model_decay_from.template=X, train.model_batch_size.template=N
 
     def __init__(self, domains: DomainSpec, cfg: Any) -> None:
         super().__init__(domains, cfg)

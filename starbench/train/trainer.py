@@ -69,6 +69,19 @@ def steps_of(cfg: Any, model: str) -> int:
     return int(cfg.train.model_steps.get(section_of(model), cfg.train.steps))
 
 
+def batch_size_of(cfg: Any, model: str) -> int:
+    """``model``'s batch size: its own (``train.model_batch_size.<name>``, a model's ``batch_size`` preset), else
+    ``data.batch_size``."""
+    return int(cfg.train.get("model_batch_size", {}).get(section_of(model), cfg.data.batch_size))
+
+
+def with_own_batch_size(cfg: Any, model: str) -> Any:
+    """``cfg`` with ``data.batch_size`` set to ``model``'s own batch size: what the run trains with, and what its
+    checkpoints and run key record (as the same run trained with ``data.batch_size=N``)."""
+    batch = batch_size_of(cfg, model)
+    return cfg if batch == cfg.data.batch_size else OmegaConf.merge(cfg, {"data": {"batch_size": batch}})
+
+
 def decay_start_of(cfg: Any, model: str, total: int) -> int:
     """The step where ``model``'s learning rate starts to fall (``total``: never): its own share of ``total``
     (``train.model_decay_from.<name>``, a model's ``decay_from`` preset), else ``train.decay_start``, else the share
@@ -121,7 +134,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ setup
     def _setup(self) -> None:
-        cfg = self.cfg
+        cfg = self.cfg = with_own_batch_size(self.cfg, self.cfg.model)
         model_class(cfg.model)  # a name or class that cannot be trained fails before any data is read
         gpu = cfg.device != "cpu" and (cfg.device.startswith("cuda") or torch.cuda.is_available())
         dev_type = "cuda" if gpu else "cpu"
