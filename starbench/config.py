@@ -459,6 +459,11 @@ def check(cfg: DictConfig) -> None:
         if not 0.0 <= share <= 1.0:
             raise StarbenchError(f"config key 'train.{key}': {share}; expected a share of the model's steps in "
                                  f"[0, 1] (1.0: a constant learning rate)")
+    sizes = {"data.batch_size": cfg.data.batch_size, **{f"train.model_batch_size.{name}": size for name, size in
+                                                       (OmegaConf.select(cfg, "train.model_batch_size") or {}).items()}}
+    for key, size in sizes.items():
+        if size < 1:
+            raise StarbenchError(f"config key '{key}': {size}; expected a batch of 1 or more images")
     if cfg.classifier.members < 1:
         raise StarbenchError(f"config key 'classifier.members': {cfg.classifier.members}; expected 1 or more "
                              f"classifiers in the judging ensemble")

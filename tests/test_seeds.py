@@ -148,6 +148,8 @@ def plan_and_jobs(tmp_path):
     same_tables(plain, tmp_path / "jobs" / "rafd_expression")
     assert " jobs=" not in " ".join(j["command"] for j in plan_jobs(settings + ["protocol=rafd_expression"])[:-1])
     assert run_key(resolve(FAST + ["jobs=2"]), "stargan", "fp") == run_key(resolve(FAST), "stargan", "fp")
+    with pytest.raises(StarbenchError, match="'train.model_batch_size.icgan': 0; expected a batch of 1 or more"):
+        resolve(FAST + ["train.model_batch_size.icgan=0"])
     # a model's own batch size is the run a data.batch_size of that size trains; another model's changes nothing
     assert run_key(resolve(FAST + ["train.model_batch_size.icgan=4"]), "icgan", "fp") == run_key(
         resolve(FAST + ["data.batch_size=4"]), "icgan", "fp") != run_key(resolve(FAST), "icgan", "fp")
