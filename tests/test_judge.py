@@ -150,6 +150,14 @@ def test_curve_checkpoints_are_scored_while_their_run_trains_in_another_process(
     meanwhile = pd.read_csv(tmp_path / "meanwhile" / "rafd_expression" / "curve.csv")
     assert meanwhile.drop(columns="train seconds").equals(waited.drop(columns="train seconds"))
     assert [int(s) for s in meanwhile["step"]] == [3, 6, 8]
+    # a limit on waiting (train.lock_timeout) stays the lock's: nothing is scored meanwhile, the wait fails in time
+    for f in [*(run / "kept").glob("step_*.json"), *run.glob("checkpoint*.pt")]:
+        f.unlink()
+    with exclusive(run / LOCK_FILE, f"run folder {run}"):
+        with pytest.raises(StarbenchError, match=r"still in use by .* after waiting 0.5 s \(train.lock_timeout\)"):
+            PROTOCOLS.get("rafd_expression")(resolve(base + [f"results_dir={tmp_path / 'limited'}",
+                                                             "train.lock_timeout=0.5"]))
+    assert not list((run / "kept").glob("step_*.json"))
 
 
 def test_the_judge_key_holds_its_train_rows_and_its_threads(monkeypatch):

@@ -191,9 +191,10 @@ class Evaluation:
         """While every one of ``sources`` is in training elsewhere: score the kept checkpoints their runs have
         written and this protocol has not scored yet, polling for new ones; True when one of them has stopped
         training (score it now), False when there is nothing to score meanwhile (no kept checkpoints expected:
-        wait for the run's lock instead)."""
+        wait for the run's lock instead). With ``train.lock_timeout`` set it does not wait here: the limit is the
+        lock's, as it was."""
         waiting = [s for s in sources if isinstance(s, TrainedSource) and s.cfg.train.keep_every]
-        if len(waiting) < len(sources):
+        if len(waiting) < len(sources) or self.cfg.train.lock_timeout is not None:
             return False
         curve_metrics, key = self.curve_metrics(task, metrics)
         whose = "its" if len(waiting) == 1 else "their"
