@@ -124,7 +124,9 @@ class IcGAN(TranslationModel):
     # 16,660 and stays within 4.0-4.4% after it, 4.1% at 20,000, which passes the plateau test.
     # Batch 32 (benchmarks/results/convergence/icgan-bs32-seed*, 12,000 steps) reaches the same seed-mean plateau
     # (3.6% against 4.1%, within the pooled interval) in the same time (a step costs 1.48x), in an 11% shorter
-    # budget; not adopted (it would change every committed IcGAN number).
+    # budget; not adopted (it would change every committed IcGAN number). Batch 64 (icgan-bs64-long-seed*, 3 seeds)
+    # reaches 2.0% at 8,000 steps, in the time batch 16 takes to 4.1%, and 1.3% at 12,000, still falling: a better
+    # preset than this one, not adopted yet (every method needs the same batch study first; every number changes).
     # demo/celeba: at 6,000 steps its target error was still falling (trend -6.7); from step 7,500 it swings between
     # 2.4 and 6.4% (benchmarks/results/convergence/celeba-icgan-x3)
     steps = {"demo": 20000, "demo/celeba": 18000}
