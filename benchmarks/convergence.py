@@ -197,11 +197,9 @@ def seed_mean_table(curves: list[tuple[str, dict, pd.DataFrame]]) -> pd.DataFram
     rows = []
     for variant, members in sorted(groups.items()):
         dfs = [df for _, df in members]
-        if len(dfs) < 2 or not all(df["step"].equals(dfs[0]["step"]) for df in dfs):
+        mean = seed_mean(dfs)
+        if mean is None:
             continue
-        mean = pd.DataFrame({"step": dfs[0]["step"],
-                             "error %": pd.concat([df["error %"] for df in dfs], axis=1).mean(axis=1),
-                             "train seconds": pd.concat([df["train seconds"] for df in dfs], axis=1).mean(axis=1)})
         n = sum(int(meta.get("curve_n") or 441) for meta, _ in members)
         final = float(mean["error %"].iloc[-1])
         half = halfwidth_of({"curve_n": n}, final)
@@ -216,6 +214,16 @@ def seed_mean_table(curves: list[tuple[str, dict, pd.DataFrame]]) -> pd.DataFram
                      "L1 final (seed mean)": round(float(np.mean(l1)), 4) if l1 else "-",
                      "cpu": members[0][0].get("cpu", "?")})
     return pd.DataFrame(rows)
+
+
+def seed_mean(dfs: list[pd.DataFrame]) -> pd.DataFrame | None:
+    """The mean over seeds of a variant's curves (step, error %, train seconds), when there are several on the
+    same steps; else None."""
+    if len(dfs) < 2 or not all(df["step"].equals(dfs[0]["step"]) for df in dfs):
+        return None
+    return pd.DataFrame({"step": dfs[0]["step"],
+                         **{k: pd.concat([df[k] for df in dfs], axis=1).mean(axis=1)
+                            for k in ("error %", "train seconds")}})
 
 
 def seed_groups(own: list[tuple[str, dict, pd.DataFrame]], label_of) -> dict[str, list[pd.DataFrame]]:
@@ -256,10 +264,9 @@ def figure(mine: list[tuple[str, dict, pd.DataFrame]], protocol: str, file: Path
             colour = f"C{i % 10}"
             for df in dfs:
                 bottom.plot(df["step"], df["error %"], lw=0.6, alpha=0.35, color=colour)
-            same_steps = len(dfs) > 1 and all(df["step"].equals(dfs[0]["step"]) for df in dfs)
-            mean = pd.concat([df["error %"] for df in dfs], axis=1).mean(axis=1) if same_steps else None
+            mean = seed_mean(dfs)
             if mean is not None:
-                bottom.plot(dfs[0]["step"], mean, lw=2, color=colour, marker="o", ms=2.5,
+                bottom.plot(mean["step"], mean["error %"], lw=2, color=colour, marker="o", ms=2.5,
                             label=f"{variant}: mean of {len(dfs)} seeds")
             else:
                 bottom.plot(dfs[0]["step"], dfs[0]["error %"], lw=1.2, color=colour, label=variant)

@@ -97,7 +97,7 @@ class Evaluation:
         m = cfg.metrics
         self.extra = Extractor.named(m.extractor, m.extractor_weights) if m.extractor else None  # checked here too
         self.fid_root = cache_dir(cfg) / "fidelity"
-        self.scored_here: set[Path] = set()  # curve points this command scored (``kept_point``)
+        self.unlogged: set[Path] = set()  # curve points this command scored, not yet in their run's TensorBoard
 
     def step(self, title: str) -> AbstractContextManager[None]:
         return self.steps(title)
@@ -225,8 +225,10 @@ class Evaluation:
         for step, path in kept_checkpoints(run, source.cfg.train.keep_every):
             if step >= final.info["steps"]:
                 continue
-            values, fresh = self.kept_point(task, source, metrics, key, path, summarize)
-            if fresh:
+            values = self.kept_point(task, source, metrics, key, path, summarize)
+            cached = curve_point_file(path, self.name, key)
+            if cached in self.unlogged:
+                self.unlogged.remove(cached)
                 new.append((step, values))
             points.append({"step": step, **values})
         last = summarize(final, task)
@@ -250,22 +252,20 @@ class Evaluation:
         return metrics, key
 
     def kept_point(self, task: Task, source: "TrainedSource", metrics: Metrics, key: str, path: Path,
-                   summarize: Summary) -> tuple[dict[str, Any], bool]:
-        """The curve point of one kept checkpoint: read from its cached result, or scored now and cached (True:
-        scored by this command, so not yet in the run's TensorBoard events; a point scored while the run was still
-        training in another process counts as new when ``curve`` reads it)."""
+                   summarize: Summary) -> dict[str, Any]:
+        """The curve point of one kept checkpoint: read from its cached result, or scored now and cached (and noted
+        in ``unlogged``, for ``curve`` to write to the run's TensorBoard events once, also when it was scored while
+        the run still trained in another process)."""
         cached = curve_point_file(path, self.name, key)
         with exclusive(path.with_name(f".{cached.name}.lock"), f"the evaluation of {path}"):
-            fresh = cached in self.scored_here
             if not cached.is_file():
                 kept = FileSource(source.name, source.model_name, path, source.cfg, self.device)
                 self.translate_at([kept])
                 values = summarize(score(task, kept, metrics, 0), task)
                 values["train seconds"] = load_torch(path, "kept checkpoint").get("train_seconds")
                 write_json(cached, values)
-                self.scored_here.add(cached)
-                fresh = True
-            return json.loads(cached.read_text()), fresh
+                self.unlogged.add(cached)
+            return json.loads(cached.read_text())
 
     def write(self, record: dict[str, Any], arrays: Optional[dict[str, np.ndarray]], render: Render,
               **extra: Any) -> Path:
