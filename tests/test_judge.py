@@ -111,6 +111,29 @@ def test_learning_curve_points_are_cached_per_judge(tmp_path):
     assert len(checkpoints) == 2 and all(len(list(kept.glob(f"{c.stem}.*.json"))) == 2 for c in checkpoints)
 
 
+def test_curve_points_go_to_the_runs_tensorboard_events_once(tmp_path):
+    """The learning curve is logged beside the run's losses in TensorBoard, each point once: the values the curve
+    file holds, at their steps, and a second command (its points read from their cache) logs none again."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    base = SMOKE + ["train.tensorboard=true", "train.steps=8", "models=[stargan]", "curve_every=3",
+                    f"run_dir={tmp_path / 'runs'}"]
+    PROTOCOLS.get("rafd_expression")(resolve(base + [f"results_dir={tmp_path / 'first'}"]))
+    run = next((tmp_path / "runs" / "models").glob("stargan-*"))
+
+    def logged() -> list[tuple[int, float]]:
+        events = EventAccumulator(str(run / "tensorboard"), size_guidance={"scalars": 0})
+        events.Reload()
+        return [(e.step, round(e.value, 4)) for e in events.Scalars("curve/rafd_expression/error %")]
+
+    curve = pd.read_csv(tmp_path / "first" / "rafd_expression" / "curve.csv")
+    kept = curve[curve["step"] < 8]  # the final model's point is the table's, not a kept checkpoint's
+    assert logged() == [(int(s), round(float(e), 4)) for s, e in zip(kept["step"], kept["error %"])]
+    assert [s for s, _ in logged()] == [3, 6]
+    PROTOCOLS.get("rafd_expression")(resolve(base + [f"results_dir={tmp_path / 'second'}"]))
+    assert [s for s, _ in logged()] == [3, 6]  # read from the cache, not logged twice
+
+
 def test_curve_checkpoints_are_scored_while_their_run_trains_in_another_process(tmp_path):
     """While the only run left is held by another process (a helper training it), the protocol scores the
     checkpoints that run has kept so far instead of waiting idle; once the run is let go (here unfinished: the
