@@ -61,6 +61,35 @@ def test_exact_resume_is_bit_identical(tmp_path):
     assert again.step == 2
 
 
+@pytest.mark.parametrize("model", ["stargan", "cyclegan"])
+def test_a_kept_file_holds_the_translating_networks_of_its_step_and_cannot_resume(tmp_path, model):
+    """A learning curve's kept file holds the networks ``translate`` uses (and their weight average), not the
+    critics or optimiser state: it loads to the very translating weights the checkpoint of the same step gives, at
+    a fraction of its size, and is refused, with why, as a checkpoint to resume from."""
+    import shutil
+
+    import starbench
+
+    extra = ["cyclegan.g_conv_dim=8", "cyclegan.d_conv_dim=8", "cyclegan.g_blocks=1"] if model == "cyclegan" else []
+    cfg = resolve(TINY + extra + [f"model={model}", "train.steps=8", "train.keep_every=4", "train.checkpoint_every=4",
+                                  "train.sample_every=0", "train.ema_window=0.5"])
+    trained = Trainer(cfg, tmp_path / "run").fit()
+    kept, full = tmp_path / "run" / "kept" / "step_0000004.pt", tmp_path / "run" / "checkpoint.prev.pt"
+    k, c = read_checkpoint(kept), read_checkpoint(full)
+    assert k["step"] == c["step"] == 4
+    translating = set(trained.model.averaged_networks())
+    assert set(k["networks"]) == translating and translating < set(c["networks"])  # the critics left out
+    assert "optimizers" not in k and kept.stat().st_size < full.stat().st_size
+    from_kept, from_full = starbench.load_translator(kept).model, starbench.load_translator(full).model
+    for name in sorted(translating):  # the weight average of step 4, loaded from either file
+        for key, value in from_full.networks()[name].state_dict().items():
+            assert torch.equal(value, from_kept.networks()[name].state_dict()[key]), (name, key)
+    (tmp_path / "other").mkdir()
+    shutil.copy(kept, tmp_path / "other" / "checkpoint.pt")
+    with pytest.raises(StarbenchError, match="kept network file.*cannot resume"):
+        Trainer(cfg, tmp_path / "other").fit()
+
+
 def test_weight_average_is_kept_resumed_exactly_and_used_to_translate(tmp_path):
     """train.ema_window keeps an average of the translating networks beside them: it never changes the trained
     weights, survives an interrupt bit for bit, and is what a protocol translates with unless generator_weights=last."""
