@@ -39,7 +39,6 @@ from starbench.train import distributed as dist_util
 from starbench.train.averaging import WeightAverage, decay_for
 from starbench.train.checkpoint import (
     CHECKPOINT_NAME,
-    TRANSLATING_ONLY,
     load_networks,
     read_latest,
     save_checkpoint,
@@ -189,10 +188,9 @@ class Trainer:
         if ckpt["model"] != self.cfg.model:
             raise StarbenchError(f"run folder {self.run_dir} holds a checkpoint of model '{ckpt['model']}', not "
                                  f"'{self.cfg.model}'; use another run_dir or resume=false")
-        if ckpt.get(TRANSLATING_ONLY):
-            raise StarbenchError(f"{path} is a kept network file (the networks translate uses, no critics or "
-                                 f"optimiser state): it translates but cannot resume training; use another run_dir "
-                                 f"or train.resume=false")
+        if "optimizers" not in ckpt:  # a kept network file, of this version (translating networks) or before
+            raise StarbenchError(f"{path} is a kept network file (networks only, no optimiser state): it translates "
+                                 f"but cannot resume training; use another run_dir or train.resume=false")
         load_networks(self.model, ckpt, path)
         for name, opt in self.model.optimizers().items():
             opt.load_state_dict(ckpt["optimizers"][name])
