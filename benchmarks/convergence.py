@@ -82,13 +82,17 @@ def run(args: argparse.Namespace) -> None:
     curve = pd.read_csv(result.folder / "curve.csv")
     prov = json.loads((result.folder / "provenance.json").read_text())
     record = json.loads((result.folder / "record.json").read_text())
-    seeded = curve["seed"].nunique() > 1  # several seeds (--set "seeds=[0,1,2]"): a curve per row and seed
-    verdicts = {(row[row_key], int(row["seed"]) if seeded else None): row.get("converged")
-                for row in (record["per_seed"] if seeded else record[table])}
+    several = curve["seed"].nunique() > 1  # several seeds (--set "seeds=[0,1,2]"): a curve per row and seed
+    # seeds named on the command line: a -seedN file even for one seed, so that a study split over processes
+    # ("seeds=[0,2]" in one, "seeds=[1]" in another) gives one variant's files
+    named = several or any(s.replace(" ", "").startswith("seeds=") for s in args.set)
+    verdicts = {(row[row_key], int(row["seed"]) if several else None): row.get("converged")
+                for row in (record["per_seed"] if several else record[table])}
     out.mkdir(parents=True, exist_ok=True)
     for (m, seed), mine in curve.groupby(["method", "seed"], sort=False):  # a curve per trained row (and seed)
-        seed = int(seed) if seeded else None
-        stem = out / f"{prefix}{m.lower()}-{args.variant}{'' if seed is None else f'-seed{seed}'}"
+        seed = int(seed) if several else None
+        suffix = f"-seed{int(mine['seed'].iloc[0])}" if named else ""
+        stem = out / f"{prefix}{m.lower()}-{args.variant}{suffix}"
         mine = mine.dropna(axis=1, how="all")
         mine.to_csv(stem.with_suffix(".csv"), index=False)
         run_info = prov["runs"][m if seed is None else f"{m} (seed {seed})"]
