@@ -49,11 +49,14 @@ def budget_note(results: list, end: str = ".") -> list[str]:
             return ""
         return " (constant lr)" if start >= run["steps"] else f" (lr falls to 0 from step {start})"
 
+    def batch(run: dict) -> str:  # records made before the batch size was noted have none
+        return f" at batch {run['batch_size']}" if run.get("batch_size") else ""
+
     def budget(m: str, runs: list[dict]) -> str:
+        steps = f"{m} {runs[0]['steps']} steps{batch(runs[0])}{schedule(runs[0])}"
         if len(runs) == 1:
-            return f"{m} {runs[0]['steps']} steps{schedule(runs[0])}, {runs[0]['train_seconds']:.0f} s"
-        return (f"{m} {runs[0]['steps']} steps{schedule(runs[0])} x {len(runs)} seeds, "
-                f"{sum(r['train_seconds'] for r in runs):.0f} s in all")
+            return f"{steps}, {runs[0]['train_seconds']:.0f} s"
+        return f"{steps} x {len(runs)} seeds, {sum(r['train_seconds'] for r in runs):.0f} s in all"
     return ["Training budget per method: " + "; ".join(budget(m, runs) for m, runs in trained.items()) + end]
 
 

@@ -220,6 +220,9 @@ def test_a_plugin_model_has_options_of_its_own(tmp_path, monkeypatch):
     logged = [json.loads(line) for line in (Path(run["run_dir"]) / "losses.jsonl").read_text().splitlines()]
     assert logged and {entry["batch"] for entry in logged} == {4.0}
     assert read_checkpoint(Path(run["run_dir"]) / "checkpoint.pt")["config"]["data"]["batch_size"] == 4
+    assert run["batch_size"] == 4  # and so does the table's note on how each method was trained
+    notes = (tmp_path / "results" / "rafd_expression" / "table3.md").read_text()
+    assert f"Training budget per method: {spec} 3 steps at batch 4" in notes
     table = pd.read_csv(tmp_path / "results" / "rafd_expression" / "table3.csv", keep_default_na=False)
     assert table["method"].tolist() == [spec, "real images"]
     # 765 parameters at width 6: (3 + 8 labels) x 6 x 3 x 3 + 6 and 6 x 3 x 3 x 3 + 3

@@ -24,7 +24,7 @@ from starbench.data.cache import fingerprint
 from starbench.errors import StarbenchError
 from starbench.models.classes import section_of
 from starbench.train.averaging import use_average
-from starbench.train.trainer import Trainer, decay_start_of
+from starbench.train.trainer import Trainer, batch_size_of, decay_start_of
 
 COMMON = {f.name for f in fields(Config)}
 BUDGET = ("model_steps", "model_decay_from")  # train.<key>.<model name>, hashed as the model's own entry
@@ -89,7 +89,8 @@ def train_method(cfg: Any, model: str, fp: str, show: bool) -> tuple[Any, Path, 
         weights = average_text(res.average, cfg.train.ema_window)
     return res.model, run_dir, {"run_dir": str(run_dir), "key": key, "steps": res.step,
                                 "reused": res.reused, "train_seconds": res.train_seconds, "weights": weights,
-                                "lr_decay_start": lr_decay_start(mcfg, model, res.total_steps)}
+                                "lr_decay_start": lr_decay_start(mcfg, model, res.total_steps),
+                                "batch_size": batch_size_of(mcfg, model)}
 
 
 def lr_decay_start(cfg: Any, model: str, total: int) -> int:
