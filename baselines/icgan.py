@@ -124,9 +124,12 @@ class IcGAN(TranslationModel):
     # 16,660 and stays within 4.0-4.4% after it, 4.1% at 20,000, which passes the plateau test.
     # Batch 32 (benchmarks/results/convergence/icgan-bs32-seed*, 12,000 steps) reaches the same seed-mean plateau
     # (3.6% against 4.1%, within the pooled interval) in the same time (a step costs 1.48x). Batch 64
-    # (icgan-bs64-seed*, icgan-bs64-long-seed*, 3 seeds each) reaches 1.8% at 8,000 steps in 78% of the time batch 16
-    # takes to 4.1%, with a third of its seed-to-seed spread (sd 1.0 against 2.7 points), and 1.3% at 12,000, still
-    # falling slowly. RaFD's demo preset is batch 64 for 8,000 steps. The same study of the other methods
+    # (icgan-bs64-seed*, icgan-bs64-long-seed*, 3 seeds each, on a Xeon) reaches 1.8% at 8,000 steps in 78% of the
+    # time batch 16 takes to 4.1%, with a third of its seed-to-seed spread (sd 1.0 against 2.7 points), and 1.3% at
+    # 12,000, still falling slowly. On an EPYC (the five-seed studies of results/seeds before and after) batch 64 at
+    # 8,000 steps gave 4.6% against batch 16's 3.5% at 20,000 (within the seeds' noise) in 90% of the time, its
+    # curve flat; on both, an L1 to the photo nearer the person. RaFD's demo preset is batch 64 for 8,000 steps:
+    # never slower, never resolvably worse, closer to the person. The same study of the other methods
     # (convergence/summary.md) found none that batch 64 improves at equal time: StarGAN's seed mean 11.9% at 6,000
     # steps in 813 s against 3.6% at 12,000 in 599 s, DIAT's 10.7% against 12.1% in about 7x the time, CycleGAN's
     # 13.6% against 14.5% (seed 0) in 3.4x. CelebA keeps its own budget (its study ran at batch 16).
