@@ -129,10 +129,11 @@ class IcGAN(TranslationModel):
     # 12,000, still falling slowly. On an EPYC (the five-seed studies of results/seeds before and after) batch 64 at
     # 8,000 steps gave 4.6% against batch 16's 3.5% at 20,000 (within the seeds' noise) in 90% of the time, its
     # curve flat; on both, an L1 to the photo nearer the person. RaFD's demo preset is batch 64 for 8,000 steps:
-    # never slower, never resolvably worse, closer to the person. The same study of the other methods
-    # (convergence/summary.md) found none that batch 64 improves at equal time: StarGAN's seed mean 11.9% at 6,000
-    # steps in 813 s against 3.6% at 12,000 in 599 s, DIAT's 10.7% against 12.1% in about 7x the time, CycleGAN's
-    # 13.6% against 14.5% (seed 0) in 3.4x. CelebA keeps its own budget (its study ran at batch 16).
+    # faster on both machines measured, worse on neither by more than seed noise, closer to the person. The same
+    # study of the other methods (convergence/summary.md) found none that batch 64 improves at equal time:
+    # StarGAN's seed mean 11.9% at 6,000 steps in 813 s against 3.6% at 12,000 in 599 s, DIAT's 10.7% against
+    # 12.1% in about 7x the time, CycleGAN's 13.6% against 14.5% (seed 0) in 3.4x. CelebA keeps its own budget (its
+    # study ran at batch 16).
     # demo/celeba: at 6,000 steps its target error was still falling (trend -6.7); from step 7,500 it swings between
     # 2.4 and 6.4% (benchmarks/results/convergence/celeba-icgan-x3)
     steps = {"demo": 20000, "demo/rafd": 8000, "demo/celeba": 18000}
