@@ -12,12 +12,18 @@ that a command wrote (in a fresh clone, from an empty cache) against the committ
   the reader to weigh;
 - the ``converged`` column;
 - every CSV cell by cell (curves, per-seed and per-target rows included): which columns differ, and in how many
-  rows; wall-time columns (``train s``, ``train seconds``) are expected to.
+  rows; wall-time columns (``train s``, ``train seconds``) are expected to;
+- with ``--seed-study`` (the committed seed study of the same protocol): each single run's error, committed and
+  new, against the 95% prediction interval for one more run that the seed study's per-seed errors give (mean ± t
+  sd sqrt(1 + 1/n)). The Clopper-Pearson interval is the test set's sampling error of one run; a run on another
+  machine is also another draw of training, and this interval is the one that says whether it lies within the
+  training seed's noise. It is reported beside the contract's check, not in its place.
 
 It writes a Markdown report (``--out``) and prints it. Usage, in a fresh clone after the README's command:
 
   python benchmarks/regenerated_check.py --committed /path/to/main/results/rafd_expression \\
-      --new results/rafd_expression --out benchmarks/results/regenerated_rafd_expression.md
+      --new results/rafd_expression --out benchmarks/results/regenerated_rafd_expression.md \\
+      --seed-study /path/to/main/results/seeds/rafd_expression
 """
 from __future__ import annotations
 
@@ -27,6 +33,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
+from scipy import stats
 
 ERRORS = ("classification error", "target error")  # RaFD and joint tables; CelebA's (100 - target %)
 SEED_INTERVAL = "95% CI over seeds (t)"
@@ -137,14 +144,47 @@ def cell_rows(name: str, old: pd.DataFrame, new: pd.DataFrame) -> tuple[dict, li
     return row, [f"{name}: {c} differs in {differ[c]} row(s)" for c in unexpected]
 
 
-def check(committed: Path, new: Path) -> tuple[str, list[str]]:
+def prediction_interval(values: list[float]) -> tuple[float, float]:
+    """The 95% interval in which one more draw from the seeds' distribution falls (normal, sd estimated)."""
+    n = len(values)
+    mean, sd = float(pd.Series(values).mean()), float(pd.Series(values).std(ddof=1))
+    half = float(stats.t.ppf(0.975, n - 1)) * sd * (1 + 1 / n) ** 0.5
+    return mean - half, mean + half
+
+
+def seed_spread_rows(name: str, old: pd.DataFrame, new: pd.DataFrame, per_seed: pd.DataFrame) -> list[dict]:
+    """Each method's single-run error, committed and new, against the seed study's prediction interval for one run."""
+    error, _ = error_columns(old)
+    seed_error, _ = error_columns(per_seed)
+    if error is None or seed_error is None:
+        return []
+    name_col = "method" if "method" in per_seed.columns else per_seed.columns[1]
+    rows = []
+    for key, o, n in matched(old, new):
+        errors = [number(v) for v in per_seed.loc[per_seed[name_col] == key, seed_error]]
+        errors = [e for e in errors if e is not None]
+        if n is None or len(errors) < 2:
+            continue
+        lo, hi = prediction_interval(errors)
+        vo, vn = number(o[error]), number(n[error])
+        rows.append({"table": name, "row": key, "seeds": len(errors),
+                     "seed study: mean ± sd": f"{pd.Series(errors).mean():.2f} ± {pd.Series(errors).std(ddof=1):.2f}",
+                     "one run's 95% prediction interval": f"[{max(lo, 0.0):.2f}, {hi:.2f}]",
+                     "committed run": f"{vo:.2f} ({'inside' if lo <= vo <= hi else 'OUTSIDE'})",
+                     "new run": f"{vn:.2f} ({'inside' if lo <= vn <= hi else 'OUTSIDE'})"})
+    return rows
+
+
+def check(committed: Path, new: Path, seed_study: Path | None = None) -> tuple[str, list[str]]:
     old_files = {p.name for p in committed.iterdir() if p.is_file()}
     new_files = {p.name for p in new.iterdir() if p.is_file()}
     problems = [f"deleted: {f}" for f in sorted(old_files - new_files)]
     problems += [f"added: {f}" for f in sorted(new_files - old_files)]
     parts = [f"Files: committed {len(old_files)}, new {len(new_files)}; "
              + ("the same set." if old_files == new_files else "they differ (below).")]
-    errors, others, cells, differences = [], [], [], []
+    errors, others, cells, differences, spread = [], [], [], [], []
+    per_seed = (pd.read_csv(seed_study / "per_seed.csv", keep_default_na=False, dtype=str)
+                if seed_study is not None else None)
     for csv in sorted(f for f in old_files & new_files if f.endswith(".csv")):
         old = pd.read_csv(committed / csv, keep_default_na=False, dtype=str)
         fresh = pd.read_csv(new / csv, keep_default_na=False, dtype=str)
@@ -157,6 +197,8 @@ def check(committed: Path, new: Path) -> tuple[str, list[str]]:
         errors += rows
         problems += found
         others += other_rows(csv, old, fresh)
+        if per_seed is not None:
+            spread += seed_spread_rows(csv, old, fresh, per_seed)
     parts.append("**Every CSV, cell by cell**\n\n" + pd.DataFrame(cells).to_markdown(index=False)
                  + ("\n\nValues that differ (not a failure where they lie inside the stated intervals below):\n"
                     + "\n".join(f"- {d}" for d in differences) if differences else ""))
@@ -168,6 +210,11 @@ def check(committed: Path, new: Path) -> tuple[str, list[str]]:
         parts.append("**Other numbers, committed / new** (KID: the tables' ± is the sd over random subsets; the "
                      "rest state no interval, so the relative change is given)\n\n"
                      + pd.DataFrame(others).to_markdown(index=False))
+    if spread:
+        parts.append(f"**Single runs against the training seed's spread** (the seed study `{seed_study.name}`'s "
+                     "per-seed errors: the 95% interval for one more run, mean ± t sd sqrt(1 + 1/n), clipped at 0; "
+                     "reported beside the checks above, not in their place)\n\n"
+                     + pd.DataFrame(spread).to_markdown(index=False))
     verdict = ("The file sets and every error's interval: all checks hold." if not problems else
                "Checks that fail:\n" + "\n".join(f"- {p}" for p in problems))
     if differences:
@@ -182,9 +229,11 @@ def main() -> None:
     ap.add_argument("--committed", type=Path, required=True, help="the committed results folder")
     ap.add_argument("--new", type=Path, required=True, help="the folder the command wrote")
     ap.add_argument("--out", type=Path, help="write the report here as well")
+    ap.add_argument("--seed-study", type=Path, help="the committed seed study of the same protocol (its "
+                    "per_seed.csv): each single run against the seed spread of one run as well")
     ap.add_argument("--title", default="", help="a heading and the how-it-was-made lines for the report")
     args = ap.parse_args()
-    text, _ = check(args.committed, args.new)
+    text, _ = check(args.committed, args.new, args.seed_study)
     text = (args.title + "\n\n" if args.title else "") + text
     if args.out:
         args.out.write_text(text)
