@@ -111,6 +111,27 @@ def test_learning_curve_points_are_cached_per_judge(tmp_path):
     assert len(checkpoints) == 2 and all(len(list(kept.glob(f"{c.stem}.*.json"))) == 2 for c in checkpoints)
 
 
+def test_learning_curve_points_are_cached_per_generator_weights(tmp_path):
+    """A kept checkpoint holds the last weights and their average: a re-score with generator_weights=last scores
+    its curve points with the last weights (as in a run folder of its own), not the average's cached points."""
+    base = SMOKE + ["train.tensorboard=false", "train.steps=8", "models=[stargan]", "curve_every=3",
+                    "train.ema_window=0.5"]
+
+    def curve(run_dir, weights):
+        folder = tmp_path / f"results-{run_dir}-{weights}"
+        PROTOCOLS.get("rafd_expression")(resolve(base + [f"run_dir={tmp_path / run_dir}", f"results_dir={folder}",
+                                                         f"generator_weights={weights}"]))
+        points = pd.read_csv(folder / "rafd_expression" / "curve.csv")
+        return points[points["step"] < 8][["step", "error %", "L1 to ground truth"]].reset_index(drop=True)
+
+    averaged, last = curve("shared", "average"), curve("shared", "last")
+    assert last.equals(curve("own", "last"))  # the same points as where no average was scored first
+    assert not averaged["L1 to ground truth"].equals(last["L1 to ground truth"])
+    kept = next((tmp_path / "shared" / "models").glob("stargan-*")) / "kept"
+    checkpoints = sorted(kept.glob("step_*.pt"))
+    assert len(checkpoints) == 2 and all(len(list(kept.glob(f"{c.stem}.*.json"))) == 2 for c in checkpoints)
+
+
 def test_curve_points_go_to_the_runs_tensorboard_events_once(tmp_path):
     """The learning curve is logged beside the run's losses in TensorBoard, each point once: the values the curve
     file holds, at their steps, and a second command (its points read from their cache) logs none again."""

@@ -247,8 +247,12 @@ class Evaluation:
         if not self.cfg.curve_distances:  # the error and L1 only: what the plateau test needs, far cheaper
             metrics = dataclasses.replace(metrics, extractors=[])
         tags = "|".join(e.tag for e in metrics.extractors)
+        # A kept checkpoint holds both the last weights and their average, and generator_weights picks which one
+        # translates (sources.FileSource): the key names it, or a re-score with generator_weights=last would read
+        # the average's points back. The default's key is the one made before it was named, so its caches hold.
+        weights = "" if self.cfg.generator_weights == "average" else f"|weights={self.cfg.generator_weights}"
         key = hashlib.sha256(f"{CURVE_VERSION}|{task.fingerprint()}|{metrics.judge_key}|{tags}|{metrics.settings}"
-                             .encode()).hexdigest()[:12]
+                             f"{weights}".encode()).hexdigest()[:12]
         return metrics, key
 
     def kept_point(self, task: Task, source: "TrainedSource", metrics: Metrics, key: str, path: Path,
