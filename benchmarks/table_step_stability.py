@@ -10,8 +10,9 @@ say the averaged number still depends on its step; the last weights (the paper's
 ``run`` trains one method on ``rafd_expression`` once per budget T in ``--steps`` (one seed, constant learning
 rate: the runs share one trajectory of last weights, so run T's last weights at step s are run T'`s for every
 s <= min(T, T')), and scores each twice: with the weight average (the table as it is made) and with the last weights
-(``generator_weights=last``, a re-score; its curve points are scored anew, not read from the average's cache). The
-longest budget also keeps a curve point every ``--every`` steps. Rows go to
+(``generator_weights=last``, a re-score; its curve points are scored anew, not read from the average's cache).
+``--every N`` gives every run of that call a curve point every N steps: give it in a call of the longest budget
+alone (without it a run keeps two, at T / 2 and T). Rows go to
 ``benchmarks/results/table_step_stability/<method>-seed<N>.csv`` (a row per T; several ``run`` calls with disjoint
 ``--steps`` add to one file, so two processes can split the budgets).
 
@@ -23,8 +24,8 @@ and two checks: each run's last-weights number equals the longest run's last-wei
 runs do share a trajectory), and how far each averaged table number lies from the averaged curve point at its step.
 
 Usage:
-  python benchmarks/table_step_stability.py run --method diat --steps 240,280,320,360,400 --every 20
-  python benchmarks/table_step_stability.py run --method diat --steps 260,300,340,380
+  python benchmarks/table_step_stability.py run --method diat --steps 400 --every 20
+  python benchmarks/table_step_stability.py run --method diat --steps 240,260,280,300,320,340,360,380
   python benchmarks/table_step_stability.py report
 """
 from __future__ import annotations
