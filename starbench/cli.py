@@ -96,6 +96,10 @@ def list_cmd(overrides: tuple[str, ...]) -> None:
             budgets = ", ".join(f"{where} {n:,}" for where, n in section.steps.items())
             out.print(f"training steps (train.model_steps.{section.name}=N): {budgets}; else train.steps",
                       highlight=False)
+        if section.decay_from:
+            shares = ", ".join(f"{where} {x:g}" for where, x in section.decay_from.items())
+            out.print(f"learning rate falls linearly to 0 after this share of the steps (train.model_decay_from."
+                      f"{section.name}=X; 1: constant): {shares}; else train.decay_from", highlight=False)
         if section.batch_size:
             sizes = ", ".join(f"{where} {n}" for where, n in section.batch_size.items())
             out.print(f"batch size (train.model_batch_size.{section.name}=N): {sizes}; else data.batch_size",

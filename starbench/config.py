@@ -249,15 +249,15 @@ def model_section(spec: str) -> ModelSection:
         raise StarbenchError(f"model '{spec}' is named '{name}', which is a common config section: choose another name")
     steps = dict(getattr(cls, "steps", {}) or {})
     batch_size = dict(getattr(cls, "batch_size", {}) or {})
+    decay_from = dict(getattr(cls, "decay_from", {}) or {})
     datasets = {*DATA_NAMES, *DATASETS.names()}
-    for what, table in (("steps", steps), ("batch_size", batch_size)):
+    for what, table in (("steps", steps), ("batch_size", batch_size), ("decay_from", decay_from)):
         for key in table:
             scale, _, data = str(key).partition("/")
             if scale not in SCALES or (data and data not in datasets):
                 raise StarbenchError(f"model '{spec}': {what} key '{key}' is neither a scale ({', '.join(SCALES)}) "
                                      f"nor 'scale/dataset' with a dataset of {', '.join(sorted(datasets))}")
-    return ModelSection(name, options, dict(getattr(cls, "presets", {}) or {}), steps,
-                        dict(getattr(cls, "decay_from", {}) or {}), batch_size)
+    return ModelSection(name, options, dict(getattr(cls, "presets", {}) or {}), steps, decay_from, batch_size)
 
 
 def named_models(dotlist: Iterable[str], values: Optional[dict[str, Any]] = None) -> list[str]:
@@ -302,9 +302,9 @@ def schema_for(specs: Iterable[str] = ()) -> type:
 
 
 def preset(scale: str, specs: Iterable[str] = (), data: Optional[str] = None) -> dict[str, Any]:
-    """The scale preset: the common one, each model's options at that scale and its training steps and batch size
-    there (on ``data``, where the model's ``steps`` or ``batch_size`` names that dataset: ``{"demo": 320,
-    "demo/celeba": 960}``)."""
+    """The scale preset: the common one, each model's options at that scale and its training steps, learning-rate
+    schedule and batch size there (on ``data``, where the model's ``steps``, ``decay_from`` or ``batch_size`` names
+    that dataset: ``{"demo": 320, "demo/celeba": 960}``)."""
     out = copy.deepcopy(SCALE_PRESETS[scale])
     for section in sections_for(specs):
         if section.presets.get(scale):
@@ -315,9 +315,9 @@ def preset(scale: str, specs: Iterable[str] = (), data: Optional[str] = None) ->
         batch = section.batch_size.get(f"{scale}/{data}", section.batch_size.get(scale))
         if batch is not None:
             out.setdefault("train", {}).setdefault("model_batch_size", {})[section.name] = int(batch)
-        if scale in section.decay_from:
-            out.setdefault("train", {}).setdefault("model_decay_from", {})[section.name] = float(
-                section.decay_from[scale])
+        share = section.decay_from.get(f"{scale}/{data}", section.decay_from.get(scale))
+        if share is not None:
+            out.setdefault("train", {}).setdefault("model_decay_from", {})[section.name] = float(share)
     return out
 
 

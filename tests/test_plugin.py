@@ -5,7 +5,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from starbench.config import model_section, resolve
+from starbench.config import model_section, preset, resolve
 from starbench.errors import StarbenchError
 from starbench.registry import PROTOCOLS
 from starbench.train.checkpoint import read_checkpoint
@@ -248,3 +248,13 @@ def test_a_misnamed_budget_is_refused(tmp_path, monkeypatch):
     (tmp_path / "batches.py").write_text("class Typo:\n    name = 'typo2'\n    batch_size = {'demo/celba': 4}\n")
     with pytest.raises(StarbenchError, match="model 'batches:Typo': batch_size key 'demo/celba' is neither a scale"):
         model_section("batches:Typo")
+    (tmp_path / "schedules.py").write_text("class Typo:\n    name = 'typo3'\n    decay_from = {'demo/celba': 0.5}\n"
+                                           "from dataclasses import dataclass\n"
+                                           "@dataclass\nclass Opts:\n    width: int = 4\n"
+                                           "class Fine:\n    name = 'fine3'\n    options = Opts\n"
+                                           "    decay_from = {'demo/celeba': 0.5}\n")
+    with pytest.raises(StarbenchError, match="model 'schedules:Typo': decay_from key 'demo/celba' is neither a scale"):
+        model_section("schedules:Typo")
+    # a dataset's own schedule applies on that dataset only; elsewhere the scale's (constant at demo)
+    assert preset("demo", ["schedules:Fine"], "celeba")["train"]["model_decay_from"] == {"fine3": 0.5}
+    assert "fine3" not in preset("demo", ["schedules:Fine"], "rafd")["train"].get("model_decay_from", {})

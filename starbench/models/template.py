@@ -45,8 +45,8 @@ class TemplateModel(TranslationModel):
     name = "template"
     options = TemplateOptions
     presets = {"smoke": {"width": 8}, "demo": {"width": 16}, "paper": {"width": 64}}
-    # optional, per scale: ``steps = {"demo": 3000}`` (its own training steps, else train.steps; ``"demo/celeba"``:
-    # on that dataset),
+    # optional, per scale (or per scale and dataset: ``"demo/celeba"``): ``steps = {"demo": 3000}`` (its own training
+    # steps, else train.steps),
     # ``decay_from = {"demo": 1.0}`` (the share of them after which its learning rate falls linearly to 0, else half;
     # 1.0: constant) and ``batch_size = {"demo": 32}`` (its own batch size, else data.batch_size); users override
     # them with train.model_steps.template=N, train.model_decay_from.template=X, train.model_batch_size.template=N
