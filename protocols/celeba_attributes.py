@@ -269,6 +269,19 @@ def group_table(results: list[Scores], df: pd.DataFrame, groups: list[str], vote
     return out
 
 
+# the columns each table measures over its own edits (the rest of a row is per group, or the method's budget)
+PER_TABLE = ("target error %", "McNemar p")
+
+
+def seed_row(seed: int, rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """One seed's rows of both tables as one row of per_seed.csv, the per-table columns named by their table (both
+    tables have a target error and a McNemar p, over different edits: one must not overwrite the other)."""
+    out: dict[str, Any] = {"seed": seed}
+    for table, row in rows.items():
+        out.update({f"{table}: {k}" if k.startswith(PER_TABLE) else k: v for k, v in row.items()})
+    return out
+
+
 def render(record: dict[str, Any], arrays: dict[str, np.ndarray], folder: Path) -> None:
     write_table(pd.DataFrame(record["table1"]), folder, "table1",
                 caption="Table 1 (CelebA, single-attribute edits): automatic measures beside the paper's user study",
@@ -317,7 +330,7 @@ def run(cfg: Any) -> ProtocolResult:
                 rows1 = group_table(sub, sub_df, SINGLE_GROUPS, TABLE1_VOTES, lambda g: PAPER_GROUP_KEY[g], False,
                                     task.valid)
                 rows2 = group_table(sub, sub_df, MULTI_GROUPS, TABLE2_VOTES, lambda g: g, False, task.valid)
-                per_seed += [{"seed": seed, **r1, **r2} for r1, r2 in zip(rows1, rows2)]
+                per_seed += [seed_row(seed, {"Table 1": r1, "Table 2": r2}) for r1, r2 in zip(rows1, rows2)]
             seed_notes = seeds_notes(cfg, "the highest target % over all edits")
         weights = ev.weights
         notes = [

@@ -54,6 +54,24 @@ def test_smoke_tables_have_the_paper_rows_and_columns(tmp_path):
     assert {f: (out / f).read_bytes() for f in files} == before
 
 
+def test_per_seed_rows_keep_each_tables_error(tmp_path):
+    """per_seed.csv holds both tables' rows of a seed: each table's target error and McNemar p are its own, and
+    they are what a single-seed run of that seed puts in that table."""
+    few = ["models=[stargan,icgan]", "seed=1"]
+    run(tmp_path, *few)
+    single = {t: pd.read_csv(tmp_path / "results" / "celeba_attributes" / f"{t}.csv", keep_default_na=False,
+                             dtype=str).set_index("method") for t in ("table1", "table2")}
+    run(tmp_path, *few, "seeds=[0,1]", f"results_dir={tmp_path / 'seeds'}")
+    per_seed = pd.read_csv(tmp_path / "seeds" / "celeba_attributes" / "per_seed.csv", keep_default_na=False,
+                           dtype=str)
+    mine = per_seed[per_seed.seed == "1"].set_index("method")
+    for name, table in (("Table 1", "table1"), ("Table 2", "table2")):
+        for col in ("target error % [95% CI]", "McNemar p vs stargan"):
+            assert (mine[f"{name}: {col}"] == single[table][col]).all(), (name, col)
+    assert "target error % [95% CI]" not in per_seed.columns
+    assert (mine["H+G: target %"] == single["table2"]["H+G: target %"]).all()
+
+
 def test_missing_attribute_and_wrong_data(tmp_path):
     with pytest.raises(StarbenchError, match="needs data.attributes=.*missing: Young"):
         run(tmp_path, "data.attributes=[Black_Hair,Blond_Hair,Brown_Hair,Male]")
