@@ -142,9 +142,10 @@ class StarGAN(TranslationModel):
     # joint-*-x3-seed*), still falling. Over 24,000 (joint-*-x4-seed*) SNG's seed mean stays at 1.97-2.42% from
     # 18,000 (plateau test: yes) and JNT's reaches its lowest, 1.66%, at 20,000, then rises to 3.40% (NO, trend):
     # more steps no longer lower it. CelebA: at 6,000 its seed-mean target error (seeds 0-2) swung around 12%
-    # and looked flat over the last quarter, yet trained on to 24,000 it fell to about 7.6% by step 22,000 (seeds
-    # 0 and 2 to 5.7 and 3.8%, seed 1 level at 10-13%; benchmarks/results/convergence/celeba-stargan-x4-seed*):
-    # the slow fall a 25% window cannot see, as on RaFD. 24,000 is also the budget of its joint training.
+    # and looked flat over the last quarter, yet trained on to 24,000 it fell to 6.9% and still falls there (seeds
+    # 0 and 2 to 4.0 and 3.4%, seed 1 level at 12-13% from 18,000; benchmarks/results/convergence/
+    # celeba-stargan-x4-seed*): the slow fall a 25% window cannot see, as on RaFD. A learning rate falling to 0
+    # over the second half ended higher, 11.1% (celeba-stargan-decay-seed*). 24,000 is also its joint budget.
     steps = {"demo": 12000, "demo/celeba": 24000, "demo/joint": 24000}
 
     def __init__(self, domains: DomainSpec, cfg: Any) -> None:
