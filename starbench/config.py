@@ -306,19 +306,21 @@ def preset(scale: str, specs: Iterable[str] = (), data: Optional[str] = None) ->
     schedule and batch size there (on ``data``, where the model's ``steps``, ``decay_from`` or ``batch_size`` names
     that dataset: ``{"demo": 320, "demo/celeba": 960}``)."""
     out = copy.deepcopy(SCALE_PRESETS[scale])
+    train = {"model_steps": ("steps", int), "model_batch_size": ("batch_size", int),
+             "model_decay_from": ("decay_from", float)}
     for section in sections_for(specs):
         if section.presets.get(scale):
             out[section.name] = dict(section.presets[scale])
-        steps = section.steps.get(f"{scale}/{data}", section.steps.get(scale))
-        if steps is not None:
-            out.setdefault("train", {}).setdefault("model_steps", {})[section.name] = int(steps)
-        batch = section.batch_size.get(f"{scale}/{data}", section.batch_size.get(scale))
-        if batch is not None:
-            out.setdefault("train", {}).setdefault("model_batch_size", {})[section.name] = int(batch)
-        share = section.decay_from.get(f"{scale}/{data}", section.decay_from.get(scale))
-        if share is not None:
-            out.setdefault("train", {}).setdefault("model_decay_from", {})[section.name] = float(share)
+        for key, (budget, kind) in train.items():
+            value = _at(getattr(section, budget), scale, data)
+            if value is not None:
+                out.setdefault("train", {}).setdefault(key, {})[section.name] = kind(value)
     return out
+
+
+def _at(table: dict[str, Any], scale: str, data: Optional[str]) -> Any:
+    """A model's per-scale value: the dataset's own (``"demo/celeba"``) before the scale's (``"demo"``), else None."""
+    return table.get(f"{scale}/{data}", table.get(scale))
 
 
 def valid_keys(schema: Any = None) -> list[str]:
