@@ -152,10 +152,21 @@ def prediction_interval(values: list[float]) -> tuple[float, float]:
     return mean - half, mean + half
 
 
+def per_seed_error_column(name: str, error: str | None, per_seed: pd.DataFrame) -> str | None:
+    """The per-seed file's column holding this table's error: the same name, or, where a protocol writes several
+    tables into one per-seed file (CelebA's Tables 1 and 2), the name prefixed with its table ("Table 1: ...", for
+    ``table1.csv``)."""
+    table = re.fullmatch(r"table(\d+)\.csv", name)
+    named = f"Table {table.group(1)}: {error}" if table and error else None
+    if named in per_seed.columns:
+        return named
+    return error_columns(per_seed)[0]
+
+
 def seed_spread_rows(name: str, old: pd.DataFrame, new: pd.DataFrame, per_seed: pd.DataFrame) -> list[dict]:
     """Each method's single-run error, committed and new, against the seed study's prediction interval for one run."""
     error, _ = error_columns(old)
-    seed_error, _ = error_columns(per_seed)
+    seed_error = per_seed_error_column(name, error, per_seed)
     if error is None or seed_error is None:
         return []
     name_col = "method" if "method" in per_seed.columns else per_seed.columns[1]
