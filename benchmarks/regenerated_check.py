@@ -47,7 +47,7 @@ TIME_COLUMNS = ("train s", "train seconds")
 def with_key(df: pd.DataFrame) -> pd.DataFrame:
     """The frame with a ``key`` column naming each row: the method (Table 3) or model (the joint table), with its
     seed where the file has one row per seed."""
-    name = "method" if "method" in df.columns else df.columns[0]
+    name = next((c for c in ("method", "model") if c in df.columns), df.columns[0])
     key = df[name] if "seed" not in df.columns or name == "seed" else df[name] + " (seed " + df["seed"] + ")"
     return df.assign(key=key)
 
