@@ -44,11 +44,17 @@ SIDE_BY_SIDE = ("classifier Frechet (not FID)", "classifier precision", "classif
 TIME_COLUMNS = ("train s", "train seconds")
 
 
+def name_column(df: pd.DataFrame) -> str:
+    """The column naming each row: the method (Table 3, CelebA) or model (the joint table), else the first column
+    that is not the seed."""
+    return next((c for c in ("method", "model") if c in df.columns), next(c for c in df.columns if c != "seed"))
+
+
 def with_key(df: pd.DataFrame) -> pd.DataFrame:
-    """The frame with a ``key`` column naming each row: the method (Table 3) or model (the joint table), with its
-    seed where the file has one row per seed."""
-    name = next((c for c in ("method", "model") if c in df.columns), df.columns[0])
-    key = df[name] if "seed" not in df.columns or name == "seed" else df[name] + " (seed " + df["seed"] + ")"
+    """The frame with a ``key`` column naming each row (``name_column``), with its seed where the file has one row
+    per seed."""
+    name = name_column(df)
+    key = df[name] if "seed" not in df.columns else df[name] + " (seed " + df["seed"] + ")"
     return df.assign(key=key)
 
 
@@ -169,7 +175,7 @@ def seed_spread_rows(name: str, old: pd.DataFrame, new: pd.DataFrame, per_seed: 
     seed_error = per_seed_error_column(name, error, per_seed)
     if error is None or seed_error is None:
         return []
-    name_col = "method" if "method" in per_seed.columns else per_seed.columns[1]
+    name_col = name_column(per_seed)
     rows = []
     for key, o, n in matched(old, new):
         errors = [number(v) for v in per_seed.loc[per_seed[name_col] == key, seed_error]]
