@@ -30,8 +30,10 @@ from __future__ import annotations
 import argparse
 import re
 from collections.abc import Iterator
+from math import comb
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from scipy import stats
 
@@ -192,6 +194,35 @@ def seed_spread_rows(name: str, old: pd.DataFrame, new: pd.DataFrame, per_seed: 
     return rows
 
 
+def mean_difference(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
+    return a.mean(axis=axis) - b.mean(axis=axis)
+
+
+def machine_rows(old: pd.DataFrame, new: pd.DataFrame) -> list[dict]:
+    """Two seed studies' per-seed errors (two machines, the same preset), per table and method: do their means
+    differ by more than the seeds do? Welch's t-test, and the exact permutation test of the difference in means
+    with the smallest p its seed counts can reach (3 seeds a side: 0.1, so it cannot reject at 0.05)."""
+    columns = [c for c in old.columns if c.endswith("error % [95% CI]") and c in new.columns]
+    name = name_column(old)
+    rows = []
+    for column in columns:
+        for key in dict.fromkeys(old[name]):
+            a = np.array([v for v in (number(x) for x in old.loc[old[name] == key, column]) if v is not None])
+            b = np.array([v for v in (number(x) for x in new.loc[new[name] == key, column]) if v is not None])
+            if len(a) < 2 or len(b) < 2:
+                continue
+            welch = stats.ttest_ind(a, b, equal_var=False).pvalue
+            exact = stats.permutation_test((a, b), mean_difference, permutation_type="independent",
+                                           n_resamples=np.inf, vectorized=True).pvalue
+            rows.append({"error": column.removesuffix(" [95% CI]"), "row": key,
+                         "committed: mean ± sd (seeds)": f"{a.mean():.2f} ± {a.std(ddof=1):.2f} ({len(a)})",
+                         "new: mean ± sd (seeds)": f"{b.mean():.2f} ± {b.std(ddof=1):.2f} ({len(b)})",
+                         "difference": f"{b.mean() - a.mean():+.2f}", "Welch p": f"{welch:.2g}",
+                         "permutation p (exact)": f"{exact:.2g}",
+                         "smallest p it can reach": f"{2 / comb(len(a) + len(b), len(a)):.2g}"})
+    return rows
+
+
 def check(committed: Path, new: Path, seed_study: Path | None = None) -> tuple[str, list[str]]:
     old_files = {p.name for p in committed.iterdir() if p.is_file()}
     new_files = {p.name for p in new.iterdir() if p.is_file()}
@@ -227,6 +258,14 @@ def check(committed: Path, new: Path, seed_study: Path | None = None) -> tuple[s
         parts.append("**Other numbers, committed / new** (KID: the tables' ± is the sd over random subsets; the "
                      "rest state no interval, so the relative change is given)\n\n"
                      + pd.DataFrame(others).to_markdown(index=False))
+    if (committed / "per_seed.csv").exists() and (new / "per_seed.csv").exists():
+        machine = machine_rows(*(pd.read_csv(f / "per_seed.csv", keep_default_na=False, dtype=str)
+                                 for f in (committed, new)))
+        if machine:
+            parts.append("**Two seed studies: do the means differ by more than the seeds do?** (each method's "
+                         "per-seed errors, committed against new: Welch's t-test and the exact permutation test of "
+                         "the difference in means; a p the seed counts cannot push below 0.05 can only say 'no "
+                         "difference detected')\n\n" + pd.DataFrame(machine).to_markdown(index=False, disable_numparse=True))
     if spread:
         parts.append(f"**Single runs against the training seed's spread** (the seed study `{seed_study.name}`'s "
                      "per-seed errors: the 95% interval for one more run, mean ± t sd sqrt(1 + 1/n), clipped at 0; "
