@@ -8,6 +8,7 @@ The Python API (``starbench.api``) does what the command line does, from a noteb
     run = starbench.train(model="stargan", data="rafd", scale="smoke", run_dir="runs/mine")
     loaded = starbench.load_translator(run.checkpoint)
     starbench.register_model("mine")(MyModel)    # then models=[stargan,mine]
+    starbench.compare_folders(old, new).problems # does a rerun reproduce a results folder?
 
 It is loaded on first use, so that ``import starbench.errors`` (and every other module) stays light.
 """
@@ -19,7 +20,8 @@ from starbench.errors import StarbenchError
 
 __version__ = "0.2.0"
 
-API = ("run_protocol", "train", "load_translator", "configure", "register_model", "Translator", "TranslationModel")
+API = ("run_protocol", "train", "load_translator", "configure", "register_model", "compare_folders", "Translator",
+       "TranslationModel")
 __all__ = ["StarbenchError", "__version__", *API]
 
 

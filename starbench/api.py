@@ -12,6 +12,8 @@ as on the command line.
     run = starbench.train(model="stargan", data="rafd", scale="smoke", run_dir="runs/mine")
     loaded = starbench.load_translator(run.checkpoint)      # any weight format starbench reads
     images = loaded.model.translate(x, source_labels, target_labels)
+    check = starbench.compare_folders(Path("main/results/rafd_expression"), Path("results/rafd_expression"))
+    check.problems                   # the checks that fail (none: the rerun reproduces the folder); check.report
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from omegaconf import DictConfig
 
 from starbench.config import resolve
 from starbench.devices import resolve_device
+from starbench.evaluate.compare import Comparison, compare_folders
 from starbench.evaluate.parallel import side_by_side
 from starbench.loading import LoadedModel, open_weights
 from starbench.models.base import TranslationModel, Translator
@@ -29,8 +32,8 @@ from starbench.registry import PROTOCOLS, register_model
 from starbench.report import ProtocolResult
 from starbench.train.trainer import Trainer, TrainResult
 
-__all__ = ["configure", "load_translator", "register_model", "run_protocol", "train", "Translator", "TranslationModel",
-           "LoadedModel", "ProtocolResult", "TrainResult"]
+__all__ = ["compare_folders", "configure", "load_translator", "register_model", "run_protocol", "train", "Translator",
+           "TranslationModel", "Comparison", "LoadedModel", "ProtocolResult", "TrainResult"]
 
 
 def flatten(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:

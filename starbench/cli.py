@@ -24,10 +24,11 @@ from starbench import __version__
 from starbench.config import model_section, parse_overrides, resolve, to_yaml
 from starbench.data import load_index, synth
 from starbench.errors import StarbenchError
+from starbench.evaluate.compare import compare_folders
 from starbench.evaluate.export import export_task
 from starbench.evaluate.parallel import side_by_side
 from starbench.evaluate.plan import plan
-from starbench.files import FULL_ERRNOS
+from starbench.files import FULL_ERRNOS, write_text
 from starbench.progress import progress_bar
 from starbench.registry import DATASETS, FORMATS, MODELS, PROTOCOLS
 from starbench.report import RECORD_FILE, rerender
@@ -338,6 +339,29 @@ def tables_cmd(overrides: tuple[str, ...]) -> None:
         done += 1
     if not done:
         raise StarbenchError(f"no run records found under {cfg.results_dir}/ (run a protocol first)")
+
+
+# ----------------------------------------------------------------------------------------- compare
+@cli.command("compare", context_settings={"ignore_unknown_options": True})
+@OVERRIDES
+def compare_cmd(overrides: tuple[str, ...]) -> None:
+    """Does a rerun reproduce a results folder? committed=DIR new=DIR [seed_study=DIR] [out=FILE].
+
+    Compares two folders a protocol wrote (the committed one, and yours from the same command): the file sets,
+    each error against the other folder's stated 95% interval, the other numbers side by side, every CSV cell by
+    cell; two seed studies also get a test of their means per method; seed_study=DIR (a seed study of the same
+    protocol) adds each single run against the interval one more training run falls in. Prints a Markdown report
+    (and writes it to out=FILE). Exit status: 0 when every check holds, 1 when some fail (all listed), 2 when a
+    folder cannot be read.
+    """
+    opts = simple_options(overrides, {"committed": Path, "new": Path, "seed_study": Path, "out": Path},
+                          required=("committed", "new"))
+    result = compare_folders(opts["committed"], opts["new"], opts.get("seed_study"))
+    if "out" in opts:
+        write_text(opts["out"], result.report)
+    out.print(result.report, markup=False, highlight=False, soft_wrap=True)
+    if result.problems:
+        sys.exit(1)
 
 
 # ----------------------------------------------------------------------------------------- data
