@@ -21,7 +21,7 @@ from rich.markup import escape
 from starbench.config import cache_dir
 from starbench.data import LoadedData, load_data
 from starbench.devices import cpu_bf16_units, cpu_name, resolve_device
-from starbench.evaluate.parallel import cpu_cores, jobs_for, training_threads
+from starbench.evaluate.parallel import SCHEDULE, cpu_cores, jobs_for, training_threads
 from starbench.evaluate.runs import data_fingerprint
 from starbench.evaluate.score import Judge, Metrics, Scores, score
 from starbench.evaluate.sources import (
@@ -76,8 +76,17 @@ def curve_point_file(kept: Path, protocol: str, key: str) -> Path:
 
 
 def in_training_elsewhere(source: Source) -> bool:
-    """A trained source whose run folder another process holds (training it) at this moment."""
-    return isinstance(source, TrainedSource) and held(source.run_folder() / LOCK_FILE)
+    """A trained source whose run folder another process holds (training it) at this moment, or that a helper of this
+    command has taken (its process may not hold the lock yet)."""
+    return isinstance(source, TrainedSource) and (SCHEDULE.taken_by_helper(source)
+                                                  or held(source.run_folder() / LOCK_FILE))
+
+
+def wait_for_helper_lock(source: Source, poll_seconds: float = 0.5) -> None:
+    """Before waiting on a run's lock: a helper that has taken the run but whose process has not locked it yet (it is
+    starting) gets there first, so that the two do not both train it."""
+    while SCHEDULE.taken_by_helper(source) and not held(source.run_folder() / LOCK_FILE):
+        time.sleep(poll_seconds)
 
 
 class Evaluation:
@@ -173,7 +182,8 @@ class Evaluation:
         source left is in training elsewhere, it scores the learning-curve checkpoints those runs have kept so far
         while it waits (``score_kept_meanwhile``), so that only their last points are left once they finish. What a
         source scores does not depend on when it is scored (its translations are its model's; KID's subsets are
-        drawn from a fixed seed in every call)."""
+        drawn from a fixed seed in every call). Of the ready sources it takes one with nothing to train first, else
+        the one with the most training left, when ``jobs`` has estimated it (``parallel.Schedule.pick``)."""
         results: dict[int, Scores] = {}
         pending = list(range(len(sources)))
         while pending:
@@ -181,9 +191,14 @@ class Evaluation:
             if not ready and summarize is not None and self.score_kept_meanwhile(
                     task, [sources[i] for i in pending], metrics, summarize):
                 continue
-            i = ready[0] if ready else pending[0]
+            i = SCHEDULE.pick(sources, ready) if ready else pending[0]
+            if ready and not SCHEDULE.take(sources[i], "protocol"):
+                continue  # a helper took it a moment ago
+            if not ready:
+                wait_for_helper_lock(sources[i])
             pending.remove(i)
             results[i] = self.score(task, sources[i], metrics, what, on_ready, summarize)
+            SCHEDULE.finished(sources[i])
         return [results[i] for i in range(len(sources))]
 
     def score_kept_meanwhile(self, task: Task, sources: list[Source], metrics: Metrics, summarize: Summary,

@@ -5,10 +5,12 @@ finish sooner than the same runs one after another with 2 threads each: in about
 1.3-1.5x the steps per second on a Xeon with AMX (``benchmarks/results/``). With ``jobs=N`` this process sets
 ``cores // N`` threads for itself and starts N - 1 helper processes with the same count. The protocol then runs as
 always, front to back (data, classifier, each method and seed); the helpers take the protocol's training jobs (the
-``starbench plan`` list) from the back. A run a helper is training the protocol puts off while it can score runs
-that are finished (``Evaluation.score_all``); when only such runs are left it scores the checkpoints they have kept
-for their learning curves so far, then waits for the run folder's lock and loads the finished run; a run no helper
-has started it trains itself, and a helper that reaches it later finds it finished. So the helpers only move work
+``starbench plan`` list), the costliest first: a probe process times a few steps of each run first
+(``evaluate.costs``), and both sides then take the run with the most training left that nobody has taken (``Schedule``;
+without the estimates, the helpers take runs from the back and the protocol goes front to back). A run a helper is
+training the protocol puts off while it can score runs that are finished (``Evaluation.score_all``); when only such
+runs are left it scores the checkpoints they have kept for their learning curves so far, then waits for the run
+folder's lock and loads the finished run; a run no helper has taken it trains itself. So the helpers only move work
 earlier: what the protocol computes does not depend on them, a helper that fails leaves its run to the protocol
 (which resumes its checkpoint, or reports the same error), and every run is
 trained with the same thread count whoever trains it. The thread count is a numerical path of its own (another
@@ -17,20 +19,25 @@ of GAN steps other models (``benchmarks/numerical_paths.py`` measures how far th
 """
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
+import tempfile
 import threading
 import time
 from contextlib import contextmanager
-from typing import Any, Iterator
+from pathlib import Path
+from typing import Any, Iterator, Optional
 
 import torch
 from omegaconf import OmegaConf
 
 from starbench.config import named_models, schema_for
 from starbench.devices import resolve_device
+from starbench.evaluate.costs import estimate_seconds
 from starbench.evaluate.runs import train_method
-from starbench.evaluate.sources import TrainedSource
+from starbench.evaluate.sources import Source, TrainedSource
+from starbench.files import write_json
 from starbench.progress import console
 
 FOUND_FINISHED = 3  # a helper's exit code when its run was already trained
@@ -85,10 +92,125 @@ def train_one(settings: dict[str, Any], model: str, fp: str, threads: int) -> No
     over a resolved config: its scale preset would add keys, such as the demo's ``train.model_steps``, that a run
     at another scale does not have; the run key computed here would then name another folder.)"""
     torch.set_num_threads(threads)
-    schema = OmegaConf.structured(schema_for(named_models([], settings)))
-    _, _, info = train_method(OmegaConf.merge(schema, settings), model, fp, show=False)
+    _, _, info = train_method(config_from(settings), model, fp, show=False)
     if info["reused"]:  # the protocol (or another process) had trained it
         raise SystemExit(FOUND_FINISHED)
+
+
+def config_from(settings: dict[str, Any]) -> Any:
+    """A run's config again from its plain-data form (see ``train_one``)."""
+    return OmegaConf.merge(OmegaConf.structured(schema_for(named_models([], settings))), settings)
+
+
+def probe_costs(runs: list[tuple[dict[str, Any], str, str]], threads: int, out: str) -> None:
+    """A probe process: each run's training seconds left (``evaluate.costs``) at the helpers' thread count, written to
+    ``out`` as a JSON list."""
+    torch.set_num_threads(threads)
+    write_json(Path(out), estimate_seconds([(config_from(settings), model, fp) for settings, model, fp in runs]))
+
+
+def folder_of(source: Source) -> Optional[str]:
+    """A trained source's run folder (the key the schedule knows it by); None for a source that trains nothing."""
+    return str(source.run_folder()) if isinstance(source, TrainedSource) else None
+
+
+class Schedule:
+    """The runs this command's processes have taken and what each has left to train (seconds, from the probe),
+    shared by the protocol's thread and the helper threads of its process. Each side takes the costliest run nobody
+    has taken; without estimates, the old order (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.costs: dict[str, float] = {}
+        self.taken: dict[str, str] = {}  # run folder -> "protocol" or "helper"
+
+    def reset(self) -> None:
+        with self.lock:
+            self.costs, self.taken = {}, {}
+
+    def set_costs(self, costs: dict[str, float]) -> None:
+        with self.lock:
+            self.costs.update({k: v for k, v in costs.items() if self.costs.get(k) != 0.0})
+
+    def cost(self, source: Source) -> Optional[float]:
+        """Seconds of training left; 0 for a source that trains nothing or a run finished; None: not estimated."""
+        folder = folder_of(source)
+        with self.lock:
+            return 0.0 if folder is None else self.costs.get(folder)
+
+    def take(self, source: Source, who: str) -> bool:
+        """Mark the run as being trained by ``who``; False when another has taken it (a source with nothing to train
+        is always free)."""
+        folder = folder_of(source)
+        if folder is None:
+            return True
+        with self.lock:
+            if self.taken.get(folder, who) != who:
+                return False
+            self.taken[folder] = who
+            return True
+
+    def finished(self, source: Source) -> None:
+        """The run is trained (or was found trained): nothing left, nobody holding it."""
+        folder = folder_of(source)
+        if folder is not None:
+            with self.lock:
+                self.taken.pop(folder, None)
+                self.costs[folder] = 0.0
+
+    def give_up(self, source: Source) -> None:
+        """A helper could not train the run: it is free for the protocol again."""
+        folder = folder_of(source)
+        if folder is not None:
+            with self.lock:
+                self.taken.pop(folder, None)
+
+    def taken_by_helper(self, source: Source) -> bool:
+        folder = folder_of(source)
+        with self.lock:
+            return folder is not None and self.taken.get(folder) == "helper"
+
+    def pick(self, sources: list[Source], ready: list[int]) -> int:
+        """The protocol's next of ``ready`` (indices into ``sources``): one with nothing to train first (scoring it
+        is short), in the sources' order; else the costliest. Without estimates for all of them: the first."""
+        costs = [self.cost(sources[i]) for i in ready]
+        if any(c is None for c in costs):
+            return ready[0]
+        nothing = [i for i, c in zip(ready, costs) if c == 0.0]
+        return nothing[0] if nothing else max(zip(ready, costs), key=lambda ic: ic[1])[0]  # ties: the first
+
+    def next_for_helper(self, queue: list[TrainedSource]) -> Optional[TrainedSource]:
+        """The costliest run of ``queue`` left to train that nobody has taken (taken now for a helper); without
+        estimates the last one not taken. None when there is none."""
+        with self.lock:
+            free = [s for s in queue if str(s.run_folder()) not in self.taken
+                    and self.costs.get(str(s.run_folder()), 1.0) != 0.0]
+            if not free:
+                return None
+            costs = [self.costs.get(str(s.run_folder())) for s in free]
+            source = free[-1] if any(c is None for c in costs) else max(zip(free, costs), key=lambda sc: sc[1])[0]
+            self.taken[str(source.run_folder())] = "helper"
+            return source
+
+
+SCHEDULE = Schedule()  # this process's: the running side_by_side's runs
+
+
+def estimate_line(sources: list[TrainedSource], costs: list[float]) -> str:
+    """'estimated training left (one process): icgan 15 min a run, stargan 8 min 40 s, ...', longest first."""
+    per_name: dict[str, float] = {}
+    for s, c in zip(sources, costs):
+        per_name[s.name] = max(per_name.get(s.name, 0.0), c)
+    parts = [f"{name} {duration(c)}" for name, c in sorted(per_name.items(), key=lambda kv: -kv[1])]
+    seeds = " a run" if len({s.seed for s in sources}) > 1 else ""
+    return f"estimated training left at this thread count{seeds}: {', '.join(parts)}"
+
+
+def duration(seconds: float) -> str:
+    if seconds == 0:
+        return "done"
+    m, s = divmod(int(round(seconds)), 60)
+    return f"{m} min {s} s" if m else f"{s} s"
 
 
 _TRAINED_HERE: set[str] = set()  # run folders the helper processes of the running side_by_side trained
@@ -103,9 +225,10 @@ def as_this_command_saw_it(info: dict[str, Any]) -> dict[str, Any]:
 
 
 class Helpers:
-    """N - 1 threads, each starting one helper process at a time on the next job from the back of the list."""
+    """N - 1 threads, each starting one helper process at a time on the costliest run nobody has taken (``SCHEDULE``);
+    the first thread first runs the probe process that estimates the runs' costs (with more than one run)."""
 
-    def __init__(self, sources: list[TrainedSource], helpers: int, threads: int) -> None:
+    def __init__(self, sources: list[TrainedSource], helpers: int, threads: int, probe: bool = True) -> None:
         self.queue = list(sources)
         self.threads = threads
         self.lock = threading.Lock()
@@ -113,7 +236,10 @@ class Helpers:
         self.running: set[Any] = set()
         self.failed: list[str] = []
         self.context = multiprocessing.get_context("spawn")  # fork would copy the parent's OpenMP threads' state
-        self.workers = [threading.Thread(target=self.work, daemon=True, name=f"starbench-helper-{i}")
+        self.probed = threading.Event()
+        if not (probe and len(self.queue) > 1):
+            self.probed.set()
+        self.workers = [threading.Thread(target=self.work, args=(i,), daemon=True, name=f"starbench-helper-{i}")
                         for i in range(helpers)]
 
     def start(self) -> None:
@@ -122,37 +248,74 @@ class Helpers:
 
     def next_job(self) -> TrainedSource | None:
         with self.lock:
-            return None if self.stopping or not self.queue else self.queue.pop()
+            if self.stopping:
+                return None
+            source = SCHEDULE.next_for_helper(self.queue)
+            if source is not None:
+                self.queue.remove(source)
+            return source
 
-    def work(self) -> None:
+    def run_process(self, target: Any, args: tuple, name: str) -> Optional[int]:
+        """Start ``target(*args)`` in a process of its own and wait for it: its exit code (None: it did not start, or
+        the helpers are stopping)."""
+        process = self.context.Process(target=target, name=name, args=args)
+        with self.lock:
+            if self.stopping:
+                return None
+            try:
+                process.start()
+            except Exception as e:  # noqa: BLE001 - a helper is an optimization: report, leave the job
+                console.print(f"  helper process: could not start {name} ({type(e).__name__}: {e})", highlight=False)
+                return None
+            self.running.add(process)
+        process.join()
+        with self.lock:
+            self.running.discard(process)
+        return process.exitcode
+
+    def probe(self) -> None:
+        """The runs' training costs (``evaluate.costs``), measured in a process of its own, into ``SCHEDULE``; when
+        that fails, one line says so and the runs are taken from the back of the list."""
+        runs = [(OmegaConf.to_container(s.cfg, resolve=True), s.model_name, s.fp) for s in self.queue]
+        start = time.perf_counter()
+        with tempfile.TemporaryDirectory(prefix="starbench-probe-") as folder:
+            out = Path(folder) / "costs.json"
+            code = self.run_process(probe_costs, (runs, self.threads, str(out)), "starbench probe")
+            costs = json.loads(out.read_text()) if code == 0 and out.is_file() else None
+        if costs is None:
+            if not self.stopping:
+                console.print(f"  helper process: could not time the runs' steps (exit {code}); taking them from the "
+                              f"back of the list", highlight=False)
+            return
+        SCHEDULE.set_costs({str(s.run_folder()): float(c) for s, c in zip(self.queue, costs)})
+        console.print(f"  helper process: {estimate_line(self.queue, costs)} (probe: {time.perf_counter() - start:.0f}"
+                      f" s); the longest first", highlight=False, soft_wrap=True)
+
+    def work(self, index: int) -> None:
+        if index == 0 and not self.probed.is_set():
+            try:
+                self.probe()
+            finally:
+                self.probed.set()
+        self.probed.wait()
         while (source := self.next_job()) is not None:
             what = f"{source.name} (seed {source.seed})"
-            process = self.context.Process(target=train_one, name=f"starbench train {what}",
-                                           args=(OmegaConf.to_container(source.cfg, resolve=True),
-                                                 source.model_name, source.fp, self.threads))
             start = time.perf_counter()
-            with self.lock:
-                if self.stopping:
-                    return
-                try:
-                    process.start()
-                except Exception as e:  # noqa: BLE001 - a helper is an optimization: report, leave the job
-                    console.print(f"  helper process: could not start {what} ({type(e).__name__}: {e}); the "
-                                  f"protocol trains it itself", highlight=False)
-                    self.failed.append(what)
-                    continue
-                self.running.add(process)
-            process.join()
-            with self.lock:
-                self.running.discard(process)
-            if process.exitcode == 0:
+            code = self.run_process(train_one, (OmegaConf.to_container(source.cfg, resolve=True), source.model_name,
+                                                source.fp, self.threads), f"starbench train {what}")
+            if code == 0:
                 _TRAINED_HERE.add(str(source.run_folder()))
+                SCHEDULE.finished(source)
                 console.print(f"  helper process: trained {what} ({time.perf_counter() - start:.0f} s)",
                               highlight=False)
-            elif process.exitcode != FOUND_FINISHED and not self.stopping:
-                self.failed.append(what)
-                console.print(f"  helper process: training {what} failed (exit {process.exitcode}); the protocol "
-                              f"trains it itself when it gets there", highlight=False)
+            elif code == FOUND_FINISHED:
+                SCHEDULE.finished(source)
+            else:
+                SCHEDULE.give_up(source)
+                if not self.stopping:
+                    self.failed.append(what)
+                    console.print(f"  helper process: training {what} failed (exit {code}); the protocol trains it "
+                                  f"itself when it gets there", highlight=False)
 
     def join(self) -> None:
         """Wait until every job is done (the helpers alone, with no protocol beside them)."""
@@ -185,9 +348,11 @@ def side_by_side(cfg: Any, protocol: Any) -> Iterator[None]:
     threads = threads_per_job(jobs)
     with torch_threads(threads):
         _TRAINED_HERE.clear()  # what an earlier command's helpers trained is reused by this one
+        SCHEDULE.reset()
         helpers = Helpers(sources, min(jobs - 1, len(sources)), threads)
         console.print(f"jobs={jobs}: {len(sources)} training run(s), {helpers.threads} thread(s) per process, "
-                      f"{len(helpers.workers)} helper process(es) taking them from the back", highlight=False)
+                      f"{len(helpers.workers)} helper process(es); each process takes the run with the most "
+                      f"training left", highlight=False)
         helpers.start()
         ok = False
         try:
@@ -195,3 +360,4 @@ def side_by_side(cfg: Any, protocol: Any) -> Iterator[None]:
             ok = True
         finally:
             helpers.stop(wait=ok)
+            SCHEDULE.reset()

@@ -121,6 +121,21 @@ class TrainResult:
     average: Optional[dict[str, Any]] = None  # the weight average's state (train.ema_window), when the run kept one
 
 
+@dataclass
+class StepTimes:
+    """What ``Trainer.time_steps`` measured: seconds of setup, of each timed step, and the run's steps in all."""
+
+    setup_seconds: float
+    step_seconds: list[float]
+    total_steps: int
+
+    @property
+    def per_step(self) -> float:
+        """The mean over the timed steps: it averages a model's steps of unequal work (StarGAN's generator update
+        every ``n_critic`` steps) as the run will."""
+        return sum(self.step_seconds) / len(self.step_seconds)
+
+
 class Trainer:
     """Train ``cfg.model`` on ``cfg.data`` into ``run_dir``."""
 
@@ -312,6 +327,24 @@ class Trainer:
         """Ctrl-C / SIGTERM on any rank, or the ``until`` step reached before the end."""
         asked = dist_util.any_rank(self._stop_signal is not None, self.device)
         return asked or (until is not None and until <= step < self.total)
+
+    # ------------------------------------------------------------------ a probe
+    def time_steps(self, max_steps: int = 10, max_seconds: float = 2.0) -> StepTimes:
+        """Set up as ``fit`` does (data, model, the model's ``prepare_training``) and time one warm-up step, then
+        steps until ``max_steps`` or ``max_seconds`` (at least two): what a run's step costs on this machine, for a
+        scheduler (``evaluate.costs``). Nothing is written to the run folder; caches the setup fills (decoded data,
+        DIAT's identity network) are the run's own, found there when it trains."""
+        start = time.perf_counter()
+        self._setup()
+        setup = time.perf_counter() - start
+        self._step(0)  # the first step builds the kernels: not a step's cost
+        steps: list[float] = []
+        began = time.perf_counter()
+        while len(steps) < max(2, max_steps) and (len(steps) < 2 or time.perf_counter() - began < max_seconds):
+            t = time.perf_counter()
+            self._step(len(steps) + 1)
+            steps.append(time.perf_counter() - t)
+        return StepTimes(setup, steps, self.total)
 
     # ------------------------------------------------------------------ the loop
     def fit(self, until: Optional[int] = None) -> TrainResult:
