@@ -43,8 +43,9 @@ def test_estimates_are_steps_left_times_a_step_one_probe_per_configuration(tmp_p
     expected = [per_step[s.model_name] * steps[s.model_name] for s in jobs]
     assert costs.estimate_seconds(runs) == expected
     assert sorted(probed) == ["icgan", "stargan"]  # the seeds share a probe
-    train_method(*runs[0], show=False)  # a finished run has nothing left
-    assert costs.estimate_seconds(runs[:1]) == [0.0]
+    train_method(*runs[0], show=False)  # a finished run has nothing left, and is not timed
+    probed.clear()
+    assert costs.estimate_seconds(runs[:1]) == [0.0] and probed == []
 
 
 def test_the_real_probe_process_fills_the_schedule_with_estimates(tmp_path):

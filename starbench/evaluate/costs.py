@@ -22,7 +22,7 @@ from omegaconf import OmegaConf
 
 from starbench.evaluate.runs import run_folder, run_key
 from starbench.train.checkpoint import read_latest
-from starbench.train.trainer import Trainer
+from starbench.train.trainer import Trainer, steps_of
 
 PROBE_STEPS = 10  # timed steps at most: two of StarGAN's n_critic = 5 cycles, so its generator updates are in
 PROBE_SECONDS = 2.0  # ... or this long (at least two steps): CycleGAN's steps take 1.6 s at demo scale on 2 cores
@@ -44,6 +44,10 @@ def estimate_seconds(runs: list[tuple[Any, str, str]]) -> list[float]:
     per_step: dict[str, tuple[float, int]] = {}
     out = []
     for cfg, model, fp in runs:
+        done = steps_done(cfg, model, fp)
+        if not cfg.train.epochs and done >= steps_of(cfg, model):  # finished: nothing to time
+            out.append(0.0)
+            continue
         key = probe_key(cfg, model, fp)
         if key not in per_step:
             mcfg = OmegaConf.merge(cfg, {"model": model})
@@ -51,5 +55,5 @@ def estimate_seconds(runs: list[tuple[Any, str, str]]) -> list[float]:
                 times = Trainer(mcfg, folder, show_progress=False).time_steps(PROBE_STEPS, PROBE_SECONDS)
             per_step[key] = (times.per_step, times.total_steps)
         seconds, total = per_step[key]
-        out.append(seconds * max(0, total - steps_done(cfg, model, fp)))
+        out.append(seconds * max(0, total - done))
     return out

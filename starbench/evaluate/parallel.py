@@ -156,7 +156,8 @@ class Schedule:
         if folder is not None:
             with self.lock:
                 self.taken.pop(folder, None)
-                self.costs[folder] = 0.0
+                if folder in self.costs:  # estimated by this command's probe (none: jobs=1, nothing to keep)
+                    self.costs[folder] = 0.0
 
     def give_up(self, source: Source) -> None:
         """A helper could not train the run: it is free for the protocol again."""
