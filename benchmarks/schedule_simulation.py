@@ -14,7 +14,7 @@ one cost per run read off the folder (see ``work_of``); while the protocol waits
 run's kept points. The lower bound is max(longest run and its scoring, half of all work). Data loading and start-up
 are left out, so the figures fall short of a command's wall time by a minute or so.
 
-    python benchmarks/schedule_simulation.py results/seeds/rafd_expression ... [--probe 40] [--out FILE]
+    python benchmarks/schedule_simulation.py FOLDER ... [--probe 40] [--trained-only] [--out FILE]
 """
 from __future__ import annotations
 
@@ -24,12 +24,13 @@ import statistics
 from pathlib import Path
 
 
-def work_of(folder: Path) -> tuple[list[tuple[str, float]], float, float, str]:
+def work_of(folder: Path, trained_only: bool = False) -> tuple[list[tuple[str, float]], float, float, str]:
     """The runs (name, training seconds) in the protocol's order, the judges' training seconds, a run's scoring
     seconds (the median over runs of its step's wall time less its training, or the whole step where a helper
     trained it), the CPU."""
     prov = json.loads((folder / "provenance.json").read_text())
-    runs = [(name, float(info["train_seconds"])) for name, info in prov["runs"].items() if "train_seconds" in info]
+    runs = [(name, float(info["train_seconds"])) for name, info in prov["runs"].items()
+            if "train_seconds" in info and not (trained_only and info.get("reused"))]
     judge = prov.get("classifier") or {}
     members = judge.get("members") or [judge]
     judges = sum(float(m.get("train_seconds") or 0) for m in members if not m.get("cached"))
@@ -51,8 +52,9 @@ def simulate(runs: list[tuple[str, float]], judges: float, score: float, rule: s
     helper_runs: list[tuple[float, int]] = []  # (finish time, run) of the helper's runs
     t, scored = judges, 0
 
-    def take(who: str) -> int:
-        i = (max(unstarted, key=lambda k: (runs[k][1], -k)) if rule == "longest first"
+    def take(who: str) -> int:  # before the probe has answered, the protocol goes in its own order
+        estimated = rule == "longest first" and (who == "helper" or t >= probe)
+        i = (max(unstarted, key=lambda k: (runs[k][1], -k)) if estimated
              else unstarted[0] if who == "protocol" else unstarted[-1])
         unstarted.remove(i)
         return i
@@ -88,12 +90,14 @@ def main() -> None:
     ap.add_argument("--probe", type=float, default=40.0, help="seconds the probe takes before the helper trains")
     ap.add_argument("--judges", type=float, help="the judges' training seconds instead of the folder's (which are 0 "
                     "where the command found them cached)")
+    ap.add_argument("--trained-only", action="store_true", help="leave out the runs the command found finished "
+                    "(without it every run counts, as a command from an empty cache would train it)")
     ap.add_argument("--out", type=Path)
     a = ap.parse_args()
     lines = ["| folder | CPU | runs | judges s | scoring s a run | all work s | lower bound | protocol order | "
              "longest first | saved |", "|---|---|---|---|---|---|---|---|---|---|"]
     for folder in a.folders:
-        runs, judges, score, cpu = work_of(folder)
+        runs, judges, score, cpu = work_of(folder, a.trained_only)
         judges = judges if a.judges is None else a.judges
         total = judges + sum(t for _, t in runs) + score * len(runs)
         bound = max(total / 2, max(t for _, t in runs) + score, judges)
