@@ -79,6 +79,10 @@ def test_each_side_takes_the_run_with_the_most_training_left(tmp_path):
     assert not sched.taken_by_helper(s_a) and sched.take(s_a, "protocol")
     sched.finished(i_a)
     assert sched.cost(i_a) == 0.0 and not sched.taken_by_helper(i_a)
+    # what the command prints: each method's longest estimate, longest first
+    line = parallel.estimate_line(plan, [700.0 if s.model_name == "icgan" else 45.0 for s in plan])
+    assert line == ("estimated training left at this thread count (the longest seed of each): icgan 11 min 40 s, "
+                    "stargan 45 s")
     # the protocol: a run with nothing to train first (scoring it is short), then the costliest; ties: the first
     fresh = parallel.Schedule()
     fresh.set_costs({str(s.run_folder()): c for s, c in zip(plan, [10.0, 50.0, 50.0, 0.0])})

@@ -198,13 +198,13 @@ SCHEDULE = Schedule()  # this process's: the running side_by_side's runs
 
 
 def estimate_line(sources: list[TrainedSource], costs: list[float]) -> str:
-    """'estimated training left (one process): icgan 15 min a run, stargan 8 min 40 s, ...', longest first."""
+    """'estimated training left at this thread count: icgan 14 min 39 s, stargan 8 min 11 s, ...', longest first."""
     per_name: dict[str, float] = {}
     for s, c in zip(sources, costs):
         per_name[s.name] = max(per_name.get(s.name, 0.0), c)
     parts = [f"{name} {duration(c)}" for name, c in sorted(per_name.items(), key=lambda kv: -kv[1])]
-    seeds = " a run" if len({s.seed for s in sources}) > 1 else ""
-    return f"estimated training left at this thread count{seeds}: {', '.join(parts)}"
+    each = " (the longest seed of each)" if len({s.seed for s in sources}) > 1 else ""
+    return f"estimated training left at this thread count{each}: {', '.join(parts)}"
 
 
 def duration(seconds: float) -> str:
