@@ -183,14 +183,15 @@ class Schedule:
     def next_for_helper(self, queue: list[TrainedSource]) -> Optional[TrainedSource]:
         """The costliest run of ``queue`` left to train that nobody has taken (taken now for a helper); without
         estimates the last one not taken. None when there is none."""
+        folders = [str(s.run_folder()) for s in queue]
         with self.lock:
-            free = [s for s in queue if str(s.run_folder()) not in self.taken
-                    and self.costs.get(str(s.run_folder()), 1.0) != 0.0]
+            free = [(s, f, self.costs.get(f)) for s, f in zip(queue, folders)
+                    if f not in self.taken and self.costs.get(f) != 0.0]
             if not free:
                 return None
-            costs = [self.costs.get(str(s.run_folder())) for s in free]
-            source = free[-1] if any(c is None for c in costs) else max(zip(free, costs), key=lambda sc: sc[1])[0]
-            self.taken[str(source.run_folder())] = "helper"
+            unknown = any(c is None for _, _, c in free)
+            source, folder, _ = free[-1] if unknown else max(free, key=lambda sfc: sfc[2])  # ties: the first
+            self.taken[folder] = "helper"
             return source
 
 
@@ -229,7 +230,7 @@ class Helpers:
     """N - 1 threads, each starting one helper process at a time on the costliest run nobody has taken (``SCHEDULE``);
     the first thread first runs the probe process that estimates the runs' costs (with more than one run)."""
 
-    def __init__(self, sources: list[TrainedSource], helpers: int, threads: int, probe: bool = True) -> None:
+    def __init__(self, sources: list[TrainedSource], helpers: int, threads: int) -> None:
         self.queue = list(sources)
         self.threads = threads
         self.lock = threading.Lock()
@@ -238,7 +239,7 @@ class Helpers:
         self.failed: list[str] = []
         self.context = multiprocessing.get_context("spawn")  # fork would copy the parent's OpenMP threads' state
         self.probed = threading.Event()
-        if not (probe and len(self.queue) > 1):
+        if len(self.queue) <= 1:  # nothing to order
             self.probed.set()
         self.workers = [threading.Thread(target=self.work, args=(i,), daemon=True, name=f"starbench-helper-{i}")
                         for i in range(helpers)]
