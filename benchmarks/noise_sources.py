@@ -50,14 +50,15 @@ STUDIES = {  # label: folder with curve.csv and provenance.json (a seed study's 
     "rafd 20k (EPYC)": RESULTS / "cross_machine/amd_epyc_bf16_20k_seeds",
     "rafd 20k (Xeon)": RESULTS / "cross_machine/intel_amx_bf16_20k_seeds",
     "rafd 6k (Xeon)": RESULTS / "cross_machine/intel_amx_bf16_seeds",
-    "celeba (Xeon, committed)": ROOT / "results/seeds/celeba_attributes",
-    "celeba (EPYC)": RESULTS / "cross_machine/amd_epyc_celeba_seeds",
+    "celeba (EPYC, committed)": ROOT / "results/seeds/celeba_attributes",
+    "celeba 18k (EPYC)": RESULTS / "cross_machine/amd_epyc_celeba_seeds",
+    "celeba 18k (Xeon)": RESULTS / "cross_machine/intel_amx_celeba_18k_seeds",
     "joint (Xeon, committed)": ROOT / "results/seeds/joint_training",
     "joint (EPYC)": RESULTS / "cross_machine/amd_epyc_joint_seeds",
 }
 PAIRS = [  # the same preset on two CPUs: (A, B) and (B, A) are both reported
     ("rafd 20k (EPYC)", "rafd 20k (Xeon)"),
-    ("celeba (Xeon, committed)", "celeba (EPYC)"),
+    ("celeba 18k (Xeon)", "celeba 18k (EPYC)"),
     ("joint (Xeon, committed)", "joint (EPYC)"),
 ]
 
