@@ -53,13 +53,13 @@ STUDIES = {  # label: folder with curve.csv and provenance.json (a seed study's 
     "celeba (EPYC, committed)": ROOT / "results/seeds/celeba_attributes",
     "celeba 18k (EPYC)": RESULTS / "cross_machine/amd_epyc_celeba_seeds",
     "celeba 18k (Xeon)": RESULTS / "cross_machine/intel_amx_celeba_18k_seeds",
-    "joint (Xeon, committed)": ROOT / "results/seeds/joint_training",
-    "joint (EPYC)": RESULTS / "cross_machine/amd_epyc_joint_seeds",
+    "joint (EPYC, committed)": ROOT / "results/seeds/joint_training",
+    "joint (Xeon)": RESULTS / "cross_machine/intel_amx_joint_seeds",
 }
 PAIRS = [  # the same preset on two CPUs: (A, B) and (B, A) are both reported
     ("rafd 20k (EPYC)", "rafd 20k (Xeon)"),
     ("celeba 18k (Xeon)", "celeba 18k (EPYC)"),
-    ("joint (Xeon, committed)", "joint (EPYC)"),
+    ("joint (Xeon)", "joint (EPYC, committed)"),
 ]
 
 
