@@ -183,7 +183,7 @@ class Schedule:
     def next_for_helper(self, queue: list[TrainedSource]) -> Optional[TrainedSource]:
         """The costliest run of ``queue`` left to train that nobody has taken (taken now for a helper); without
         estimates the last one not taken. None when there is none."""
-        folders = [str(s.run_folder()) for s in queue]
+        folders = [folder_of(s) for s in queue]  # the schedule's key, made in one place
         with self.lock:
             free = [(s, f, self.costs.get(f)) for s, f in zip(queue, folders)
                     if f not in self.taken and self.costs.get(f) != 0.0]
