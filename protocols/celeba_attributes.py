@@ -29,7 +29,7 @@ from starbench.data import LoadedData, load_data
 from starbench.data.batches import to_float
 from starbench.devices import resolve_device
 from starbench.errors import StarbenchError
-from starbench.evaluate.classifiers import member_seconds, task_classifier, train_members
+from starbench.evaluate.classifiers import task_classifier, train_members
 from starbench.evaluate.core import Evaluation
 from starbench.evaluate.curves import render_curve
 from starbench.evaluate.score import Judge, Scores
@@ -165,12 +165,6 @@ def train_judge(cfg: Any, seeds: list[int]) -> bool:
     check_inputs(cfg)
     data = load_data(cfg, show_progress=False)
     return train_members(cfg, data, resolve_device(cfg.device), seeds, *JUDGE, attrs=ATTRS)
-
-
-def judge_member_seconds(cfg: Any) -> float:
-    """One judge member's training seconds here, measured over a few steps (0: all cached), for ``jobs``."""
-    check_inputs(cfg)
-    return member_seconds(cfg, load_data(cfg, show_progress=False), resolve_device(cfg.device), *JUDGE, attrs=ATTRS)
 
 
 def predict(net: torch.nn.Module, images_u8: torch.Tensor) -> np.ndarray:
@@ -313,7 +307,7 @@ def render(record: dict[str, Any], arrays: dict[str, np.ndarray], folder: Path) 
 
 @register_protocol(NAME, "CelebA attribute edits (stand-in for the paper's Tables 1-2): accuracy, preservation, FID",
                    render=render, task=build_task, jobs=trained_jobs, data="celeba",
-                   judge=train_judge, judge_cost=judge_member_seconds)
+                   judge=train_judge)
 def run(cfg: Any) -> ProtocolResult:
     check_inputs(cfg)
     ev = Evaluation(cfg, NAME, own_steps=3)

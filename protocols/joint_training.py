@@ -50,7 +50,6 @@ from starbench.protocols.rafd_expression import (
     expression_summary,
     expression_task,
 )
-from starbench.protocols.rafd_expression import judge_member_seconds as rafd_judge_member_seconds
 from starbench.protocols.rafd_expression import train_judge as train_rafd_judge
 from starbench.protocols.tables import (
     convergence_notes,
@@ -133,11 +132,6 @@ def train_judge(cfg: Any, seeds: list[int]) -> bool:
     return train_rafd_judge(variant_cfg(cfg, "rafd"), seeds)
 
 
-def judge_member_seconds(cfg: Any) -> float:
-    """One member of that judge: its training seconds here, measured over a few steps (0: all cached)."""
-    return rafd_judge_member_seconds(variant_cfg(cfg, "rafd"))
-
-
 def render(record: dict[str, Any], arrays: dict[str, np.ndarray], folder: Path) -> None:
     write_table(pd.DataFrame(record["table"]), folder, "joint",
                 caption="Joint training with the mask vector: RaFD expression translation, SNG vs JNT",
@@ -148,7 +142,7 @@ def render(record: dict[str, Any], arrays: dict[str, np.ndarray], folder: Path) 
 
 @register_protocol(NAME, "StarGAN-SNG vs StarGAN-JNT (mask vector) on RaFD; CelebA faces given RaFD expressions",
                    render=render, task=build_task, jobs=jobs, data="joint",
-                   judge=train_judge, judge_cost=judge_member_seconds)
+                   judge=train_judge)
 def run(cfg: Any) -> ProtocolResult:
     check_curve(cfg, "stargan")
     ev = Evaluation(cfg, NAME, own_steps=4, n_sources=len(VARIANTS) * len(seeds_of(cfg)) + len(cfg.translations))

@@ -32,7 +32,7 @@ from starbench.data import LoadedData, load_data
 from starbench.data.rafd import rafd_domains
 from starbench.devices import resolve_device
 from starbench.errors import StarbenchError
-from starbench.evaluate.classifiers import classify, member_seconds, task_classifier, train_members
+from starbench.evaluate.classifiers import classify, task_classifier, train_members
 from starbench.evaluate.core import Evaluation
 from starbench.evaluate.curves import render_curve
 from starbench.evaluate.score import Judge, Scores
@@ -113,12 +113,6 @@ def train_judge(cfg: Any, seeds: list[int]) -> bool:
     when it trained any."""
     check_inputs(cfg)
     return train_members(cfg, load_data(cfg, show_progress=False), resolve_device(cfg.device), seeds, *JUDGE)
-
-
-def judge_member_seconds(cfg: Any) -> float:
-    """One judge member's training seconds here, measured over a few steps (0: all cached), for ``jobs``."""
-    check_inputs(cfg)
-    return member_seconds(cfg, load_data(cfg, show_progress=False), resolve_device(cfg.device), *JUDGE)
 
 
 def expression_judge(clf: torch.nn.Module) -> Judge:
@@ -258,7 +252,7 @@ def render(record: dict[str, Any], arrays: dict[str, np.ndarray], folder: Path) 
 # ------------------------------------------------------------------------------------ the protocol
 @register_protocol(NAME, "RaFD expression translation (the paper's Table 3): classifier error, FID, paired GT, params",
                    render=render, task=build_task, jobs=trained_jobs, data="rafd",
-                   judge=train_judge, judge_cost=judge_member_seconds)
+                   judge=train_judge)
 def run(cfg: Any) -> ProtocolResult:
     check_inputs(cfg)
     ev = Evaluation(cfg, NAME, own_steps=4)

@@ -120,8 +120,7 @@ def register_model(name: str, description: str = "") -> Callable[[T], T]:
 def register_protocol(name: str, description: str = "", render: Optional[Callable[..., Any]] = None,
                       task: Optional[Callable[..., Any]] = None, data: Optional[str] = None,
                       jobs: Optional[Callable[..., Any]] = None,
-                      judge: Optional[Callable[..., Any]] = None,
-                      judge_cost: Optional[Callable[..., Any]] = None) -> Callable[[T], T]:
+                      judge: Optional[Callable[..., Any]] = None) -> Callable[[T], T]:
     """Function decorator: make a protocol runnable as ``starbench run protocol=name``.
 
     ``render(record, arrays, folder)`` writes its tables and figures from a stored run record, so that
@@ -131,8 +130,7 @@ def register_protocol(name: str, description: str = "", render: Optional[Callabl
     runs on: ``starbench run`` sets ``data=`` to it, and a different explicit ``data=`` is an error.
     ``jobs(cfg)`` lists the trained sources the protocol would train (``starbench plan``). ``judge(cfg, seeds)``
     trains the members ``seeds`` of the protocol's judge (its classifier) into the cache, as the protocol itself
-    would: with ``jobs`` a helper process trains some of them while the protocol's process trains the others, where
-    ``judge_cost(cfg)`` (one member's training seconds, measured; 0 when all are cached) says that ends sooner.
+    would: with ``jobs`` a helper process trains some of them while the protocol's process trains the others.
     """
     def wrap(obj: T) -> T:
         if render is not None:
@@ -142,7 +140,6 @@ def register_protocol(name: str, description: str = "", render: Optional[Callabl
         obj.data = data  # type: ignore[attr-defined]
         obj.jobs = jobs  # type: ignore[attr-defined]
         obj.judge = judge  # type: ignore[attr-defined]
-        obj.judge_cost = judge_cost  # type: ignore[attr-defined]
         return PROTOCOLS.register(name, obj, description)
     return wrap
 

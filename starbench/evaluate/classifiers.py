@@ -25,7 +25,6 @@ from starbench.metrics.classifier import (
     cached_classifier_file,
     predict_logits,
     resnet_fast_path,
-    time_classifier,
     train_classifier,
 )
 from starbench.train.speed import FastPath, fast_path, precision_key
@@ -72,23 +71,9 @@ def train_members(cfg: Any, data: LoadedData, device: torch.device, seeds: list[
     return not all(i["cached"] for i in infos)
 
 
-def member_seconds(cfg: Any, data: LoadedData, device: torch.device, kind: str, labels: str, description: str,
-                   **key: Any) -> float:
-    """What training one of the judge's members costs here (timed over a few steps at the training thread count, as
-    ``task_classifier`` trains it), or 0 when every member is cached: a scheduler's estimate (``evaluate.parallel``)."""
-    fast, train, shared = _member_setup(cfg, data, device, labels, description, kind, key)
-    seeds = judge_seeds(cfg)
-    if all(cached_classifier_file(cache_dir(cfg), _member_key(cfg, seed, shared)).is_file() for seed in seeds):
-        return 0.0
-    with torch_threads(shared["threads"]):
-        return time_classifier(data.images, data.labels, train, labels, _recipe(cfg, seeds[0]), device,
-                               amp=fast.autocast_dtype is not None, channels_last=fast.channels_last)
-
-
-def _member_setup(cfg: Any, data: LoadedData, device: torch.device, labels: str, description: str, kind: str,
-                  key: dict[str, Any]) -> tuple[FastPath, np.ndarray, dict[str, Any]]:
-    """The arithmetic the judge's members train with, their train rows, and every part of a member's cache key but
-    its recipe."""
+def _members(cfg: Any, data: LoadedData, device: torch.device, kind: str, labels: str, description: str,
+             seeds: list[int], key: dict[str, Any]) -> tuple[list[torch.nn.Module], list[dict]]:
+    """The judge's members of ``seeds``, each trained or loaded from the cache."""
     fast = fast_path(device, cfg.train.amp, cfg.train.channels_last)  # once: its fallback line is printed once
     fast = resnet_fast_path(fast, int(data.images.shape[-1]))  # fp32 where bf16 would train a layer wrongly
     # every member's cache key but its recipe: the images, the rows it learns from and their labels (a split setting
@@ -100,23 +85,6 @@ def _member_setup(cfg: Any, data: LoadedData, device: torch.device, labels: str,
     threads = training_threads(cfg)  # a training process's count, whether or not this command trains methods
     shared = {"kind": kind, "data": data_fingerprint(data), "size": int(data.images.shape[-1]), "train_rows": rows,
               "precision": precision_key(fast), "threads": threads, **key}
-    return fast, train, shared
-
-
-def _recipe(cfg: Any, seed: int) -> ClassifierRecipe:
-    return ClassifierRecipe(epochs=cfg.classifier.epochs, batch_size=cfg.classifier.batch_size, lr=cfg.classifier.lr,
-                            seed=seed)
-
-
-def _member_key(cfg: Any, seed: int, shared: dict[str, Any]) -> str:
-    return cache_key(recipe=vars(_recipe(cfg, seed)), **shared)
-
-
-def _members(cfg: Any, data: LoadedData, device: torch.device, kind: str, labels: str, description: str,
-             seeds: list[int], key: dict[str, Any]) -> tuple[list[torch.nn.Module], list[dict]]:
-    """The judge's members of ``seeds``, each trained or loaded from the cache."""
-    fast, train, shared = _member_setup(cfg, data, device, labels, description, kind, key)
-    threads = shared["threads"]
     members, infos = [], []
     with torch_threads(threads):
         for seed in seeds:
@@ -147,8 +115,9 @@ def _one_classifier(cfg: Any, data: LoadedData, train: np.ndarray, device: torch
                     fast: FastPath, shared: dict[str, Any], description: str) -> tuple[torch.nn.Module, dict]:
     """One ResNet-18 of the judge on the ``train`` rows, trained with ``seed`` or loaded from the cache (``shared``:
     the rest of its key)."""
-    recipe = _recipe(cfg, seed)
-    cache_key_ = _member_key(cfg, seed, shared)
+    recipe = ClassifierRecipe(epochs=cfg.classifier.epochs, batch_size=cfg.classifier.batch_size,
+                              lr=cfg.classifier.lr, seed=seed)
+    cache_key_ = cache_key(recipe=vars(recipe), **shared)
 
     def fit():
         net = train_classifier(data.images, data.labels, train, labels, recipe, device, description=description,

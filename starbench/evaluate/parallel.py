@@ -112,14 +112,11 @@ def config_from(settings: dict[str, Any]) -> Any:
     return OmegaConf.merge(OmegaConf.structured(schema_for(named_models([], settings))), settings)
 
 
-def probe_costs(runs: list[tuple[dict[str, Any], str, str]], threads: int, out: str,
-                judge: Optional["JudgeShare"] = None) -> None:
-    """A probe process: each run's training seconds left (``evaluate.costs``) at the helpers' thread count and, with
-    ``judge`` while some run has training left, one judge member's (0: all cached), written to ``out`` as JSON."""
+def probe_costs(runs: list[tuple[dict[str, Any], str, str]], threads: int, out: str) -> None:
+    """A probe process: each run's training seconds left (``evaluate.costs``) at the helpers' thread count, written to
+    ``out`` as a JSON list."""
     torch.set_num_threads(threads)
-    costs = estimate_seconds([(config_from(settings), model, fp) for settings, model, fp in runs])
-    member = judge.cost(config_from(judge.settings)) if judge is not None and any(costs) else 0.0
-    write_json(Path(out), {"runs": costs, "judge_member": member})
+    write_json(Path(out), estimate_seconds([(config_from(settings), model, fp) for settings, model, fp in runs]))
 
 
 def folder_of(source: Source) -> Optional[str]:
@@ -130,35 +127,11 @@ def folder_of(source: Source) -> Optional[str]:
 @dataclass
 class JudgeShare:
     """The judge's members a command's helper processes train (``helper_judge_seeds``) while the protocol's process
-    trains the others: the protocol's ``judge`` and ``judge_cost`` hooks, the command's config as plain data, the
-    seeds not yet taken, the judge's number of members."""
+    trains the others: the protocol's ``judge`` hook, the command's config as plain data, the seeds not yet taken."""
 
     train: Callable[[Any, list[int]], bool]
-    cost: Callable[[Any], float]
     settings: dict[str, Any]
     seeds: list[int] = field(default_factory=list)
-    members: int = 1
-
-
-def last_end(costs: list[float], starts: list[float]) -> float:
-    """When the last of runs of ``costs`` ends on processes free from ``starts``, each taking the costliest run left
-    when it comes free (the rule ``Schedule`` follows)."""
-    free = list(starts)
-    for cost in sorted(costs, reverse=True):
-        first = min(range(len(free)), key=lambda i: free[i])
-        free[first] += cost
-    return max(free)
-
-
-def judge_share_pays(costs: list[float], member: float, members: int, shared: int, probe: float) -> bool:
-    """Whether the helper training ``shared`` of the judge's ``members`` (each ``member`` seconds) after its probe
-    ends the runs of ``costs`` sooner than leaving the whole judge to the protocol's process: it pays where the
-    protocol's side is the longer one, and costs where the helper's longest run is (one long run beside short ones).
-    The protocol's scoring of every run is left out (it is not estimated): that errs towards leaving the judge whole.
-    """
-    judge = member * members
-    alone = last_end(costs, [judge, probe])
-    return last_end(costs, [judge - shared * member, probe + shared * member]) < alone
 
 
 def helper_judge_seeds(cfg: Any, jobs: int) -> list[int]:
@@ -222,6 +195,11 @@ class Schedule:
         if folder is not None:
             with self.lock:
                 self.taken.pop(folder, None)
+
+    def training_left(self) -> bool:
+        """Whether some run may have training left: any estimated above 0, or no estimates (no probe, or it failed)."""
+        with self.lock:
+            return not self.costs or any(c > 0.0 for c in self.costs.values())
 
     def taken_by_helper(self, source: Source) -> bool:
         folder = folder_of(source)
@@ -301,9 +279,8 @@ def member_as_this_command_saw_it(info: dict[str, Any], seed: int, file: Path) -
 
 class Helpers:
     """N - 1 threads, each starting one helper process at a time on the costliest run nobody has taken (``SCHEDULE``);
-    the first thread first runs the probe process that estimates the runs' costs (with more than one run) and, with
-    ``judge``, one judge member's; where sharing the judge ends sooner (``judge_share_pays``), each thread then first
-    trains the judge's members left to the helpers."""
+    the first thread first runs the probe process that estimates the runs' costs (with more than one run), and when
+    some run has training left, each thread first trains judge members of ``judge`` while there are any."""
 
     def __init__(self, sources: list[TrainedSource], helpers: int, threads: int,
                  judge: Optional[JudgeShare] = None) -> None:
@@ -379,31 +356,18 @@ class Helpers:
         that fails, one line says so and the runs are taken from the back of the list."""
         runs = [(OmegaConf.to_container(s.cfg, resolve=True), s.model_name, s.fp) for s in self.queue]
         start = time.perf_counter()
-        judge = self.judge if self.judge is not None and self.judge.seeds else None
         with tempfile.TemporaryDirectory(prefix="starbench-probe-") as folder:
             out = Path(folder) / "costs.json"
-            code = self.run_process(probe_costs, (runs, self.threads, str(out), judge), "starbench probe")
-            found = json.loads(out.read_text()) if code == 0 and out.is_file() else None
-        if found is None:
-            if self.judge is not None:
-                self.judge.seeds.clear()  # no estimates: the judge stays with the protocol's process
+            code = self.run_process(probe_costs, (runs, self.threads, str(out)), "starbench probe")
+            costs = json.loads(out.read_text()) if code == 0 and out.is_file() else None
+        if costs is None:
             if not self.stopping:
                 console.print(f"  helper process: could not time the runs' steps (exit {code}); taking them from the "
                               f"back of the list", highlight=False)
             return
-        costs, probe = found["runs"], time.perf_counter() - start
         SCHEDULE.set_costs({str(s.run_folder()): float(c) for s, c in zip(self.queue, costs)})
-        console.print(f"  helper process: {estimate_line(self.queue, costs)} (probe: {probe:.0f} s); the longest first",
-                      highlight=False, soft_wrap=True)
-        if judge is not None:
-            member = float(found["judge_member"])
-            if member and judge_share_pays(costs, member, judge.members, len(judge.seeds), probe):
-                seeds = ", ".join(map(str, judge.seeds))
-                console.print(f"  helper process: also the judge's member of seed {seeds} (estimated "
-                              f"{duration(member)} each); the protocol's process trains the others",
-                              highlight=False, soft_wrap=True)
-            else:
-                judge.seeds.clear()
+        console.print(f"  helper process: {estimate_line(self.queue, costs)} (probe: {time.perf_counter() - start:.0f}"
+                      f" s); the longest first", highlight=False, soft_wrap=True)
 
     def work(self, index: int) -> None:
         if index == 0 and not self.probed.is_set():
@@ -412,8 +376,9 @@ class Helpers:
             finally:
                 self.probed.set()
         self.probed.wait()
-        while (seed := self.next_member()) is not None:  # the probe left them where sharing the judge pays
-            self.train_member(seed)
+        if SCHEDULE.training_left():  # else the judge was most likely trained with the runs: nothing to share
+            while (seed := self.next_member()) is not None:
+                self.train_member(seed)
         while (source := self.next_job()) is not None:
             what = f"{source.name} (seed {source.seed})"
             start = time.perf_counter()
@@ -462,10 +427,9 @@ def side_by_side(cfg: Any, protocol: Any) -> Iterator[None]:
         yield
         return
     threads = threads_per_job(jobs)
-    train_judge, judge_cost = getattr(protocol, "judge", None), getattr(protocol, "judge_cost", None)
-    judge = (JudgeShare(train_judge, judge_cost, OmegaConf.to_container(cfg, resolve=True),
-                        helper_judge_seeds(cfg, jobs), int(cfg.classifier.members))
-             if train_judge is not None and judge_cost is not None and len(sources) > 1 else None)  # one run: no probe
+    judge_of = getattr(protocol, "judge", None)
+    judge = (JudgeShare(judge_of, OmegaConf.to_container(cfg, resolve=True), helper_judge_seeds(cfg, jobs))
+             if judge_of is not None else None)
     with torch_threads(threads):
         _TRAINED_HERE.clear()  # what an earlier command's helpers trained is reused by this one
         _JUDGE_TAKEN.clear()

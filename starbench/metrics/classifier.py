@@ -12,7 +12,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -149,76 +149,42 @@ def train_classifier(images: np.ndarray, targets: np.ndarray, rows: np.ndarray, 
 
     A network that could only judge at random is refused, not returned: no rows to learn from (a batch of none gives
     NaN batch statistics, and every later verdict and feature is NaN), or a loss that stops being finite."""
-    run = _Training(images, targets, rows, kind, recipe, device, description, amp, channels_last)
-    with progress_bar(description, total=run.total, enabled=show_progress) as advance:
-        for _ in run.steps():
-            advance(1)
-    return run.net.eval()
-
-
-def time_classifier(images: np.ndarray, targets: np.ndarray, rows: np.ndarray, kind: str, recipe: ClassifierRecipe,
-                    device: torch.device, amp: bool = False, channels_last: bool = False, steps: int = 3) -> float:
-    """The seconds ``train_classifier`` would take with these arguments, from one warm-up step and ``steps`` timed
-    ones (a scheduler's estimate, ``evaluate.parallel``); nothing is kept."""
-    run = _Training(images, targets, rows, kind, recipe, device, "classifier", amp, channels_last)
-    durations: list[float] = []
-    last = time.perf_counter()
-    for _ in run.steps():
-        now = time.perf_counter()
-        durations.append(now - last)
-        last = now
-        if len(durations) > steps:
-            break
-    timed = durations[1:] or durations  # the first step builds the kernels
-    return run.total * sum(timed) / len(timed)
-
-
-class _Training:
-    """One classifier's training, step by step: the network, its AdamW and one-cycle schedule, the seeded order."""
-
-    def __init__(self, images: np.ndarray, targets: np.ndarray, rows: np.ndarray, kind: str,
-                 recipe: ClassifierRecipe, device: torch.device, description: str, amp: bool,
-                 channels_last: bool) -> None:
-        if len(rows) < 2:  # batch norm needs two images a batch
-            raise StarbenchError(f"{description}: {len(rows)} training image(s); expected at least 2 (is the train "
-                                 f"split empty? see data.test_fraction and data.max_images)")
-        self.images, self.targets, self.rows, self.kind, self.recipe = images, targets, rows, kind, recipe
-        self.device, self.description, self.amp = device, description, amp
-        self.g = torch.Generator().manual_seed(recipe.seed)
-        torch.manual_seed(recipe.seed)
-        self.layout = torch.channels_last if channels_last else torch.preserve_format
-        self.net = resnet18(targets.shape[1]).to(device, memory_format=self.layout)
-        # on the CPU the same AdamW block by block: bit for bit torch's, its step memory-bound on 11M weights otherwise
-        adamw = BlockedAdamW if device.type == "cpu" else torch.optim.AdamW
-        self.opt = adamw(self.net.parameters(), recipe.lr, weight_decay=recipe.weight_decay)
-        self.per_epoch = max(1, len(rows) // recipe.batch_size)
-        self.total = recipe.epochs * self.per_epoch
-        self.sched = torch.optim.lr_scheduler.OneCycleLR(self.opt, recipe.lr, total_steps=self.total)
-
-    def steps(self) -> Iterator[int]:
-        """Train, yielding after each step (its number, from 1)."""
-        recipe, net = self.recipe, self.net
-        net.train()
+    if len(rows) < 2:  # batch norm needs two images a batch
+        raise StarbenchError(f"{description}: {len(rows)} training image(s); expected at least 2 (is the train "
+                             f"split empty? see data.test_fraction and data.max_images)")
+    g = torch.Generator().manual_seed(recipe.seed)
+    torch.manual_seed(recipe.seed)
+    layout = torch.channels_last if channels_last else torch.preserve_format
+    net = resnet18(targets.shape[1]).to(device, memory_format=layout)
+    # on the CPU the same AdamW block by block: bit for bit torch's, its step memory-bound on 11M weights otherwise
+    adamw = BlockedAdamW if device.type == "cpu" else torch.optim.AdamW
+    opt = adamw(net.parameters(), recipe.lr, weight_decay=recipe.weight_decay)
+    steps_per_epoch = max(1, len(rows) // recipe.batch_size)
+    total = recipe.epochs * steps_per_epoch
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, recipe.lr, total_steps=total)
+    net.train()
+    with progress_bar(description, total=total, enabled=show_progress) as advance:
         for epoch in range(recipe.epochs):
-            perm = torch.randperm(len(self.rows), generator=self.g).numpy()
-            for k in range(self.per_epoch):
-                idx = np.sort(self.rows[perm[k * recipe.batch_size:(k + 1) * recipe.batch_size]])
-                x = to_float(torch.from_numpy(self.images[idx]))
-                flip = torch.rand(len(idx), generator=self.g) < 0.5
+            perm = torch.randperm(len(rows), generator=g).numpy()
+            for k in range(steps_per_epoch):
+                idx = np.sort(rows[perm[k * recipe.batch_size:(k + 1) * recipe.batch_size]])
+                x = to_float(torch.from_numpy(images[idx]))
+                flip = torch.rand(len(idx), generator=g) < 0.5
                 x[flip] = x[flip].flip(-1)
-                y = torch.from_numpy(self.targets[idx])
-                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-                    logits = net(x.to(self.device, memory_format=self.layout))
-                loss = loss_fn(logits.float(), y.to(self.device), self.kind)
-                step = epoch * self.per_epoch + k + 1
+                y = torch.from_numpy(targets[idx])
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                    logits = net(x.to(device, memory_format=layout))
+                loss = loss_fn(logits.float(), y.to(device), kind)
                 if not torch.isfinite(loss):
-                    raise StarbenchError(f"{self.description}: the training loss is {loss.item()} at step {step} of "
-                                         f"{self.total}; expected a finite loss (a lower classifier.lr?)")
-                self.opt.zero_grad(set_to_none=True)
+                    raise StarbenchError(f"{description}: the training loss is {loss.item()} at step "
+                                         f"{epoch * steps_per_epoch + k + 1} of {total}; expected a finite loss "
+                                         f"(a lower classifier.lr?)")
+                opt.zero_grad(set_to_none=True)
                 loss.backward()
-                self.opt.step()
-                self.sched.step()
-                yield step
+                opt.step()
+                sched.step()
+                advance(1)
+    return net.eval()
 
 
 class Ensemble(nn.Module):
