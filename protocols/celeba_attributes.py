@@ -27,9 +27,8 @@ import torch
 
 from starbench.data import LoadedData, load_data
 from starbench.data.batches import to_float
-from starbench.devices import resolve_device
 from starbench.errors import StarbenchError
-from starbench.evaluate.classifiers import task_classifier, train_members
+from starbench.evaluate.classifiers import task_classifier
 from starbench.evaluate.core import Evaluation
 from starbench.evaluate.curves import render_curve
 from starbench.evaluate.score import Judge, Scores
@@ -152,19 +151,9 @@ def build_task(cfg: Any) -> Task:
     return edit_task(load_data(cfg, show_progress=bool(cfg.train.progress)))
 
 
-JUDGE = ("attributes", "multilabel", "attribute classifier (ResNet-18)")  # what it classifies, its labels, its name
-
-
 def attribute_classifier(cfg: Any, data: LoadedData, device: torch.device) -> tuple[torch.nn.Module, dict, Path]:
-    return task_classifier(cfg, data, device, *JUDGE, attrs=ATTRS)
-
-
-def train_judge(cfg: Any, seeds: list[int]) -> bool:
-    """The judge's members of ``seeds`` into the cache (a helper process's share of the judge under ``jobs``); True
-    when it trained any."""
-    check_inputs(cfg)
-    data = load_data(cfg, show_progress=False)
-    return train_members(cfg, data, resolve_device(cfg.device), seeds, *JUDGE, attrs=ATTRS)
+    return task_classifier(cfg, data, device, "attributes", "multilabel", "attribute classifier (ResNet-18)",
+                           attrs=ATTRS)
 
 
 def predict(net: torch.nn.Module, images_u8: torch.Tensor) -> np.ndarray:
@@ -306,8 +295,7 @@ def render(record: dict[str, Any], arrays: dict[str, np.ndarray], folder: Path) 
 
 
 @register_protocol(NAME, "CelebA attribute edits (stand-in for the paper's Tables 1-2): accuracy, preservation, FID",
-                   render=render, task=build_task, jobs=trained_jobs, data="celeba",
-                   judge=train_judge)
+                   render=render, task=build_task, jobs=trained_jobs, data="celeba")
 def run(cfg: Any) -> ProtocolResult:
     check_inputs(cfg)
     ev = Evaluation(cfg, NAME, own_steps=3)

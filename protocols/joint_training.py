@@ -50,7 +50,6 @@ from starbench.protocols.rafd_expression import (
     expression_summary,
     expression_task,
 )
-from starbench.protocols.rafd_expression import train_judge as train_rafd_judge
 from starbench.protocols.tables import (
     convergence_notes,
     distribution_labels,
@@ -126,12 +125,6 @@ def jobs(cfg: Any) -> list[Source]:
     return trained_sources(cfg, index_fingerprint(variant_cfg(cfg, "rafd")), index_fingerprint(celeba_cfg), "cpu")
 
 
-def train_judge(cfg: Any, seeds: list[int]) -> bool:
-    """The expression judge's members of ``seeds`` into the cache, on RaFD as SNG's config gives it (the judge
-    ``run`` uses)."""
-    return train_rafd_judge(variant_cfg(cfg, "rafd"), seeds)
-
-
 def render(record: dict[str, Any], arrays: dict[str, np.ndarray], folder: Path) -> None:
     write_table(pd.DataFrame(record["table"]), folder, "joint",
                 caption="Joint training with the mask vector: RaFD expression translation, SNG vs JNT",
@@ -141,8 +134,7 @@ def render(record: dict[str, Any], arrays: dict[str, np.ndarray], folder: Path) 
 
 
 @register_protocol(NAME, "StarGAN-SNG vs StarGAN-JNT (mask vector) on RaFD; CelebA faces given RaFD expressions",
-                   render=render, task=build_task, jobs=jobs, data="joint",
-                   judge=train_judge)
+                   render=render, task=build_task, jobs=jobs, data="joint")
 def run(cfg: Any) -> ProtocolResult:
     check_curve(cfg, "stargan")
     ev = Evaluation(cfg, NAME, own_steps=4, n_sources=len(VARIANTS) * len(seeds_of(cfg)) + len(cfg.translations))

@@ -30,9 +30,8 @@ from omegaconf import OmegaConf
 
 from starbench.data import LoadedData, load_data
 from starbench.data.rafd import rafd_domains
-from starbench.devices import resolve_device
 from starbench.errors import StarbenchError
-from starbench.evaluate.classifiers import classify, task_classifier, train_members
+from starbench.evaluate.classifiers import classify, task_classifier
 from starbench.evaluate.core import Evaluation
 from starbench.evaluate.curves import render_curve
 from starbench.evaluate.score import Judge, Scores
@@ -101,18 +100,8 @@ def build_task(cfg: Any) -> Task:
     return expression_task(load_data(cfg, show_progress=bool(cfg.train.progress)))
 
 
-JUDGE = ("expression", "onehot", "expression classifier (ResNet-18)")  # what it classifies, its labels, its name
-
-
 def expression_classifier(cfg: Any, data: LoadedData, device: torch.device) -> tuple[torch.nn.Module, dict, Path]:
-    return task_classifier(cfg, data, device, *JUDGE)
-
-
-def train_judge(cfg: Any, seeds: list[int]) -> bool:
-    """The judge's members of ``seeds`` into the cache (a helper process's share of the judge under ``jobs``); True
-    when it trained any."""
-    check_inputs(cfg)
-    return train_members(cfg, load_data(cfg, show_progress=False), resolve_device(cfg.device), seeds, *JUDGE)
+    return task_classifier(cfg, data, device, "expression", "onehot", "expression classifier (ResNet-18)")
 
 
 def expression_judge(clf: torch.nn.Module) -> Judge:
@@ -251,8 +240,7 @@ def render(record: dict[str, Any], arrays: dict[str, np.ndarray], folder: Path) 
 
 # ------------------------------------------------------------------------------------ the protocol
 @register_protocol(NAME, "RaFD expression translation (the paper's Table 3): classifier error, FID, paired GT, params",
-                   render=render, task=build_task, jobs=trained_jobs, data="rafd",
-                   judge=train_judge)
+                   render=render, task=build_task, jobs=trained_jobs, data="rafd")
 def run(cfg: Any) -> ProtocolResult:
     check_inputs(cfg)
     ev = Evaluation(cfg, NAME, own_steps=4)

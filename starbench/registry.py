@@ -119,8 +119,7 @@ def register_model(name: str, description: str = "") -> Callable[[T], T]:
 
 def register_protocol(name: str, description: str = "", render: Optional[Callable[..., Any]] = None,
                       task: Optional[Callable[..., Any]] = None, data: Optional[str] = None,
-                      jobs: Optional[Callable[..., Any]] = None,
-                      judge: Optional[Callable[..., Any]] = None) -> Callable[[T], T]:
+                      jobs: Optional[Callable[..., Any]] = None) -> Callable[[T], T]:
     """Function decorator: make a protocol runnable as ``starbench run protocol=name``.
 
     ``render(record, arrays, folder)`` writes its tables and figures from a stored run record, so that
@@ -128,9 +127,7 @@ def register_protocol(name: str, description: str = "", render: Optional[Callabl
     protocol's translation task (``starbench.evaluate.task.Task``) without training anything, so that
     ``starbench export`` can write it for code outside starbench. ``data`` names the dataset the protocol
     runs on: ``starbench run`` sets ``data=`` to it, and a different explicit ``data=`` is an error.
-    ``jobs(cfg)`` lists the trained sources the protocol would train (``starbench plan``). ``judge(cfg, seeds)``
-    trains the members ``seeds`` of the protocol's judge (its classifier) into the cache, as the protocol itself
-    would: with ``jobs`` a helper process trains some of them while the protocol's process trains the others.
+    ``jobs(cfg)`` lists the trained sources the protocol would train (``starbench plan``).
     """
     def wrap(obj: T) -> T:
         if render is not None:
@@ -139,7 +136,6 @@ def register_protocol(name: str, description: str = "", render: Optional[Callabl
             obj.task = task  # type: ignore[attr-defined]
         obj.data = data  # type: ignore[attr-defined]
         obj.jobs = jobs  # type: ignore[attr-defined]
-        obj.judge = judge  # type: ignore[attr-defined]
         return PROTOCOLS.register(name, obj, description)
     return wrap
 

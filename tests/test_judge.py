@@ -7,14 +7,12 @@ import time
 import pandas as pd
 import pytest
 import torch
-from omegaconf import OmegaConf
 from torch import nn
 
 from starbench.config import resolve
 from starbench.data import LoadedData, load_data
 from starbench.data.batches import to_float
 from starbench.errors import StarbenchError
-from starbench.evaluate import parallel
 from starbench.files import save_torch
 from starbench.locks import exclusive
 from starbench.metrics.classifier import (
@@ -86,41 +84,6 @@ def test_members_are_the_single_classifiers_of_their_seeds():
         mean = (single(x).softmax(-1) + other(x).softmax(-1)) / 2
         assert torch.allclose(ensemble(x).softmax(-1), mean, atol=1e-5)
         assert not torch.allclose(single(x), other(x))  # two seeds, two networks
-
-
-def test_a_helper_process_trains_its_share_of_the_judge_as_the_protocol_would(tmp_path, monkeypatch):
-    """Under jobs=N the helpers train the last of the judge's members (3 members, 2 processes: seed 2) in processes of
-    their own; the protocol's process then finds them cached, with the very weights it would have trained itself,
-    and its provenance says who trained them."""
-    assert parallel.helper_judge_seeds(resolve(SMOKE + ["classifier.members=3"]), 2) == [2]
-    assert parallel.helper_judge_seeds(resolve(SMOKE + ["classifier.members=3", "classifier.seed=5"]), 3) == [6, 7]
-    assert parallel.helper_judge_seeds(resolve(SMOKE), 2) == []  # one member: nothing to share
-    monkeypatch.setattr(parallel, "_JUDGE_TAKEN", {})  # this test's command
-    cfg = resolve(SMOKE + ["classifier.members=2", f"cache_dir={tmp_path / 'shared'}"])
-    protocol = PROTOCOLS.get("rafd_expression")
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # the helper's thread count: one judge key on both sides
-    try:
-        share = parallel.JudgeShare(protocol.judge, OmegaConf.to_container(cfg, resolve=True), [1])
-        helpers = parallel.Helpers([], 1, 1, share)  # no runs to train: the judge's member alone
-        helpers.start()
-        helpers.join()
-        assert not share.seeds and list(parallel._JUDGE_TAKEN) == [1]
-        cpu = torch.device("cpu")
-        judge, info, _ = expression_classifier(cfg, load_data(cfg, show_progress=False), cpu)
-        alone_cfg = resolve(SMOKE + ["classifier.members=2", f"cache_dir={tmp_path / 'alone'}"])
-        alone, alone_info, _ = expression_classifier(alone_cfg, load_data(alone_cfg, show_progress=False), cpu)
-        # a helper share given members cached already trains nothing (and says so with its exit code)
-        again = parallel.JudgeShare(protocol.judge, share.settings, [0, 1])
-        assert not protocol.judge(cfg, again.seeds)
-    finally:
-        torch.set_num_threads(before)
-    assert [m["key"] for m in info["members"]] == [m["key"] for m in alone_info["members"]]
-    for mine, theirs in zip(judge.members, alone.members):
-        assert all(torch.equal(a, b) for a, b in zip(mine.state_dict().values(), theirs.state_dict().values()))
-    assert info["members"][1]["trained_by"] == "a helper process of this command"
-    assert not info["members"][1]["cached"] and "trained_by" not in info["members"][0]
-    assert not any(m["cached"] or "trained_by" in m for m in alone_info["members"])
 
 
 def test_an_empty_ensemble_is_refused():

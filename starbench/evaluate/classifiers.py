@@ -14,7 +14,7 @@ from starbench.config import cache_dir
 from starbench.data import LoadedData
 from starbench.data.batches import to_float
 from starbench.errors import StarbenchError
-from starbench.evaluate.parallel import member_as_this_command_saw_it, torch_threads, training_threads
+from starbench.evaluate.parallel import torch_threads, training_threads
 from starbench.evaluate.runs import data_fingerprint
 from starbench.files import save_torch
 from starbench.metrics.classifier import (
@@ -22,7 +22,6 @@ from starbench.metrics.classifier import (
     Ensemble,
     cache_key,
     cached_classifier,
-    cached_classifier_file,
     predict_logits,
     resnet_fast_path,
     train_classifier,
@@ -40,40 +39,6 @@ def task_classifier(cfg: Any, data: LoadedData, device: torch.device, kind: str,
     has. The extractor file (the first member's weights) is what torch-fidelity loads for the classifier Fréchet
     distance.
     """
-    members, infos = _members(cfg, data, device, kind, labels, description, judge_seeds(cfg), key)
-    infos = [member_as_this_command_saw_it(i, i["recipe"]["seed"], cached_classifier_file(cache_dir(cfg), i["key"]))
-             for i in infos]
-    first_key = infos[0]["key"]
-    extractor_file = cache_dir(cfg) / "classifiers" / f"{first_key}.extractor.pt"
-    if not extractor_file.is_file():
-        save_torch(extractor_file, {"state": {k: v.cpu() for k, v in members[0].state_dict().items()},
-                                    "num_outputs": int(data.labels.shape[1]), "image_size": int(data.images.shape[-1])})
-    if len(members) == 1:
-        return members[0], {**infos[0], "judge_key": first_key}, extractor_file
-    info = {**infos[0], "judge_key": "+".join(i["key"] for i in infos),
-            "members": [{"seed": i["recipe"]["seed"], "key": i["key"], "cached": i["cached"],
-                         "train_seconds": i.get("train_seconds"),
-                         **({"trained_by": i["trained_by"]} if "trained_by" in i else {})} for i in infos]}
-    return Ensemble(members, labels).to(device).eval(), info, extractor_file
-
-
-def judge_seeds(cfg: Any) -> list[int]:
-    """The seeds of the judge's members: ``classifier.seed`` .. ``classifier.seed + classifier.members - 1``."""
-    return list(range(cfg.classifier.seed, cfg.classifier.seed + cfg.classifier.members))
-
-
-def train_members(cfg: Any, data: LoadedData, device: torch.device, seeds: list[int], kind: str, labels: str,
-                  description: str, **key: Any) -> bool:
-    """Train the judge's members of ``seeds`` into the cache (those cached already are only read), exactly as
-    ``task_classifier`` would with the same arguments: a helper process's share of the judge (``jobs``), which the
-    protocol's process then finds cached, or waits for under the member's lock. True when it trained any."""
-    _, infos = _members(cfg, data, device, kind, labels, description, seeds, key)
-    return not all(i["cached"] for i in infos)
-
-
-def _members(cfg: Any, data: LoadedData, device: torch.device, kind: str, labels: str, description: str,
-             seeds: list[int], key: dict[str, Any]) -> tuple[list[torch.nn.Module], list[dict]]:
-    """The judge's members of ``seeds``, each trained or loaded from the cache."""
     fast = fast_path(device, cfg.train.amp, cfg.train.channels_last)  # once: its fallback line is printed once
     fast = resnet_fast_path(fast, int(data.images.shape[-1]))  # fp32 where bf16 would train a layer wrongly
     # every member's cache key but its recipe: the images, the rows it learns from and their labels (a split setting
@@ -87,12 +52,22 @@ def _members(cfg: Any, data: LoadedData, device: torch.device, kind: str, labels
               "precision": precision_key(fast), "threads": threads, **key}
     members, infos = [], []
     with torch_threads(threads):
-        for seed in seeds:
+        for seed in range(cfg.classifier.seed, cfg.classifier.seed + cfg.classifier.members):
             net, info = _one_classifier(cfg, data, train, device, labels, seed, fast, shared,
                                         description if cfg.classifier.members == 1 else f"{description}, seed {seed}")
             members.append(net)
             infos.append(info)
-    return members, infos
+    first_key = infos[0]["key"]
+    extractor_file = cache_dir(cfg) / "classifiers" / f"{first_key}.extractor.pt"
+    if not extractor_file.is_file():
+        save_torch(extractor_file, {"state": {k: v.cpu() for k, v in members[0].state_dict().items()},
+                                    "num_outputs": int(data.labels.shape[1]), "image_size": shared["size"]})
+    if len(members) == 1:
+        return members[0], {**infos[0], "judge_key": first_key}, extractor_file
+    info = {**infos[0], "judge_key": "+".join(i["key"] for i in infos),
+            "members": [{"seed": i["recipe"]["seed"], "key": i["key"], "cached": i["cached"],
+                         "train_seconds": i.get("train_seconds")} for i in infos]}
+    return Ensemble(members, labels).to(device).eval(), info, extractor_file
 
 
 def _check_learnable(data: LoadedData, y: np.ndarray, labels: str, description: str) -> None:

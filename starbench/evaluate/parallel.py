@@ -26,9 +26,8 @@ import tempfile
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Iterator, Optional
 
 import torch
 from omegaconf import OmegaConf
@@ -98,15 +97,6 @@ def train_one(settings: dict[str, Any], model: str, fp: str, threads: int) -> No
         raise SystemExit(FOUND_FINISHED)
 
 
-def train_judge_members(judge: Callable[[Any, list[int]], bool], settings: dict[str, Any], seeds: list[int],
-                        threads: int) -> None:
-    """A helper process: the judge's members of ``seeds`` into the cache, through the protocol's own ``judge`` hook
-    (``register_protocol``), at the thread count the protocol's process trains the others with."""
-    torch.set_num_threads(threads)
-    if not judge(config_from(settings), seeds):  # every one of them was cached already
-        raise SystemExit(FOUND_FINISHED)
-
-
 def config_from(settings: dict[str, Any]) -> Any:
     """A run's config again from its plain-data form (see ``train_one``)."""
     return OmegaConf.merge(OmegaConf.structured(schema_for(named_models([], settings))), settings)
@@ -122,26 +112,6 @@ def probe_costs(runs: list[tuple[dict[str, Any], str, str]], threads: int, out: 
 def folder_of(source: Source) -> Optional[str]:
     """A trained source's run folder (the key the schedule knows it by); None for a source that trains nothing."""
     return str(source.run_folder()) if isinstance(source, TrainedSource) else None
-
-
-@dataclass
-class JudgeShare:
-    """The judge's members a command's helper processes train (``helper_judge_seeds``) while the protocol's process
-    trains the others: the protocol's ``judge`` hook, the command's config as plain data, the seeds not yet taken."""
-
-    train: Callable[[Any, list[int]], bool]
-    settings: dict[str, Any]
-    seeds: list[int] = field(default_factory=list)
-
-
-def helper_judge_seeds(cfg: Any, jobs: int) -> list[int]:
-    """The judge's members the helpers train: the last ``members * (jobs - 1) // jobs`` of its seeds. The judge's
-    members are independent networks, each cached on its own; the protocol's process trains its members from the
-    first seed and finds the helpers' ones cached, or waits for them under their lock. With 3 members and 2
-    processes the helper trains one and the protocol's process, which also scores every run, two."""
-    first, members = int(cfg.classifier.seed), int(cfg.classifier.members)
-    share = members * (jobs - 1) // jobs
-    return list(range(first + members - share, first + members))
 
 
 class Schedule:
@@ -196,11 +166,6 @@ class Schedule:
             with self.lock:
                 self.taken.pop(folder, None)
 
-    def training_left(self) -> bool:
-        """Whether some run may have training left: any estimated above 0, or no estimates (no probe, or it failed)."""
-        with self.lock:
-            return not self.costs or any(c > 0.0 for c in self.costs.values())
-
     def taken_by_helper(self, source: Source) -> bool:
         folder = folder_of(source)
         with self.lock:
@@ -251,7 +216,6 @@ def duration(seconds: float) -> str:
 
 
 _TRAINED_HERE: set[str] = set()  # run folders the helper processes of the running side_by_side trained
-_JUDGE_TAKEN: dict[int, float] = {}  # the judge's member seeds they took, and when (``time.time()``)
 
 
 def as_this_command_saw_it(info: dict[str, Any]) -> dict[str, Any]:
@@ -262,30 +226,12 @@ def as_this_command_saw_it(info: dict[str, Any]) -> dict[str, Any]:
     return info
 
 
-def member_as_this_command_saw_it(info: dict[str, Any], seed: int, file: Path) -> dict[str, Any]:
-    """A judge member's provenance with who trained it: one a helper process of this command trained, the protocol's
-    process finds cached, but it was not trained before the command. ``file``: its cache file; one written before a
-    helper took the member is the cache's, as ever. (A helper's member is marked when the helper takes it, not when
-    its process ends: the protocol's process may load the member in between.)"""
-    taken = _JUDGE_TAKEN.get(seed)
-    if not info.get("cached") or taken is None:
-        return info
-    try:
-        written = file.stat().st_mtime
-    except OSError:
-        return info
-    return {**info, "cached": False, "trained_by": "a helper process of this command"} if written >= taken else info
-
-
 class Helpers:
     """N - 1 threads, each starting one helper process at a time on the costliest run nobody has taken (``SCHEDULE``);
-    the first thread first runs the probe process that estimates the runs' costs (with more than one run), and when
-    some run has training left, each thread first trains judge members of ``judge`` while there are any."""
+    the first thread first runs the probe process that estimates the runs' costs (with more than one run)."""
 
-    def __init__(self, sources: list[TrainedSource], helpers: int, threads: int,
-                 judge: Optional[JudgeShare] = None) -> None:
+    def __init__(self, sources: list[TrainedSource], helpers: int, threads: int) -> None:
         self.queue = list(sources)
-        self.judge = judge
         self.threads = threads
         self.lock = threading.Lock()
         self.stopping = False
@@ -310,28 +256,6 @@ class Helpers:
             if source is not None:
                 self.queue.remove(source)
             return source
-
-    def next_member(self) -> Optional[int]:
-        with self.lock:
-            if self.stopping or self.judge is None or not self.judge.seeds:
-                return None
-            return self.judge.seeds.pop()
-
-    def train_member(self, seed: int) -> None:
-        """One of the judge's members, in a process of its own; one that fails the protocol's process trains."""
-        assert self.judge is not None
-        start = time.perf_counter()
-        _JUDGE_TAKEN[seed] = time.time()
-        code = self.run_process(train_judge_members, (self.judge.train, self.judge.settings, [seed], self.threads),
-                                f"starbench judge seed {seed}")
-        if code != 0:
-            _JUDGE_TAKEN.pop(seed, None)
-        if code == 0:
-            console.print(f"  helper process: trained the judge's member of seed {seed} "
-                          f"({time.perf_counter() - start:.0f} s)", highlight=False)
-        elif code != FOUND_FINISHED and not self.stopping:
-            console.print(f"  helper process: training the judge's member of seed {seed} failed (exit {code}); the "
-                          f"protocol trains it itself", highlight=False)
 
     def run_process(self, target: Any, args: tuple, name: str) -> Optional[int]:
         """Start ``target(*args)`` in a process of its own and wait for it: its exit code (None: it did not start, or
@@ -376,9 +300,6 @@ class Helpers:
             finally:
                 self.probed.set()
         self.probed.wait()
-        if SCHEDULE.training_left():  # else the judge was most likely trained with the runs: nothing to share
-            while (seed := self.next_member()) is not None:
-                self.train_member(seed)
         while (source := self.next_job()) is not None:
             what = f"{source.name} (seed {source.seed})"
             start = time.perf_counter()
@@ -427,14 +348,10 @@ def side_by_side(cfg: Any, protocol: Any) -> Iterator[None]:
         yield
         return
     threads = threads_per_job(jobs)
-    judge_of = getattr(protocol, "judge", None)
-    judge = (JudgeShare(judge_of, OmegaConf.to_container(cfg, resolve=True), helper_judge_seeds(cfg, jobs))
-             if judge_of is not None else None)
     with torch_threads(threads):
         _TRAINED_HERE.clear()  # what an earlier command's helpers trained is reused by this one
-        _JUDGE_TAKEN.clear()
         SCHEDULE.reset()
-        helpers = Helpers(sources, min(jobs - 1, len(sources)), threads, judge)
+        helpers = Helpers(sources, min(jobs - 1, len(sources)), threads)
         console.print(f"jobs={jobs}: {len(sources)} training run(s), {helpers.threads} thread(s) per process, "
                       f"{len(helpers.workers)} helper process(es); each process takes the run with the most "
                       f"training left", highlight=False)

@@ -220,11 +220,6 @@ def cache_key(**parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
-def cached_classifier_file(cache_root: Path, key: str) -> Path:
-    """Where ``cached_classifier`` keeps the classifier of cache key ``key``."""
-    return Path(cache_root) / "classifiers" / f"{key}.pt"
-
-
 def cached_classifier(cache_root: Path, key: str, num_outputs: int, device: torch.device,
                       train: Any) -> tuple[nn.Module, dict[str, Any]]:
     """Load the classifier stored under ``key`` or call ``train()`` (-> (net, info)) and store it.
@@ -232,7 +227,7 @@ def cached_classifier(cache_root: Path, key: str, num_outputs: int, device: torc
     A freshly trained network is returned exactly as a cached one is (rebuilt from its saved weights, in the
     default memory format), so the first run of a protocol and every re-run judge with the very same network:
     a channels_last network and a contiguous one give slightly different numbers."""
-    path = cached_classifier_file(cache_root, key)
+    path = Path(cache_root) / "classifiers" / f"{key}.pt"
     fresh = False
     if not path.is_file():
         with exclusive(path.with_name(f".{key}.lock"), f"the classifier {key} being trained"):
