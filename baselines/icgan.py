@@ -134,6 +134,9 @@ class IcGAN(TranslationModel):
     # StarGAN's seed mean 11.9% at 6,000 steps in 813 s against 3.6% at 12,000 in 599 s, DIAT's 10.7% against
     # 12.1% in about 7x the time, CycleGAN's 13.6% against 14.5% (seed 0) in 3.4x. CelebA keeps its own budget (its
     # study ran at batch 16).
+    # Width 16 (g, d and e_conv_dim; half the step time at batch 64) was tried for the main command's time: five
+    # seeds at 8,000 steps gave 20.8 +- 2.0% against 4.6 +- 1.6% at 32, still falling slowly (benchmarks/results/
+    # convergence/icgan-w16-seed*, on an EPYC): too narrow for the task; the demo keeps 32.
     # demo/celeba: at 6,000 steps its target error was still falling (trend -6.7); from step 7,500 it swings between
     # 2.4 and 6.4% (benchmarks/results/convergence/celeba-icgan-x3). At 18,000 (three seeds, on an Intel Xeon with AMX
     # and an AMD EPYC) the seed-mean curve failed the plateau test on both (swings sd 1.1 against 0.4; trend -1.2

@@ -1,13 +1,17 @@
-"""How long a committed command's training would take with ``jobs=2`` under the old run order and under longest-first.
+"""How long a committed command's training would take with ``jobs=2`` under the old run order, under longest-first, and
+under longest-first with the judge shared.
 
 A simulation, not a measurement: it replays the training seconds that each committed folder's ``provenance.json``
-records (per run, and the judge members' when the command trained them) on two processes, under two rules:
+records (per run, and the judge members' when the command trained them) on two processes, under three rules:
 
 - ``protocol order`` (starbench before the probe): the protocol's process trains its judges, then the first run in
   the protocol's order that nobody has started; the helper takes the last one nobody has started;
 - ``longest first`` (``evaluate.parallel.Schedule``): the helper first spends ``--probe`` seconds timing the runs'
   steps, then both take the run with the most training left; the estimates are taken as exact here (on RaFD on the
-  AMD EPYC the probe estimated 870, 491, 391, 175 s for runs that took 901, 487, 417, 177 s).
+  AMD EPYC the probe estimated 870, 491, 391, 175 s for runs that took 901, 487, 417, 177 s);
+- ``judge shared`` (tried on 2026-12-07 and not kept, ``benchmarks/results/schedule/README.md``): as longest first,
+  but after its probe the helper trains the last of the judge's members (of 3, one), and the protocol's process the
+  others.
 
 Scoring (translation, metrics, learning-curve points) runs in the protocol's process, a run's once it is finished, at
 one cost per run read off the folder (see ``work_of``); while the protocol waits for a helper's run it scores that
@@ -24,16 +28,16 @@ import statistics
 from pathlib import Path
 
 
-def work_of(folder: Path, trained_only: bool = False) -> tuple[list[tuple[str, float]], float, float, str]:
-    """The runs (name, training seconds) in the protocol's order, the judges' training seconds, a run's scoring
-    seconds (the median over runs of its step's wall time less its training, or the whole step where a helper
-    trained it), the CPU."""
+def work_of(folder: Path, trained_only: bool = False) -> tuple[list[tuple[str, float]], list[float], float, str]:
+    """The runs (name, training seconds) in the protocol's order, the judge's members' training seconds (those the
+    command trained), a run's scoring seconds (the median over runs of its step's wall time less its training, or the
+    whole step where a helper trained it), the CPU."""
     prov = json.loads((folder / "provenance.json").read_text())
     runs = [(name, float(info["train_seconds"])) for name, info in prov["runs"].items()
             if "train_seconds" in info and not (trained_only and info.get("reused"))]
     judge = prov.get("classifier") or {}
     members = judge.get("members") or [judge]
-    judges = sum(float(m.get("train_seconds") or 0) for m in members if not m.get("cached"))
+    judges = [float(m.get("train_seconds") or 0) for m in members if not m.get("cached")]
     steps = prov.get("wall_seconds_per_step", {})
     scoring = []
     for name, train in runs:
@@ -43,17 +47,19 @@ def work_of(folder: Path, trained_only: bool = False) -> tuple[list[tuple[str, f
     return runs, judges, statistics.median(scoring) if scoring else 0.0, prov.get("numerical_path", {}).get("cpu", "?")
 
 
-def simulate(runs: list[tuple[str, float]], judges: float, score: float, rule: str, probe: float) -> float:
-    """When the protocol's process has trained its judges and every run is trained and scored: two processes, the
-    helper training only, the protocol training and scoring (each run once it is finished; while it waits for a
-    helper's run it scores that run's kept learning-curve points, all but a tenth of the scoring)."""
+def simulate(runs: list[tuple[str, float]], judges: list[float], score: float, rule: str, probe: float) -> float:
+    """When every run is trained and scored: two processes, the helper training only, the protocol training the
+    judge's members (all, or under ``judge shared`` all but the helper's share) and scoring (each run once it is
+    finished; while it waits for a helper's run it scores that run's kept learning-curve points, all but a tenth of
+    the scoring)."""
     unstarted = list(range(len(runs)))
-    helper_free = probe if rule == "longest first" else 0.0
+    shared = sum(judges[len(judges) - len(judges) // 2:]) if rule == "judge shared" else 0.0  # 2 processes
+    helper_free = probe + shared if rule != "protocol order" else 0.0
     helper_runs: list[tuple[float, int]] = []  # (finish time, run) of the helper's runs
-    t, scored = judges, 0
+    t, scored = sum(judges) - shared, 0
 
     def take(who: str) -> int:  # before the probe has answered, the protocol goes in its own order
-        estimated = rule == "longest first" and (who == "helper" or t >= probe)
+        estimated = rule != "protocol order" and (who == "helper" or t >= probe)
         i = (max(unstarted, key=lambda k: (runs[k][1], -k)) if estimated
              else unstarted[0] if who == "protocol" else unstarted[-1])
         unstarted.remove(i)
@@ -95,16 +101,19 @@ def main() -> None:
     ap.add_argument("--out", type=Path)
     a = ap.parse_args()
     lines = ["| folder | CPU | runs | judges s | scoring s a run | all work s | lower bound | protocol order | "
-             "longest first | saved |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "longest first | judge shared | saved (shared against longest first) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for folder in a.folders:
         runs, judges, score, cpu = work_of(folder, a.trained_only)
-        judges = judges if a.judges is None else a.judges
-        total = judges + sum(t for _, t in runs) + score * len(runs)
-        bound = max(total / 2, max(t for _, t in runs) + score, judges)
-        old, new = (simulate(runs, judges, score, rule, a.probe) for rule in ("protocol order", "longest first"))
-        saved = minutes(old - new) if new <= old else "-" + minutes(new - old)
-        lines.append(f"| `{folder}` | {cpu} | {len(runs)} | {judges:.0f} | {score:.0f} | {total:.0f} | "
-                     f"{minutes(bound)} | {minutes(old)} | {minutes(new)} | {saved} |")
+        if a.judges is not None:  # three members of equal cost
+            judges = [a.judges / 3] * 3
+        total = sum(judges) + sum(t for _, t in runs) + score * len(runs)
+        bound = max(total / 2, max(t for _, t in runs) + score, max(judges, default=0.0))
+        old, new, shared = (simulate(runs, judges, score, rule, a.probe)
+                            for rule in ("protocol order", "longest first", "judge shared"))
+        saved = minutes(new - shared) if shared <= new else "-" + minutes(shared - new)
+        lines.append(f"| `{folder}` | {cpu} | {len(runs)} | {sum(judges):.0f} | {score:.0f} | {total:.0f} | "
+                     f"{minutes(bound)} | {minutes(old)} | {minutes(new)} | {minutes(shared)} | {saved} |")
     text = "\n".join(lines) + "\n"
     print(text, end="")
     if a.out:
