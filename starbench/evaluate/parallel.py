@@ -19,9 +19,12 @@ of GAN steps other models (``benchmarks/numerical_paths.py`` measures how far th
 """
 from __future__ import annotations
 
+import ctypes
 import json
 import multiprocessing
 import os
+import signal
+import sys
 import tempfile
 import threading
 import time
@@ -84,6 +87,25 @@ def torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal this process gets when the thread that started it ends
+
+
+def stop_with_parent() -> None:
+    """In a helper process: on Linux, be sent SIGTERM when the command that started it ends without stopping it (a
+    ``kill`` or a scheduler's SIGTERM ends ``starbench run`` before its cleanup runs), so that a helper does not train
+    on alone, holding its run folder's lock and a core; its Trainer then saves a checkpoint and stops, as on Ctrl-C.
+    The signal follows the helper thread that started the process, which waits for it to the end."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # no prctl: the helper stops at its run's end, as before
+        return
+    parent = multiprocessing.parent_process()
+    if parent is not None and os.getppid() != parent.pid:  # the command ended before the line above
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def train_one(settings: dict[str, Any], model: str, fp: str, threads: int) -> None:
     """A helper process: train one run through the protocol's own call (``evaluate.runs.train_method``), quietly.
 
@@ -91,6 +113,7 @@ def train_one(settings: dict[str, Any], model: str, fp: str, threads: int) -> No
     pickle): merged over the bare schema of the same models, it is the protocol's config again, key for key. (Not
     over a resolved config: its scale preset would add keys, such as the demo's ``train.model_steps``, that a run
     at another scale does not have; the run key computed here would then name another folder.)"""
+    stop_with_parent()
     torch.set_num_threads(threads)
     _, _, info = train_method(config_from(settings), model, fp, show=False)
     if info["reused"]:  # the protocol (or another process) had trained it
@@ -105,6 +128,7 @@ def config_from(settings: dict[str, Any]) -> Any:
 def probe_costs(runs: list[tuple[dict[str, Any], str, str]], threads: int, out: str) -> None:
     """A probe process: each run's training seconds left (``evaluate.costs``) at the helpers' thread count, written to
     ``out`` as a JSON list."""
+    stop_with_parent()
     torch.set_num_threads(threads)
     write_json(Path(out), estimate_seconds([(config_from(settings), model, fp) for settings, model, fp in runs]))
 
