@@ -106,6 +106,12 @@ def stop_with_parent() -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
+def as_helper(target: Any, *args: Any) -> None:
+    """A helper process's entry (``Helpers.run_process``): bound to its command's lifetime, then ``target(*args)``."""
+    stop_with_parent()
+    target(*args)
+
+
 def train_one(settings: dict[str, Any], model: str, fp: str, threads: int) -> None:
     """A helper process: train one run through the protocol's own call (``evaluate.runs.train_method``), quietly.
 
@@ -113,7 +119,6 @@ def train_one(settings: dict[str, Any], model: str, fp: str, threads: int) -> No
     pickle): merged over the bare schema of the same models, it is the protocol's config again, key for key. (Not
     over a resolved config: its scale preset would add keys, such as the demo's ``train.model_steps``, that a run
     at another scale does not have; the run key computed here would then name another folder.)"""
-    stop_with_parent()
     torch.set_num_threads(threads)
     _, _, info = train_method(config_from(settings), model, fp, show=False)
     if info["reused"]:  # the protocol (or another process) had trained it
@@ -128,7 +133,6 @@ def config_from(settings: dict[str, Any]) -> Any:
 def probe_costs(runs: list[tuple[dict[str, Any], str, str]], threads: int, out: str) -> None:
     """A probe process: each run's training seconds left (``evaluate.costs``) at the helpers' thread count, written to
     ``out`` as a JSON list."""
-    stop_with_parent()
     torch.set_num_threads(threads)
     write_json(Path(out), estimate_seconds([(config_from(settings), model, fp) for settings, model, fp in runs]))
 
@@ -284,7 +288,7 @@ class Helpers:
     def run_process(self, target: Any, args: tuple, name: str) -> Optional[int]:
         """Start ``target(*args)`` in a process of its own and wait for it: its exit code (None: it did not start, or
         the helpers are stopping)."""
-        process = self.context.Process(target=target, name=name, args=args)
+        process = self.context.Process(target=as_helper, name=name, args=(target, *args))
         with self.lock:
             if self.stopping:
                 return None
