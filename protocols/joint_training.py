@@ -45,6 +45,7 @@ from starbench.evaluate.task import Task
 from starbench.protocols.figures import save_grid_figure
 from starbench.protocols.rafd_expression import (
     FD_COLUMNS,
+    NOT_LEARNED,
     expression_classifier,
     expression_judge,
     expression_summary,
@@ -241,7 +242,8 @@ def joint_table(cfg: Any, results: list[Scores], task: Task
         if m.name == "StarGAN-JNT":
             jnt_test = test
         row: dict[str, Any] = {"model": m.name, "trained on": TRAINED_ON.get(m.name, "-"),
-                               **({"seeds": m.seeds()} if seeded else {}), **m.error(wrong), **m.budget(wrong),
+                               **({"seeds": m.seeds()} if seeded else {}), **m.error(wrong),
+                               **m.budget(wrong, 100 * NOT_LEARNED),
                                **m.distribution(distribution_labels(cfg), FD_COLUMNS),
                                "L1 to ground truth": m.number(lambda r: r.truth_mean("l1", task.valid), 4),
                                "PSNR dB": m.number(lambda r: r.truth_mean("psnr", task.valid), 2),

@@ -169,7 +169,8 @@ def table3(cfg: Any, results: list[Scores], task: Task, real_err: Any
     for m in methods(results, seeded):
         paper_err = TABLE3_ERROR.get(m.name)
         row: dict[str, Any] = {"method": m.name, **({"seeds": m.seeds()} if seeded else {}), **m.error(wrong),
-                               **m.budget(wrong), "paper error %": paper_err.text() if paper_err else "-",
+                               **m.budget(wrong, 100 * NOT_LEARNED),
+                               "paper error %": paper_err.text() if paper_err else "-",
                                **m.distribution(distribution_labels(cfg), FD_COLUMNS),
                                "L1 to ground truth": m.number(lambda r: r.truth_mean("l1", task.valid), 4),
                                "PSNR dB": m.number(lambda r: r.truth_mean("psnr", task.valid), 2),

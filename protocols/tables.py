@@ -189,10 +189,13 @@ class Method:
         out["classifier recall"] = self.number(lambda r: mean_of(r.dist(CLASSIFIER, "recall")), 3)
         return out
 
-    def budget(self, wrong: Callable[[Scores], np.ndarray]) -> dict[str, str]:
+    def budget(self, wrong: Callable[[Scores], np.ndarray], not_learned: Optional[float] = None) -> dict[str, str]:
         """How far the method was trained and whether it had converged: steps, generator updates, training seconds
         (per seed) and the plateau test (``evaluate.curves``) on its seed-mean error curve against the final error's
-        pooled 95% interval. '-' for sources not trained here."""
+        pooled 95% interval. '-' for sources not trained here.
+
+        ``not_learned`` (error %): at or above it the method did not learn the task, and the cell says so first; a
+        curve flat at chance passes the plateau test, and 'yes' alone would read as a result."""
         runs = [r for r in self.ok if r.info.get("kind") == "trained"]
         if not runs:
             return {"steps": "-", "G updates": "-", "train s": "-", "converged": "-" if self.ok else "n/a"}
@@ -205,9 +208,12 @@ class Method:
                 if point.get("error %") is not None:
                     by_step.setdefault(int(point["step"]), []).append(float(point["error %"]))
         curve = [(s, float(np.mean(v))) for s, v in sorted(by_step.items()) if len(v) == len(runs)]
-        verdict = plateau(curve, 100 * (pooled.high - pooled.low) / 2)
+        verdict = plateau(curve, 100 * (pooled.high - pooled.low) / 2).text()
+        error = 100 * float(np.mean([wrong(r).mean() for r in runs]))
+        if not_learned is not None and error >= not_learned:
+            verdict = f"did not learn ({error:.1f}% error); plateau test: {verdict}"
         return {"steps": str(info["steps"]), "G updates": str(info.get("generator_updates", "-")),
-                "train s": f"{seconds:.0f}", "converged": verdict.text()}
+                "train s": f"{seconds:.0f}", "converged": verdict}
 
     def seeds(self) -> str:
         """'3' or '3 (1 diverged)': the seeds column."""
@@ -269,7 +275,9 @@ def convergence_notes(results: Sequence[Scores], error: str) -> list[str]:
              f"when the straight line fitted through them changes by less than the half-width h of the final "
              f"error's pooled 95% interval and they scatter around it with an sd below h / 1.96; NO (trend) marks a "
              f"method whose number was still moving, NO (swings) one whose number depends on the step it was taken "
-             f"at, unknown one with too few curve points (curve_points). G updates: generator updates in those "
+             f"at, unknown one with too few curve points (curve_points); 'did not learn' comes first where the error "
+             f"is at the protocol's no-learning level (RaFD expressions: 75%, guessing 87.5%), where a flat curve "
+             f"passes the test. G updates: generator updates in those "
              f"steps (StarGAN: one per n_critic steps). train s: training wall time per seed."]
     weights = {r.name: r.info.get("weights", "last") for r in trained}
     if set(weights.values()) == {"last"}:

@@ -67,10 +67,14 @@ def test_seeds_give_mean_sd_and_per_seed_rows_that_are_the_single_seed_runs(tmp_
     assert f"{final:.2f}" == singles[0].iloc[0]["classification error % [95% CI]"].split()[0]
     assert (out / "curve.png").stat().st_size > 10_000
     # the table's converged column is the plateau test on the seed-mean curve: points at 3, 6 and 8 put two points
-    # (6 and 8) in the last quarter of training, too few to tell
+    # (6 and 8) in the last quarter of training, too few to tell (after "did not learn (...)" where the error is 75%
+    # or more, as it may be after 8 smoke steps)
     seeds_table = pd.read_csv(out / "table3.csv", keep_default_na=False).set_index("method")
     too_few = "unknown (2 curve point(s) in the last 25% of training, 3 needed)"
-    assert seeds_table.loc["stargan", "converged"] == seeds_table.loc["icgan", "converged"] == too_few
+    for method in ("stargan", "icgan"):
+        error = float(seeds_table.loc[method, "classification error % (mean ± sd)"].split()[0])
+        cell = seeds_table.loc[method, "converged"]
+        assert cell == (f"did not learn ({error:.1f}% error); plateau test: {too_few}" if error >= 75 else too_few)
     assert seeds_table.loc["stargan", "steps"] == "8" and seeds_table.loc["stargan", "G updates"] == "1"
     # `starbench tables` re-renders everything, the curve and per-seed rows included
     before = {f: (out / f).read_bytes() for f in ("table3.md", "per_seed.csv", "curve.csv", "curve.png")}
