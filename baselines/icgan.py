@@ -137,6 +137,9 @@ class IcGAN(TranslationModel):
     # Width 16 (g, d and e_conv_dim; half the step time at batch 64) was tried for the main command's time: five
     # seeds at 8,000 steps gave 20.8 +- 2.0% against 4.6 +- 1.6% at 32, still falling slowly (benchmarks/results/
     # convergence/icgan-w16-seed*, on an EPYC): too narrow for the task; the demo keeps 32.
+    # lr 1e-3 (seeds 0-3, on an EPYC: icgan-lr1e3-seed*, icgan-lr1e3-8000-seed*): 2.9% at 6,000 steps and 2.0% at
+    # 8,000, both curves still falling slowly; a lower error at the same budget, not an earlier plateau. Not yet
+    # the preset: adopting it means a new RaFD seed study and numerical-paths study.
     # demo/celeba: at 6,000 steps its target error was still falling (trend -6.7); from step 7,500 it swings between
     # 2.4 and 6.4% (benchmarks/results/convergence/celeba-icgan-x3). At 18,000 (three seeds, on an Intel Xeon with AMX
     # and an AMD EPYC) the seed-mean curve failed the plateau test on both (swings sd 1.1 against 0.4; trend -1.2

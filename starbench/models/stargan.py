@@ -146,6 +146,8 @@ class StarGAN(TranslationModel):
     # 0 and 2 to 4.0 and 3.4%, seed 1 level at 12-13% from 18,000; benchmarks/results/convergence/
     # celeba-stargan-x4-seed*): the slow fall a 25% window cannot see, as on RaFD. A learning rate falling to 0
     # over the second half ended higher, 11.1% (celeba-stargan-decay-seed*). 24,000 is also its joint budget.
+    # n_critic 2 at demo (seeds 0-3, 6,000 steps, on an EPYC: convergence/stargan-nc2-seed*) did not learn: every
+    # seed's error stayed at chance (87.6% at the end); the demo keeps the paper's 5.
     steps = {"demo": 12000, "demo/celeba": 24000, "demo/joint": 24000}
 
     def __init__(self, domains: DomainSpec, cfg: Any) -> None:
