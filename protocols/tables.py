@@ -276,9 +276,9 @@ def convergence_notes(results: Sequence[Scores], error: str) -> list[str]:
              f"error's pooled 95% interval and they scatter around it with an sd below h / 1.96; NO (trend) marks a "
              f"method whose number was still moving, NO (swings) one whose number depends on the step it was taken "
              f"at, unknown one with too few curve points (curve_points); 'did not learn' comes first where the error "
-             f"is at the protocol's no-learning level (RaFD expressions: 75%, guessing 87.5%), where a flat curve "
-             f"passes the test. G updates: generator updates in those "
-             f"steps (StarGAN: one per n_critic steps). train s: training wall time per seed."]
+             f"is at the protocol's no-learning level (the RaFD expression tables: 75%, an 8-way judge guessing "
+             f"87.5%; CelebA's tables have none), where a flat curve passes the test. G updates: generator updates "
+             f"in those steps (StarGAN: one per n_critic steps). train s: training wall time per seed."]
     weights = {r.name: r.info.get("weights", "last") for r in trained}
     if set(weights.values()) == {"last"}:
         notes.append("Trained methods translate with their last weights.")
