@@ -38,7 +38,7 @@ import torch
 
 from starbench.config import resolve
 from starbench.devices import cpu_label
-from starbench.evaluate.curves import plateau
+from starbench.evaluate.curves import learned_verdict, plateau
 from starbench.evaluate.parallel import side_by_side
 from starbench.metrics.stats import error_rate
 from starbench.protocols.rafd_expression import NOT_LEARNED
@@ -158,11 +158,9 @@ def halfwidth_of(meta: dict, final: float) -> float:
 
 
 def learned(protocol: str, final: float, verdict: str) -> str:
-    """The plateau verdict, after "did not learn" where an RaFD expression curve ends at the protocols' no-learning
-    level, as their tables say it (a curve flat at chance passes the plateau test); CelebA has no such level."""
-    if protocol != "celeba_attributes" and final >= 100 * NOT_LEARNED and not verdict.startswith("did not learn"):
-        return f"did not learn ({final:.1f}% error); plateau test: {verdict}"
-    return verdict
+    """The verdict as the protocol's table words it: the RaFD expression protocols' no-learning level applies,
+    CelebA has none."""
+    return learned_verdict(verdict, final, None if protocol == "celeba_attributes" else 100 * NOT_LEARNED)
 
 
 def report(args: argparse.Namespace) -> None:

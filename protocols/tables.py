@@ -8,7 +8,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
-from starbench.evaluate.curves import TAIL, plateau
+from starbench.evaluate.curves import TAIL, learned_verdict, plateau
 from starbench.evaluate.parallel import as_this_command_saw_it
 from starbench.evaluate.score import Scores
 from starbench.evaluate.seeds import by_method, error_cells, mean_of, mean_sd, paired_over_seeds
@@ -194,8 +194,8 @@ class Method:
         (per seed) and the plateau test (``evaluate.curves``) on its seed-mean error curve against the final error's
         pooled 95% interval. '-' for sources not trained here.
 
-        ``not_learned`` (error %): at or above it the method did not learn the task, and the cell says so first; a
-        curve flat at chance passes the plateau test, and 'yes' alone would read as a result."""
+        ``not_learned`` (error %): at or above it the method did not learn the task, and the cell says so first
+        (``evaluate.curves.learned_verdict``)."""
         runs = [r for r in self.ok if r.info.get("kind") == "trained"]
         if not runs:
             return {"steps": "-", "G updates": "-", "train s": "-", "converged": "-" if self.ok else "n/a"}
@@ -209,11 +209,8 @@ class Method:
                     by_step.setdefault(int(point["step"]), []).append(float(point["error %"]))
         curve = [(s, float(np.mean(v))) for s, v in sorted(by_step.items()) if len(v) == len(runs)]
         verdict = plateau(curve, 100 * (pooled.high - pooled.low) / 2).text()
-        error = 100 * float(np.mean([wrong(r).mean() for r in runs]))
-        if not_learned is not None and error >= not_learned:
-            verdict = f"did not learn ({error:.1f}% error); plateau test: {verdict}"
         return {"steps": str(info["steps"]), "G updates": str(info.get("generator_updates", "-")),
-                "train s": f"{seconds:.0f}", "converged": verdict}
+                "train s": f"{seconds:.0f}", "converged": learned_verdict(verdict, 100 * pooled.rate, not_learned)}
 
     def seeds(self) -> str:
         """'3' or '3 (1 diverged)': the seeds column."""

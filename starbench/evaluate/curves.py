@@ -70,6 +70,15 @@ def plateau(points: Sequence[tuple[int, float]], halfwidth: float, tail: float =
         return Plateau(False, f"swings sd {scatter:.1f} over {where}, above the test set's {halfwidth / 1.96:.1f}")
     return Plateau(True, f"trend {trend:+.1f}, swings sd {scatter:.1f} over {where}; interval ±{halfwidth:.1f}")
 
+def learned_verdict(verdict: str, error: float, not_learned: Optional[float]) -> str:
+    """The plateau verdict's cell text, after "did not learn" where the final error (%) is at or above the task's
+    no-learning level ``not_learned`` (None: the task has none): a curve flat at chance passes the plateau test, and
+    'yes' alone would read as a result."""
+    if not_learned is None or error < not_learned or verdict.startswith("did not learn"):
+        return verdict
+    return f"did not learn ({error:.1f}% error); plateau test: {verdict}"
+
+
 CURVE_METRICS = ("error %", "classifier Frechet", "classifier KID x1000", "FID", "L1 to ground truth")
 
 
