@@ -11,7 +11,8 @@ pass once by chance on its way down).
 Then, for each main-command folder given (``provenance.json``: each run's training seconds and steps, the judges'
 seconds, a run's scoring seconds, the CPU), every run's seconds are scaled to its shortest budget (a step costs the
 same all through a run) and ``schedule_simulation.simulate`` replays the command's two processes, longest first, at
-the preset's budgets and at the shortest ones.
+the preset's budgets and at the shortest ones. The judges and every run count as trained, as from an empty cache,
+also where the folder's command found them cached (their recorded seconds are from the command that trained them).
 
 Read the shortest budgets as estimates: the presets train at a constant learning rate, so a run stopped at T follows
 the same trajectory as the first T steps of a longer one, but its last point would be scored with the weight
@@ -21,6 +22,8 @@ leaves out data loading and start-up, so it falls a minute or less short of a me
     python benchmarks/plateau_floor.py results/seeds/rafd_expression \\
         benchmarks/results/schedule/longest_first benchmarks/results/cross_machine/intel_amx_bf16_icgan64 \\
         [--probe 40] [--out FILE]
+    python benchmarks/plateau_floor.py results/seeds/celeba_attributes results/celeba_attributes
+    python benchmarks/plateau_floor.py results/seeds/joint_training results/joint_training
 """
 from __future__ import annotations
 
@@ -54,12 +57,19 @@ def seed_mean_curves(study: Path) -> dict[str, pd.Series]:
 
 
 def translations(study: Path) -> dict[str, int]:
-    """Per method, how many translations its seed-mean final error pools (all seeds' targets)."""
+    """Per method, how many translations its seed-mean final error pools (all seeds' targets on RaFD, all seeds'
+    edits on CelebA); empty where the record has no such rows (joint training: see ``--translations``)."""
     record = json.loads((study / "record.json").read_text())
     n: dict[str, int] = {}
-    for row in record.get("per_target", []):
-        n[row["method"]] = n.get(row["method"], 0) + int(row["n generated"])
+    for row in record.get("per_target", record.get("per_edit", [])):
+        n[row["method"]] = n.get(row["method"], 0) + int(row.get("n generated", row.get("n", 0)))
     return n
+
+
+def judges_of(folder: Path) -> list[float]:
+    """The judge's members' training seconds, cached or not: a command from an empty cache trains them all."""
+    judge = json.loads((folder / "provenance.json").read_text()).get("classifier") or {}
+    return [float(m.get("train_seconds") or 0) for m in judge.get("members") or [judge]]
 
 
 def shortest_budget(mean: pd.Series, n: int) -> tuple[int | None, list[tuple[int, str]]]:
@@ -79,11 +89,14 @@ def main() -> None:
     ap.add_argument("study", type=Path, help="a seed study's results folder (curve.csv, record.json)")
     ap.add_argument("commands", nargs="+", type=Path, help="main-command folders (provenance.json), one per CPU")
     ap.add_argument("--probe", type=float, default=40.0, help="seconds the probe takes before the helper trains")
+    ap.add_argument("--translations", type=int, default=441, help="translations per seed where the record does not "
+                    "count them (joint training: 63 inputs x 7 targets)")
     ap.add_argument("--out", type=Path)
     a = ap.parse_args()
 
     means, counts = seed_mean_curves(a.study), translations(a.study)
     seeds = pd.read_csv(a.study / "curve.csv").groupby("method")["seed"].nunique()
+    counts = {m: counts.get(m) or a.translations * int(seeds[m]) for m in means}
     lines = [f"Seed study `{a.study}`: the plateau test on each method's seed-mean curve cut at each curve step.", "",
              "| method | seeds | preset steps | seed-mean error % at the preset | shortest passing budget | "
              "error % there | verdict at each curve step |", "|---|---|---|---|---|---|---|"]
@@ -105,7 +118,8 @@ def main() -> None:
               "preset: simulated | shortest: simulated | shortest: lower bound |",
               "|---|---|---|---|---|---|---|---|"]
     for folder in a.commands:
-        runs, judges, score, cpu = work_of(folder)
+        runs, _, score, cpu = work_of(folder)
+        judges = judges_of(folder)
         prov = json.loads((folder / "provenance.json").read_text())
         steps = {name: int(info["steps"]) for name, info in prov["runs"].items() if "steps" in info}
         cut = [(name, sec * shortest.get(name, steps[name]) / steps[name]) for name, sec in runs]
