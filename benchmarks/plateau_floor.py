@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from schedule_simulation import minutes, simulate, work_of
+from schedule_simulation import lower_bound, minutes, simulate, work_of
 
 from starbench.evaluate.curves import plateau
 from starbench.metrics.stats import error_rate
@@ -123,8 +123,7 @@ def main() -> None:
         prov = json.loads((folder / "provenance.json").read_text())
         steps = {name: int(info["steps"]) for name, info in prov["runs"].items() if "steps" in info}
         cut = [(name, sec * shortest.get(name, steps[name]) / steps[name]) for name, sec in runs]
-        total = sum(judges) + sum(t for _, t in cut) + score * len(cut)
-        bound = max(total / 2, max(t for _, t in cut) + score, max(judges, default=0.0))
+        bound = lower_bound(cut, judges, score)
         preset, floor = (simulate(r, judges, score, "longest first", a.probe) for r in (runs, cut))
         lines.append(f"| `{folder}` | {cpu} | {sum(judges):.0f} | "
                      + ", ".join(f"{n} {t:.0f}" for n, t in runs) + " | "

@@ -85,6 +85,13 @@ def simulate(runs: list[tuple[str, float]], judges: list[float], score: float, r
     return t
 
 
+def lower_bound(runs: list[tuple[str, float]], judges: list[float], score: float) -> float:
+    """No schedule on two processes ends sooner: half of all the work, the longest run with its scoring, the longest
+    judge member."""
+    total = sum(judges) + sum(t for _, t in runs) + score * len(runs)
+    return max(total / 2, max(t for _, t in runs) + score, max(judges, default=0.0))
+
+
 def minutes(s: float) -> str:
     m, sec = divmod(int(round(s)), 60)
     return f"{m // 60} h {m % 60} min" if m >= 60 else f"{m} min {sec} s"
@@ -108,7 +115,7 @@ def main() -> None:
         if a.judges is not None:  # three members of equal cost
             judges = [a.judges / 3] * 3
         total = sum(judges) + sum(t for _, t in runs) + score * len(runs)
-        bound = max(total / 2, max(t for _, t in runs) + score, max(judges, default=0.0))
+        bound = lower_bound(runs, judges, score)
         old, new, shared = (simulate(runs, judges, score, rule, a.probe)
                             for rule in ("protocol order", "longest first", "judge shared"))
         saved = minutes(new - shared) if shared <= new else "-" + minutes(shared - new)
