@@ -397,10 +397,12 @@ def _expected_type(key: str, schema: Any = Config) -> str:
         if part not in hints:
             return "value"
         node = hints[part]
-    text = getattr(node, "__name__", None) or str(node).replace("typing.", "")
-    if text.startswith("Optional["):
-        text = text[len("Optional["):-1]
-    return text
+    inner = [a for a in typing.get_args(node) if a is not type(None)]
+    if typing.get_origin(node) is typing.Union and len(inner) == 1:  # Optional[X]: X, the type a value must have
+        node = inner[0]
+    if typing.get_origin(node) is None and hasattr(node, "__name__"):
+        return node.__name__
+    return str(node).replace("typing.", "")
 
 
 def resolve(overrides: Iterable[str] = (), base: Optional[dict] = None, values: Optional[dict[str, Any]] = None

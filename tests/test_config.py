@@ -33,6 +33,8 @@ def test_wrong_type_names_key_and_type():
         resolve(["data.image_size=big"])
     with pytest.raises(StarbenchError, match=r"data\.test_fraction.*float"):
         resolve(["data.test_fraction=most"])
+    with pytest.raises(StarbenchError, match=r"'seeds'.*'\[a\]'.*list\[int\]"):  # an optional list: its item type
+        resolve(["seeds=[a]"])
 
 
 def test_bad_values_and_forms():
