@@ -22,7 +22,7 @@ from rich.table import Table
 
 from starbench import __version__
 from starbench.config import model_section, parse_overrides, resolve, to_yaml
-from starbench.data import load_index, synth
+from starbench.data import decode_check, load_index, synth
 from starbench.errors import StarbenchError
 from starbench.evaluate.compare import compare_folders
 from starbench.evaluate.export import export_task
@@ -400,12 +400,14 @@ def synth_cmd(overrides: tuple[str, ...]) -> None:
 def info_cmd(overrides: tuple[str, ...]) -> None:
     """What a loader finds: data=rafd|celeba|folder [data.root=DIR].
 
-    Images per domain and split, the label layout, and every file it could not use, with the reason.
-    Exit status: 0 when every file is usable, 1 when some are not (all listed), 2 when the data cannot
-    be read at all (missing folder, unreadable attribute file).
+    Images per domain and split, the label layout, and every file it could not use, with the reason: a
+    file it cannot list (name, attribute line) or cannot decode (every listed image is decoded into the
+    cache at data.image_size, as a run would). Exit status: 0 when every file is usable, 1 when some are
+    not (all listed), 2 when the data cannot be read at all (missing folder, unreadable attribute file).
     """
     cfg = resolve(overrides)
     index = load_index(cfg, strict=False)
+    undecodable, converted = decode_check(cfg, index)
     out.print(f"[bold]{index.name}[/] at {index.root}  (layout: {index.layout})", highlight=False, soft_wrap=True)
     out.print(f"labels: {index.domains.describe()}", highlight=False)
     counts = index.counts()
@@ -418,11 +420,12 @@ def info_cmd(overrides: tuple[str, ...]) -> None:
         table.add_row(name, *(str(counts[s][name]) for s in splits))
     table.add_row("[italic]images[/]", *(str(len(index.indices(s))) for s in splits))
     out.print(table)
-    for note in index.notes:
+    for note in index.notes + [f"decoding: {note}" for note in converted]:
         out.print(f"note: {note}", highlight=False, soft_wrap=True)
-    if index.problems:
-        out.print(f"[bold yellow]{len(index.problems)} file(s) could not be used:[/]")
-        for p in index.problems:
+    problems = [str(p) for p in index.problems] + undecodable
+    if problems:
+        out.print(f"[bold yellow]{len(problems)} file(s) could not be used:[/]")
+        for p in problems:
             out.print(f"  {p}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(1)
     out.print("[green]every file was usable[/]")

@@ -60,11 +60,21 @@ def test_data_synth_and_info(tmp_path):
     assert res.exit_code == 2 and "unknown key 'subject'" in res.output
 
 
-def test_data_info_lists_unusable_files(rafd_raw):
+def test_data_info_lists_unusable_files(rafd_raw, tmp_path):
     (rafd_raw / "notes_final.jpg").write_bytes(b"")
-    res = run("data", "info", "data=rafd", f"data.root={rafd_raw}")
+    cache = f"cache_dir={tmp_path / 'cache'}"
+    res = run("data", "info", "data=rafd", f"data.root={rafd_raw}", cache)
     assert res.exit_code == 1  # a script can tell that the dataset has unusable files
     assert "1 file(s) could not be used" in res.output and "notes_final.jpg" in res.output
+    # A file whose name the loader takes but whose bytes are no image: only decoding finds it, and nothing is cached.
+    decoded = set((tmp_path / "cache" / "decoded").glob("*.npy"))  # the usable images, decoded as a run would
+    assert len(decoded) == 1
+    named = sorted(rafd_raw.glob("Rafd*_happy_frontal.jpg"))[0]
+    named.write_bytes(b"not a JPEG")
+    res = run("data", "info", "data=rafd", f"data.root={rafd_raw}", cache)
+    assert res.exit_code == 1 and "2 file(s) could not be used" in res.output, res.output
+    assert named.name in res.output and "not an image that can be read" in res.output
+    assert set((tmp_path / "cache" / "decoded").glob("*.npy")) == decoded  # nothing cached from the damaged set
 
 
 def test_tables_without_records(tmp_path):

@@ -17,7 +17,7 @@ import numpy as np
 
 from starbench.config import cache_dir
 from starbench.data import synth
-from starbench.data.cache import decode_notes, decoded_images
+from starbench.data.cache import UnusableImages, decode_notes, decoded_images
 from starbench.data.domains import DomainSpec
 from starbench.data.index import DatasetIndex, ImageRecord, Problem
 from starbench.errors import StarbenchError
@@ -116,6 +116,19 @@ def load_data(cfg: Any, show_progress: bool = True) -> LoadedData:
     images = decoded_images(index, cfg.data.image_size, cache_dir(cfg), cfg.data.workers, show_progress)
     index.notes += [f"decoding: {note}" for note in decode_notes(index, cfg.data.image_size, cache_dir(cfg))]
     return LoadedData(index, images, index.labels())
+
+
+def decode_check(cfg: Any, index: DatasetIndex, show_progress: bool = True) -> tuple[list[str], list[str]]:
+    """Decode every image the index lists into the cache at ``data.image_size``, as a run would (so a run finds it
+    decoded): the files that cannot be decoded (one line each; nothing is cached then), and what decoding converted.
+    A file name can be right and its bytes not an image: only decoding tells."""
+    if not index.records:
+        return [], []
+    try:
+        decoded_images(index, cfg.data.image_size, cache_dir(cfg), cfg.data.workers, show_progress)
+    except UnusableImages as exc:
+        return exc.problems, []
+    return [], decode_notes(index, cfg.data.image_size, cache_dir(cfg))
 
 
 def load_subset(cfg: Any, show_progress: bool = True) -> DatasetIndex:

@@ -34,6 +34,14 @@ from starbench.progress import progress_bar
 CACHE_VERSION = 1
 
 
+class UnusableImages(StarbenchError):
+    """Images listed by a loader that cannot be decoded: ``problems`` holds one line per file."""
+
+    def __init__(self, message: str, problems: list[str]) -> None:
+        super().__init__(message)
+        self.problems = problems
+
+
 def fingerprint(index: DatasetIndex, size: int, cache_root: Optional[Path] = None) -> str:
     """Content key of the decoded array: each file's bytes and path inside the data folder, crop, size, version.
 
@@ -166,8 +174,8 @@ def _decode(index: DatasetIndex, size: int, path: Path, workers: int, show_progr
                         bad.append(problem)
                     advance(1)
         if bad:
-            raise StarbenchError(f"{len(bad)} image(s) of {index.name} in {index.root} cannot be used (nothing was "
-                                 f"cached; fix or remove them):\n  " + "\n  ".join(bad))
+            raise UnusableImages(f"{len(bad)} image(s) of {index.name} in {index.root} cannot be used (nothing was "
+                                 f"cached; fix or remove them):\n  " + "\n  ".join(bad), bad)
         arr.flush()
         del arr
         write_json(path.with_name(f"{path.stem}.notes.json"), {"notes": summarize_notes(notes)})
