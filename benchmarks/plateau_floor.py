@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from schedule_simulation import lower_bound, minutes, simulate, work_of
+from schedule_simulation import emit, lower_bound, minutes, simulate, work_of
 
 from starbench.evaluate.curves import plateau
 from starbench.metrics.stats import error_rate
@@ -66,9 +66,10 @@ def translations(study: Path) -> dict[str, int]:
     return n
 
 
-def judges_of(folder: Path) -> list[float]:
-    """The judge's members' training seconds, cached or not: a command from an empty cache trains them all."""
-    judge = json.loads((folder / "provenance.json").read_text()).get("classifier") or {}
+def judges_of(prov: dict) -> list[float]:
+    """The judge's members' training seconds (a folder's provenance), cached or not: a command from an empty cache
+    trains them all."""
+    judge = prov.get("classifier") or {}
     return [float(m.get("train_seconds") or 0) for m in judge.get("members") or [judge]]
 
 
@@ -105,12 +106,10 @@ def main() -> None:
         first, verdicts = shortest_budget(mean, counts[method])
         last = int(mean.index[-1])
         shortest[method] = first if first is not None else last
+        there = (str(first), f"{mean[first]:.2f}") if first is not None else ("none", "-")
         trail = "; ".join(f"{s}: {v.split(' (')[0]}" for s, v in verdicts)
-        lines.append(f"| {method} | {seeds[method]} | {last} | {mean.iloc[-1]:.2f} | "
-                     f"{first if first is not None else 'none'} | "
-                     f"{mean[first]:.2f} |" if first is not None else
-                     f"| {method} | {seeds[method]} | {last} | {mean.iloc[-1]:.2f} | none | - |")
-        lines[-1] += f" {trail} |"
+        lines.append(f"| {method} | {seeds[method]} | {last} | {mean.iloc[-1]:.2f} | {there[0]} | {there[1]} | "
+                     f"{trail} |")
 
     lines += ["", "The main command (jobs=2: two processes of one thread, longest first), simulated on each folder's "
               "measured seconds:", "",
@@ -119,8 +118,8 @@ def main() -> None:
               "|---|---|---|---|---|---|---|---|"]
     for folder in a.commands:
         runs, _, score, cpu = work_of(folder)
-        judges = judges_of(folder)
         prov = json.loads((folder / "provenance.json").read_text())
+        judges = judges_of(prov)
         steps = {name: int(info["steps"]) for name, info in prov["runs"].items() if "steps" in info}
         cut = [(name, sec * shortest.get(name, steps[name]) / steps[name]) for name, sec in runs]
         bound = lower_bound(cut, judges, score)
@@ -129,10 +128,7 @@ def main() -> None:
                      + ", ".join(f"{n} {t:.0f}" for n, t in runs) + " | "
                      + ", ".join(f"{n} {t:.0f}" for n, t in cut)
                      + f" | {minutes(preset)} | {minutes(floor)} | {minutes(bound)} |")
-    text = "\n".join(lines) + "\n"
-    print(text, end="")
-    if a.out:
-        a.out.write_text(text)
+    emit(lines, a.out)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ import argparse
 import json
 import statistics
 from pathlib import Path
+from typing import Optional
 
 
 def work_of(folder: Path, trained_only: bool = False) -> tuple[list[tuple[str, float]], list[float], float, str]:
@@ -92,6 +93,14 @@ def lower_bound(runs: list[tuple[str, float]], judges: list[float], score: float
     return max(total / 2, max(t for _, t in runs) + score, max(judges, default=0.0))
 
 
+def emit(lines: list[str], out: Optional[Path]) -> None:
+    """A report's Markdown lines to standard output, and to ``out`` when given."""
+    text = "\n".join(lines) + "\n"
+    print(text, end="")
+    if out:
+        out.write_text(text)
+
+
 def minutes(s: float) -> str:
     m, sec = divmod(int(round(s)), 60)
     return f"{m // 60} h {m % 60} min" if m >= 60 else f"{m} min {sec} s"
@@ -121,10 +130,7 @@ def main() -> None:
         saved = minutes(new - shared) if shared <= new else "-" + minutes(shared - new)
         lines.append(f"| `{folder}` | {cpu} | {len(runs)} | {sum(judges):.0f} | {score:.0f} | {total:.0f} | "
                      f"{minutes(bound)} | {minutes(old)} | {minutes(new)} | {minutes(shared)} | {saved} |")
-    text = "\n".join(lines) + "\n"
-    print(text, end="")
-    if a.out:
-        a.out.write_text(text)
+    emit(lines, a.out)
 
 
 if __name__ == "__main__":
